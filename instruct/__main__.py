@@ -1,0 +1,3 @@
+from instruct.cli import main
+
+main()

