@@ -11,6 +11,14 @@ import click
 # command name -> "module:attribute" of its click command
 COMMANDS = {
     "build": "instruct.pipeline.cli:build",
+    "export": "instruct.io.export:export_command",
+    "templates": "instruct.templates.cli:templates",
+    "mix": "instruct.mixture:mix",
+    "tune": "instruct.tune.cli:tune",
+    "synth": "instruct.synth.cli:synth",
+    "serve": "instruct.serve.cli:serve",
+    "samples": "instruct.samples:samples",
+    "eval": "instruct.evaluate.cli:eval_command",
 }
 
 

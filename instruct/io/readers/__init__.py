@@ -9,6 +9,13 @@ from instruct.io.readers.base import InputError, ReadBatch, ReadConfig, Reader, 
 # format name -> module that defines the Reader subclass for it (imported on first use)
 READER_MODULES = {
     "jsonl": "instruct.io.readers.jsonl",
+    "parquet": "instruct.io.readers.parquet",
+    "arrow": "instruct.io.readers.arrow",
+    "text": "instruct.io.readers.text",
+    "code": "instruct.io.readers.code",
+    "html": "instruct.io.readers.html",
+    "warc": "instruct.io.readers.warc",
+    "dataset": "instruct.io.readers.dataset",
 }
 
 

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Iterator
 
 import pyarrow as pa
 
+from instruct.config import from_dict
 from instruct.schema import DOCUMENT_SCHEMA, content_id, dump_meta
 
 
@@ -60,16 +61,28 @@ class ReadBatch:
 
 
 class Reader:
-    """Base class: subclasses set `format`, `default_source`, and implement `read_unit`."""
+    """Base class: subclasses set `format`, `default_source`, and implement `read_unit`.
+
+    `schema` is what the reader's batches hold: DOCUMENT, unless a reader passes records of
+    another schema through (the arrow reader with EXAMPLE shards overrides it per input).
+    Format-specific settings (`read.options`) are declared as an `Options` dataclass and
+    type-checked like the rest of a recipe (without one they stay a plain dict).
+    """
 
     format: ClassVar[str] = ""
     default_source: ClassVar[str] = "text"
-    schema: ClassVar[pa.Schema] = DOCUMENT_SCHEMA
+    Options: ClassVar[type | None] = None
 
     def __init__(self, config: ReadConfig, strict: bool = False) -> None:
         self.config = config
         self.strict = strict
         self.source = config.source or self.default_source
+        self.options: Any = (from_dict(self.Options, config.options, where="read.options") if self.Options
+                             else dict(config.options))
+
+    @property
+    def schema(self) -> pa.Schema:
+        return DOCUMENT_SCHEMA
 
     def units(self) -> list[WorkUnit]:
         """By default one unit per input file, in sorted order."""

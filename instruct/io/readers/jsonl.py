@@ -58,6 +58,8 @@ class JsonlReader(Reader):
                         continue
                     meta = {k: v for k, v in record.items() if k not in (text_field, id_field)}
                     yield self.document(text, where, record.get(id_field), meta)
-        except (OSError, EOFError, zlib.error, zstandard.ZstdError) as error:
-            # an unreadable or truncated file: what was read so far stands, the rest is one reject
+        except (EOFError, zlib.error, zstandard.ZstdError) as error:
+            # a truncated file: what was read so far stands, the rest is one reject
+            yield self.reject(f"{path}:{line_number + 1}", "truncated_file", str(error) or type(error).__name__)
+        except OSError as error:
             yield self.reject(f"{path}:{line_number + 1}", "unreadable_file", str(error) or type(error).__name__)
