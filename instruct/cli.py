@@ -13,7 +13,7 @@ COMMANDS = {
     "build": "instruct.pipeline.cli:build",
     "export": "instruct.io.export:export_command",
     "templates": "instruct.templates.cli:templates",
-    "mix": "instruct.mixture:mix",
+    "mix": "instruct.mixture:mix_command",
     "tune": "instruct.tune.cli:tune",
     "synth": "instruct.synth.cli:synth",
     "serve": "instruct.serve.cli:serve",

@@ -54,6 +54,7 @@ def summarize(step_names: list[str], stage_stats: list[list[dict[str, Any]]]) ->
     """Sum unit stats into per-step counts, and check that every record is accounted for."""
     dropped: dict[str, Counter] = {}
     step_in: Counter = Counter()
+    added: Counter = Counter()
     counters: dict[str, Counter] = {}
     lengths_kept = np.zeros(len(stage_stats[0][0]["lengths_kept"]) if stage_stats[0] else 0, dtype=np.int64)
     lengths_dropped = lengths_kept.copy()
@@ -64,24 +65,28 @@ def summarize(step_names: list[str], stage_stats: list[list[dict[str, Any]]]) ->
             for step, tallies in unit["counters"].items():
                 counters.setdefault(step, Counter()).update(tallies)
             step_in.update(unit["step_in"])
+            added.update(unit.get("added", {}))
             lengths_dropped += np.asarray(unit["lengths_dropped"], dtype=np.int64)
     for unit in stage_stats[-1]:
         lengths_kept += np.asarray(unit["lengths_kept"], dtype=np.int64)
     read = sum(unit["read"] for unit in stage_stats[0])
     written = sum(unit["kept"] for unit in stage_stats[-1])
     rejected = sum(sum(reasons.values()) for reasons in dropped.values())
-    if read != written + rejected:
-        raise AccountingError(f"read {read} != written {written} + rejected {rejected}")
+    created = sum(added.values())  # rows a step made beyond its input (k templates per row)
+    if read + created != written + rejected:
+        raise AccountingError(f"read {read} + created {created} != written {written} + rejected {rejected}")
     steps = [{"step": "read", "in": read, "kept": read - sum(dropped.get("read", {}).values()),
               "dropped": dict(dropped.get("read", {}))}]
     for name in step_names:
         reasons = dict(dropped.get(name, {}))
-        entry = {"step": name, "in": step_in.get(name, 0), "kept": step_in.get(name, 0) - sum(reasons.values()),
-                 "dropped": reasons}
+        entry = {"step": name, "in": step_in.get(name, 0),
+                 "kept": step_in.get(name, 0) + added.get(name, 0) - sum(reasons.values()), "dropped": reasons}
+        if added.get(name):
+            entry["added"] = added[name]
         if name in counters:
             entry["counters"] = dict(counters[name])
         steps.append(entry)
-    return {"read": read, "written": written, "rejected": rejected, "steps": steps,
+    return {"read": read, "written": written, "rejected": rejected, "created": created, "steps": steps,
             "length_histogram": {"kept": lengths_kept.tolist(), "dropped": lengths_dropped.tolist()}}
 
 

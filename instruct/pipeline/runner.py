@@ -94,6 +94,7 @@ class UnitStats:
     dropped: dict[str, dict[str, int]] = field(default_factory=dict)  # step -> reason -> n
     counters: dict[str, dict[str, int]] = field(default_factory=dict)  # step -> name -> n
     step_in: dict[str, int] = field(default_factory=dict)  # step -> rows that reached it
+    added: dict[str, int] = field(default_factory=dict)  # step -> rows it created (e.g. k templates per row)
     lengths_kept: list[int] = field(default_factory=lambda: [0] * (len(LENGTH_BINS) - 1))
     lengths_dropped: list[int] = field(default_factory=lambda: [0] * (len(LENGTH_BINS) - 1))
     seconds: float = 0.0
@@ -164,6 +165,11 @@ class UnitRun:
             return table
         step.ensure_setup()
         result = step.apply(table)
+        added = result.table.num_rows - table.num_rows  # a step may expand rows (and change the schema)
+        if added < 0:
+            raise RuntimeError(f"step {step.label} returned {-added} rows fewer than it got; drops need reasons")
+        if added:
+            self.stats.added[step.label] = self.stats.added.get(step.label, 0) + added
         for key, n in result.counters.items():
             bucket = self.stats.counters.setdefault(step.label, {})
             bucket[key] = bucket.get(key, 0) + n

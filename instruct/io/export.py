@@ -1,0 +1,62 @@
+"""`instruct export SHARDS_DIR --format alpaca|sharegpt|openai --output FILE`: EXAMPLE shards -> chat JSONL.
+
+Conversations a format cannot hold (Alpaca holds one exchange, so few-shot turns do not fit)
+are skipped and counted per reason on stderr, never dropped silently. Written atomically;
+FILE ending in .gz is gzip-compressed.
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any, Callable
+
+import click
+
+from instruct.errors import user_errors
+from instruct.io.shards import atomic_path, iter_batches, shard_paths
+from instruct.schema import SchemaError, is_example_schema, to_alpaca, to_openai, to_sharegpt
+
+CONVERTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    "alpaca": to_alpaca, "sharegpt": to_sharegpt, "openai": to_openai}
+
+
+def export(shards: str | Path, format_name: str, output: str | Path) -> tuple[int, Counter]:
+    """Write every example of `shards` (a build folder or a folder of .arrow files); returns (written, skipped)."""
+    convert = CONVERTERS[format_name]
+    paths = shard_paths(shards)
+    if not paths:
+        raise FileNotFoundError(f"{shards}: no .arrow shards found")
+    written, skipped = 0, Counter()
+    with atomic_path(output) as tmp:
+        opener = gzip.open if str(output).endswith(".gz") else open
+        with opener(tmp, "wt", encoding="utf-8") as sink:
+            for path in paths:
+                for batch in iter_batches(path):
+                    if not is_example_schema(batch.schema):
+                        raise SchemaError(f"{path}: not EXAMPLE shards (no 'messages' column); "
+                                          "export takes the output of a template, synth or mix run")
+                    for example in batch.to_pylist():
+                        try:
+                            record = convert(example)
+                        except SchemaError as error:
+                            skipped[str(error).split(" has ", 1)[-1]] += 1
+                            continue
+                        sink.write(json.dumps(record, ensure_ascii=False) + "\n")
+                        written += 1
+    return written, skipped
+
+
+@click.command("export")
+@click.argument("shards_dir", type=click.Path(exists=True, file_okay=False))
+@click.option("--format", "format_name", type=click.Choice(sorted(CONVERTERS)), required=True,
+              help="alpaca (instruction/input/output), sharegpt (conversations) or openai (messages).")
+@click.option("--output", required=True, type=click.Path(dir_okay=False), help="JSONL file to write (.gz ok).")
+def export_command(shards_dir: str, format_name: str, output: str) -> None:
+    """Export EXAMPLE shards to Alpaca, ShareGPT or OpenAI chat JSONL."""
+    with user_errors():
+        written, skipped = export(shards_dir, format_name, output)
+    for reason, count in skipped.most_common():
+        click.echo(f"skipped {count:,}: {reason}", err=True)
+    click.echo(f"wrote {written:,} {format_name} records -> {output}")

@@ -1,0 +1,208 @@
+"""The `template` step: raw labeled rows in, EXAMPLE conversations out.
+
+    steps:
+      - template: {templates: sentiment, k: 2, seed: 0, fewshot: {path: data/train.csv, k: 3}}
+
+Each row gets up to `k` templates, tried in a seeded per-row order until `k` of them yield a
+target, so output depends only on (seed, row id), never on worker count or batch order. A row
+that yields nothing is dropped with its reason (unlabeled, no_target, empty_target) and kept
+whole in `rejected/`; the runner counts it. Input is a raw table from the `dataset` reader, or
+DOCUMENT rows whose `meta` holds the fields (the jsonl reader's layout).
+"""
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from instruct.config import ConfigError
+from instruct.pipeline.step import Step, StepOutput
+from instruct.schema import DOCUMENT_SCHEMA, examples_table
+from instruct.templates.loader import load_templates
+from instruct.templates.render import UNLABELED, Template, stable_seed
+
+
+@dataclass
+class FewshotConfig:
+    """Demonstrations rendered with the same template, drawn per row (seeded) from a train split."""
+
+    path: str  # a file or folder that `datasets` loads
+    split: str = "train"
+    k: int = 2
+    style: Literal["turns", "inline"] = "turns"  # earlier chat turns, or inlined before the prompt
+    separator: str = "\n\n"  # between inlined demonstrations
+
+
+@dataclass
+class TemplateConfig:
+    templates: list[str]  # template files, folders or library names (see `instruct templates list`)
+    names: list[str] = field(default_factory=list)  # template names or ids to use; empty: all
+    k: int = 1  # templates per row (seeded sample); 0: every template
+    seed: int = 0
+    inverted: bool = False  # also use inverted (answer -> question) templates
+    original_task_only: bool = False  # only templates whose metadata says original_task
+    system: str | None = None  # system prompt for every example (else the template's own, if any)
+    fewshot: FewshotConfig | None = None
+    keep_fields: list[str] = field(default_factory=list)  # input fields copied into meta.fields
+
+
+class TemplateStep(Step):
+    name = "template"
+    Config = TemplateConfig
+
+    def setup(self) -> None:
+        self.pool = select_templates(self.config)
+        self.demos = Demonstrations(self.config.fewshot) if self.config.fewshot else None
+
+    def apply(self, table: pa.Table) -> StepOutput:
+        rows, locations = _rows(table)
+        examples: list[dict[str, Any]] = []
+        reasons: list[str | None] = []
+        counters: Counter = Counter()
+        for row, location in zip(rows, locations):
+            made, reason = self._row_examples(row, location, counters)
+            if made:
+                examples.extend(made)
+                reasons.extend([None] * len(made))
+            else:
+                examples.append({"id": str(row["id"]), "messages": [], "source": self.pool[0].dataset,
+                                 "meta": {"row": row, "where": str(location)}})
+                reasons.append(reason)
+        return StepOutput(examples_table(examples), reasons, counters)
+
+    def _row_examples(self, row: dict[str, Any], location: _Location, counters: Counter) -> tuple[list[dict], str | None]:
+        row_id = str(row["id"])
+        made: list[dict[str, Any]] = []
+        first_reason = None
+        for template in self._order(row_id):
+            result = template.render(row, seed=self.config.seed, where=location)
+            if isinstance(result, str):
+                if result == UNLABELED:
+                    return made, result  # no template can use a row without its label
+                first_reason = first_reason or result
+                counters[f"skipped/{template.name}/{result}"] += 1
+                continue
+            made.append(self._example(template, row, row_id, result, location))
+            counters[f"template/{template.name}"] += 1
+            if self.config.k and len(made) == self.config.k:
+                break
+        return made, first_reason
+
+    def _order(self, row_id: str) -> list[Template]:
+        if not self.config.k or self.config.k >= len(self.pool):
+            return self.pool
+        return random.Random(stable_seed(self.config.seed, row_id)).sample(self.pool, len(self.pool))
+
+    def _example(self, template: Template, row: dict[str, Any], row_id: str, result: tuple[str, str],
+                 location: _Location) -> dict[str, Any]:
+        prompt, target = result
+        messages: list[dict[str, str]] = []
+        system = self.config.system if self.config.system is not None else template.system
+        if system:
+            messages.append({"role": "system", "content": system})
+        meta: dict[str, Any] = {"input_id": row_id, "dataset": template.dataset, "template": template.name,
+                                "template_id": template.id}
+        if self.demos is not None:
+            demos = self.demos.draw(template, row_id, self.config.seed)
+            meta["fewshot_ids"] = [demo_id for demo_id, _ in demos]
+            if self.config.fewshot.style == "turns":
+                for demo_prompt, demo_target in (pair for _, pair in demos):
+                    messages += [{"role": "user", "content": demo_prompt},
+                                 {"role": "assistant", "content": demo_target}]
+            else:
+                separator = self.config.fewshot.separator
+                prompt = separator.join([f"{p}\n{t}" for _, (p, t) in demos] + [prompt])
+        messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": target}]
+        if template.metadata.inverted:
+            meta["inverted"] = True  # its answer choices describe the prompt, not the target
+        else:
+            choices = template.answer_choices(row, seed=self.config.seed, where=location)
+            if choices is not None:
+                meta["choices"] = choices
+        if template.metadata.original_task is not None:
+            meta["original_task"] = template.metadata.original_task
+        if self.config.keep_fields:
+            meta["fields"] = {name: row.get(name) for name in self.config.keep_fields}
+        return {"id": f"{row_id}#{template.name}", "messages": messages,
+                "source": f"{template.dataset}/{template.name}", "meta": meta}
+
+
+def select_templates(config: TemplateConfig) -> list[Template]:
+    """The template pool a step samples from, in file order; unknown names are an error."""
+    loaded = [t for path in config.templates for t in load_templates(path)]
+    if config.names:
+        by_key = {key: t for t in loaded for key in (t.name, t.id)}
+        missing = [n for n in config.names if n not in by_key]
+        if missing:
+            raise ConfigError(f"template: no template named {', '.join(map(repr, missing))}; "
+                              f"available: {', '.join(t.name for t in loaded)}")
+        pool = list({id(t): t for t in (by_key[n] for n in config.names)}.values())
+    else:
+        pool = [t for t in loaded if config.inverted or not t.metadata.inverted]
+    if config.original_task_only:
+        pool = [t for t in pool if t.metadata.original_task]
+    if not pool:
+        raise ConfigError(f"template: no template left to apply from {', '.join(config.templates)}")
+    return pool
+
+
+class Demonstrations:
+    """A train split to draw few-shot demonstrations from; each draw is seeded by (seed, row, template)."""
+
+    def __init__(self, config: FewshotConfig) -> None:
+        from instruct.io.readers.dataset import load_split
+
+        self.config = config
+        loaded, self.split, self.offset = load_split(config.path, config.split)
+        self.table = loaded.with_format("arrow")[:]
+        if self.table.num_rows == 0:
+            raise ConfigError(f"fewshot: {config.path}[{config.split}] has no rows")
+
+    def draw(self, template: Template, row_id: str, seed: int) -> list[tuple[str, tuple[str, str]]]:
+        rng = random.Random(stable_seed(seed, row_id, template.id, "fewshot"))
+        chosen: list[tuple[str, tuple[str, str]]] = []
+        attempts = 0
+        while len(chosen) < self.config.k and attempts < 10 * self.config.k:
+            attempts += 1
+            index = rng.randrange(self.table.num_rows)
+            demo = self.table.slice(index, 1).to_pylist()[0]
+            demo_id = str(demo.get("id", f"{self.config.path}/{self.split}/{self.offset + index}"))
+            demo.setdefault("id", demo_id)
+            if demo_id == row_id or any(demo_id == c for c, _ in chosen):
+                continue
+            result = template.apply(demo, seed=seed, where=f"{self.offset + index} of {self.config.path} (few-shot)")
+            if result is not None:
+                chosen.append((demo_id, result))
+        return chosen
+
+
+class _Location:
+    """Where a row came from, worked out only when an error message needs it."""
+
+    __slots__ = ("row", "document")
+
+    def __init__(self, row: dict[str, Any], document: bool) -> None:
+        self.row, self.document = row, document
+
+    def __str__(self) -> str:
+        if self.document:
+            return f"{self.row['url_or_path']} (id {self.row['id']})"
+        from instruct.io.readers.dataset import row_location
+
+        return row_location(self.row.get("meta"), str(self.row["id"]))
+
+
+def _rows(table: pa.Table) -> tuple[list[dict[str, Any]], list[_Location]]:
+    """Template rows and their locations; DOCUMENT rows unfold the fields kept in their meta."""
+    rows = table.to_pylist()
+    if set(table.column_names) != set(DOCUMENT_SCHEMA.names):
+        return rows, [_Location(row, False) for row in rows]
+    unfolded = []
+    for row in rows:
+        fields = json.loads(row["meta"]) if row["meta"] else {}
+        unfolded.append({**fields, "text": row["text"], "id": row["id"]})
+    return unfolded, [_Location(row, True) for row in rows]
