@@ -1,0 +1,256 @@
+"""`decontaminate`: drop training records that contain (or near-duplicate) any eval item.
+
+Each worker loads the eval sets once (setup) into a sorted index of 64-bit word n-gram hashes
+-> eval item. A training record's n-grams are looked up in bulk (`searchsorted`); per eval item
+the overlap is exact, so the record is contaminated when
+
+    containment = |item ∩ record| / |item|            >= threshold   (metric: containment), or
+    jaccard     = |item ∩ record| / |item ∪ record|   >= threshold   (metric: jaccard).
+
+Containment (the default) catches an eval question pasted inside a long web page, which
+whole-document Jaccard misses. Eval items shorter than `ngram` words are matched as one
+shingle of all their words when they have at least `min_words`; shorter ones are skipped and
+counted. The driver reports which eval items were hit (report + side tables).
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from instruct.config import ConfigError
+from instruct.dedup.clusters import concat_signatures
+from instruct.dedup.text import WORD, Shingling, conversation_text, record_texts, shingle_hashes
+from instruct.io.readers.base import InputError, expand_paths
+from instruct.pipeline.step import Decision, GlobalStep
+
+
+@dataclass
+class EvalItem:
+    eval_set: str
+    eval_id: str
+    text: str
+
+
+class EvalIndex:
+    """64-bit n-gram hashes of eval items, sorted, grouped by effective n-gram length."""
+
+    def __init__(self, items: list[EvalItem], ngram: int, min_words: int) -> None:
+        self.items = items
+        self.sizes = np.zeros(len(items), dtype=np.int64)
+        self.skipped = 0
+        by_n: dict[int, list[int]] = {}
+        for index, item in enumerate(items):
+            words = len(WORD.findall(item.text))
+            if words < min_words:
+                self.skipped += 1
+                continue
+            by_n.setdefault(min(ngram, words), []).append(index)
+        self.tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        for n, indices in sorted(by_n.items()):
+            shingles = shingle_hashes([items[i].text for i in indices], Shingling(n), wide=True)
+            owners = np.repeat(np.asarray(indices, dtype=np.int64), shingles.counts())
+            order = np.argsort(shingles.values, kind="stable")
+            self.tables[n] = (shingles.values[order], owners[order])
+            self.sizes[indices] = shingles.counts()
+
+    def overlaps(self, texts: list[str]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+        """Per n: (record index, eval item, shared n-grams, record n-grams) for every overlap."""
+        for n, (keys, owners) in self.tables.items():
+            shingles = shingle_hashes(texts, Shingling(n), wide=True)
+            lo = np.searchsorted(keys, shingles.values, side="left")
+            hi = np.searchsorted(keys, shingles.values, side="right")
+            hits = hi - lo
+            if not hits.any():
+                continue
+            record_of = np.repeat(np.arange(len(texts), dtype=np.int64), shingles.counts())
+            positions = _expand_ranges(lo, hits)
+            pair_records = np.repeat(record_of, hits)
+            pair_items = owners[positions]
+            codes, shared = np.unique(pair_records * len(self.items) + pair_items, return_counts=True)
+            records = codes // len(self.items)
+            yield records, codes % len(self.items), shared, shingles.counts()[records]
+
+
+def _expand_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of range(s, s + l) for every (s, l), vectorised."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    ends = np.cumsum(lengths)
+    offsets = np.repeat(ends - lengths, lengths)
+    return np.repeat(starts, lengths) + (np.arange(total) - offsets)
+
+
+class Decontaminate(GlobalStep):
+    name = "decontaminate"
+
+    @dataclass
+    class Config:
+        eval_sets: list[str] = field(default_factory=list)  # jsonl / json / parquet / arrow files or shard folders
+        text_fields: list[str] = field(default_factory=list)  # joined per eval record; empty: chat messages or `text`
+        ngram: int = 8
+        metric: Literal["containment", "jaccard"] = "containment"
+        threshold: float = 0.5
+        min_words: int = 5
+
+    def __init__(self, config=None, **params) -> None:
+        super().__init__(config, **params)
+        if not self.config.eval_sets:
+            raise ConfigError(f"{self.name}: eval_sets is empty; name the eval files to protect")
+        if not 0.0 < self.config.threshold <= 1.0:
+            raise ConfigError(f"{self.name}.threshold: must be in (0, 1], got {self.config.threshold}")
+        self.index: EvalIndex | None = None
+
+    def setup(self) -> None:
+        items = [item for path in expand_paths(self.config.eval_sets)
+                 for item in load_eval_items(path, self.config.text_fields)]
+        self.index = EvalIndex(items, self.config.ngram, self.config.min_words)
+
+    def signatures(self, table: pa.Table) -> pa.Table:
+        """Per record: the eval items it overlaps past the threshold, and the score of each."""
+        self.ensure_setup()
+        texts = record_texts(table)
+        hits: list[list[int]] = [[] for _ in texts]
+        scores: list[list[float]] = [[] for _ in texts]
+        for records, items, shared, record_sizes in self.index.overlaps(texts):
+            item_sizes = self.index.sizes[items]
+            if self.config.metric == "containment":
+                score = shared / item_sizes
+            else:
+                score = shared / (item_sizes + record_sizes - shared)
+            for r, i, s in zip(records.tolist(), items.tolist(), score.tolist()):
+                if s >= self.config.threshold:
+                    hits[r].append(i)
+                    scores[r].append(round(s, 4))
+        return pa.table({"id": table.column("id"), "hits": pa.array(hits, pa.list_(pa.int64())),
+                         "scores": pa.array(scores, pa.list_(pa.float64()))})
+
+    def decide(self, signatures: Iterable[pa.Table]) -> Decision:
+        self.ensure_setup()
+        items = self.index.items
+        table = concat_signatures(signatures)
+        rows = table.to_pylist() if table is not None else []
+        drop: dict[str, str] = {}
+        contaminated = []
+        hit_count: Counter = Counter()
+        for row in rows:
+            if not row["hits"]:
+                continue
+            drop[row["id"]] = "contaminated"
+            best = max(range(len(row["hits"])), key=lambda k: row["scores"][k])
+            item = items[row["hits"][best]]
+            contaminated.append({"id": row["id"], "eval_set": item.eval_set, "eval_id": item.eval_id,
+                                 "score": row["scores"][best], "items_hit": len(row["hits"])})
+            hit_count.update(row["hits"])
+        hit_items = [{"eval_set": items[i].eval_set, "eval_id": items[i].eval_id, "records": n}
+                     for i, n in sorted(hit_count.items())]
+        per_set: dict[str, dict[str, int]] = {}
+        for index, item in enumerate(items):
+            entry = per_set.setdefault(item.eval_set, {"items": 0, "items_hit": 0})
+            entry["items"] += 1
+            entry["items_hit"] += index in hit_count
+        report = {"metric": self.config.metric, "threshold": self.config.threshold, "ngram": self.config.ngram,
+                  "eval_items": len(items), "eval_items_too_short": self.index.skipped,
+                  "eval_items_hit": len(hit_count), "records_dropped": len(drop), "eval_sets": per_set,
+                  "hit_items": hit_items[:1000]}
+        side = {"contaminated": _table(contaminated, {"id": pa.string(), "eval_set": pa.string(),
+                                                      "eval_id": pa.string(), "score": pa.float64(),
+                                                      "items_hit": pa.int64()}),
+                "eval_hits": _table(hit_items, {"eval_set": pa.string(), "eval_id": pa.string(),
+                                                "records": pa.int64()})}
+        return Decision(drop=drop, counters=Counter({"contaminated": len(drop), "eval_items_hit": len(hit_count)}),
+                        side_tables=side, report=report)
+
+
+def _table(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa.Table:
+    schema = pa.schema(list(types.items()))
+    return pa.Table.from_pylist(rows, schema=schema)
+
+
+# --- eval sets ----------------------------------------------------------------------------------
+
+def load_eval_items(path: str, text_fields: list[str]) -> list[EvalItem]:
+    """Eval records of one file or shard folder, each as the text to protect."""
+    name = Path(path).name
+    return [EvalItem(name, str(record.get("id") if record.get("id") is not None else where),
+                     eval_text(record, text_fields, where))
+            for where, record in _records(path)]
+
+
+def _records(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    from instruct.io.readers.jsonl import open_text_stream
+    from instruct.io.shards import read_shards, read_table
+
+    target = Path(path)
+    if target.is_dir() or target.suffix in (".arrow", ".parquet"):
+        if target.is_dir():
+            table = read_shards(target)
+        elif target.suffix == ".arrow":
+            table = read_table(target)
+        else:
+            import pyarrow.parquet as pq
+
+            table = pq.read_table(target)
+        for row_number, record in enumerate(table.to_pylist()):
+            yield f"{path}#{row_number}", record
+        return
+    with open_text_stream(path) as handle:
+        if target.suffix == ".json":
+            try:
+                records = json.load(handle)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise InputError(f"{path}: invalid JSON ({error})") from None
+            if not isinstance(records, list):
+                raise InputError(f"{path}: expected a JSON list of records")
+            for number, record in enumerate(records):
+                yield f"{path}#{number}", _object(record, f"{path}#{number}")
+            return
+        for line_number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            where = f"{path}:{line_number}"
+            try:
+                record = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError) as error:
+                raise InputError(f"{where}: invalid JSON ({error})") from None
+            yield where, _object(record, where)
+
+
+def _object(record: Any, where: str) -> dict[str, Any]:
+    if not isinstance(record, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(record).__name__}")
+    return record
+
+
+def eval_text(record: dict[str, Any], text_fields: list[str], where: str) -> str:
+    """The named fields joined (lists of choices flattened); else the conversation (any chat
+    format, prompt-only too); else `text`."""
+    if text_fields:
+        parts = [_flatten(record[f]) for f in text_fields if record.get(f) is not None]
+        if not parts:
+            raise InputError(f"{where}: none of the fields {', '.join(text_fields)} is present")
+        return "\n".join(parts)
+    if isinstance(record.get("messages"), list):
+        return conversation_text([m for m in record["messages"] if isinstance(m, dict)])
+    if isinstance(record.get("conversations"), list):
+        return "\n".join(str(t.get("value") or "") for t in record["conversations"] if isinstance(t, dict))
+    if "instruction" in record:
+        return "\n".join(_flatten(record[k]) for k in ("instruction", "input", "output") if record.get(k))
+    if isinstance(record.get("text"), str):
+        return record["text"]
+    raise InputError(f"{where}: no 'text', 'messages' or chat fields; set text_fields "
+                     f"(fields present: {', '.join(sorted(record))})")
+
+
+def _flatten(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        return "\n".join(_flatten(v) for v in value)
+    if isinstance(value, dict):
+        return "\n".join(_flatten(v) for v in value.values())
+    return str(value)

@@ -1,0 +1,118 @@
+"""The near-dup decision as small pure functions over numpy arrays, in pipeline order:
+
+    minhash rows ─band_keys─▶ (row, band) keys ─candidate_pairs─▶ pairs
+      ─verified_components (exact Jaccard or signature agreement, union-find)─▶ labels
+
+A distributed executor reuses them piecewise: shuffle rows by `band_keys`, run
+`candidate_pairs` inside each key group, verify there, and merge edges into components.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from itertools import combinations
+from typing import Callable
+
+import numpy as np
+
+from instruct.dedup.text import ShingleBatch, _fmix64, jaccard
+from instruct.dedup.unionfind import UnionFind
+
+_MIX = np.uint64(0x9E3779B97F4A7C15)
+SMALL_BUCKET = 16  # buckets up to this size give all pairs; larger ones a star and a chain
+
+
+@lru_cache(maxsize=64)
+def lsh_params(threshold: float, num_perm: int, verified: bool) -> tuple[int, int]:
+    """(bands, rows) minimising datasketch's weighted FP/FN error for this threshold.
+
+    With verification a false candidate only costs a check, so misses weigh far more.
+    """
+    from datasketch.lsh import _optimal_param
+
+    weights = (0.05, 0.95) if verified else (0.5, 0.5)
+    return _optimal_param(threshold, num_perm, *weights)
+
+
+def candidate_probability(similarity: float, bands: int, rows: int) -> float:
+    """Chance that two rows of this Jaccard similarity share at least one band."""
+    return 1.0 - (1.0 - similarity ** rows) ** bands
+
+
+def band_keys(minhashes: np.ndarray, bands: int, rows: int) -> np.ndarray:
+    """(n, bands) uint64: one hash per band of `rows` consecutive minhash values."""
+    n = minhashes.shape[0]
+    if bands * rows > minhashes.shape[1]:
+        raise ValueError(f"bands x rows = {bands * rows} exceeds num_perm = {minhashes.shape[1]}")
+    cells = minhashes[:, :bands * rows].astype(np.uint64).reshape(n, bands, rows)
+    acc = np.zeros((n, bands), dtype=np.uint64)
+    for j in range(rows):
+        acc = acc * _MIX + cells[:, :, j]
+    return _fmix64(acc + np.arange(bands, dtype=np.uint64))
+
+
+def candidate_pairs(keys: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:
+    """Unique (i, j), i < j, of row indices sharing a key in any band, sorted.
+
+    `rows` maps the key matrix rows to global indices (default 0..n-1). Buckets of at most
+    SMALL_BUCKET rows give every pair; a larger bucket (many copies of one text) gives a star
+    from its first row plus a chain, enough to connect it without quadratic cost.
+    """
+    n, bands = keys.shape
+    rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64)
+    found = []
+    for band in range(bands):
+        order = np.argsort(keys[:, band], kind="stable")
+        sorted_keys = keys[order, band]
+        starts = np.flatnonzero(np.concatenate([[True], sorted_keys[1:] != sorted_keys[:-1]]))
+        sizes = np.diff(np.concatenate([starts, [n]]))
+        group_start = np.repeat(starts, sizes)
+        member = np.arange(n) != group_start
+        found.append(np.stack([order[group_start[member]], order[member]], axis=1))  # star
+        chained = np.flatnonzero(member & (np.arange(n) - group_start >= 2))
+        found.append(np.stack([order[chained - 1], order[chained]], axis=1))  # chain
+        for start, size in zip(starts[(sizes > 2) & (sizes <= SMALL_BUCKET)],
+                               sizes[(sizes > 2) & (sizes <= SMALL_BUCKET)]):
+            found.append(np.array(list(combinations(order[start:start + size], 2)), dtype=np.int64))
+    if not found:
+        return np.zeros((0, 2), dtype=np.int64)
+    pairs = rows[np.concatenate(found)]
+    pairs = np.sort(pairs, axis=1)
+    return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
+
+
+def jaccard_check(shingles: ShingleBatch, threshold: float) -> Callable[[int, int], bool]:
+    """Exact Jaccard of the two rows' shingle sets against the threshold."""
+    counts = shingles.counts()
+
+    def similar(i: int, j: int) -> bool:
+        small, large = sorted((counts[i], counts[j]))
+        if large == 0 or small < threshold * large:  # |A∩B|/|A∪B| <= |A|/|B|: cannot reach it
+            return False
+        return jaccard(shingles.of(i), shingles.of(j)) >= threshold
+
+    return similar
+
+
+def signature_check(minhashes: np.ndarray, threshold: float) -> Callable[[int, int], bool]:
+    """Estimated Jaccard (share of equal minhash values) against the threshold."""
+    return lambda i, j: float(np.mean(minhashes[i] == minhashes[j])) >= threshold
+
+
+def verified_components(n: int, pairs: np.ndarray,
+                        similar: Callable[[int, int], bool] | None) -> tuple[np.ndarray, dict[str, int]]:
+    """Union the pairs that pass `similar` (all of them when None); labels = smallest member.
+
+    A pair already inside one component is not checked: its answer cannot change the clusters.
+    Pairs are visited in sorted order, so the result is deterministic.
+    """
+    sets = UnionFind(n)
+    stats = {"candidate_pairs": int(len(pairs)), "verified_pairs": 0, "rejected_pairs": 0, "skipped_pairs": 0}
+    for i, j in pairs.tolist():
+        if sets.connected(i, j):
+            stats["skipped_pairs"] += 1
+        elif similar is None or similar(i, j):
+            sets.union(i, j)
+            stats["verified_pairs"] += 1
+        else:
+            stats["rejected_pairs"] += 1
+    return sets.labels(), stats

@@ -1,0 +1,144 @@
+"""`minhash_dedup`: near-duplicate removal with MinHash LSH, verified pairs and union-find clusters.
+
+Workers turn each record into shingles (word n-grams or character n-grams) and a MinHash
+signature computed in bulk: all shingles of a batch go through datasketch's permutation family
+(`affine32`: MurmurHash3 finaliser, then a*h+b mod 2^32) as one numpy matrix, reduced per
+record with `np.minimum.reduceat`; no Python call per shingle. The driver bands the signatures,
+collects candidate pairs, checks each against the threshold (exact Jaccard of the stored
+shingle sets by default, so chains of look-alikes cannot merge unrelated records), unions the
+survivors and keeps one member per cluster. See `instruct.dedup.lsh` for the pieces.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from instruct.config import ConfigError
+from instruct.dedup.clusters import KeepConfig, check_keep, cluster_decision, concat_signatures, priority, \
+    priority_columns
+from instruct.dedup.lsh import band_keys, candidate_pairs, candidate_probability, jaccard_check, lsh_params, \
+    signature_check, verified_components
+from instruct.dedup.text import ShingleBatch, Shingling, record_texts, shingle_hashes
+from instruct.pipeline.step import Decision, GlobalStep
+
+CHUNK_ROWS = 1 << 15  # shingles per (rows x num_perm) block: 16 MB at 128 permutations
+
+
+def permutations(num_perm: int, seed: int) -> np.ndarray:
+    """datasketch's affine32 permutation parameters (2 x num_perm uint32: a, b)."""
+    from datasketch import MinHash
+
+    return np.asarray(MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations, dtype=np.uint32)
+
+
+def minhash_signatures(shingles: ShingleBatch, perms: np.ndarray) -> np.ndarray:
+    """(texts x num_perm) uint32 MinHash signatures, equal to datasketch's `update` of each hash.
+
+    A text without shingles keeps the all-max signature (and is never a candidate).
+    """
+    from datasketch.minhash import _fmix
+
+    a, b = perms[0], perms[1]
+    n, num_perm = len(shingles), perms.shape[1]
+    out = np.full((n, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
+    mixed = _fmix(shingles.values.astype(np.uint32), 32)
+    offsets = shingles.offsets
+    total = len(mixed)
+    for lo in range(0, total, CHUNK_ROWS):
+        hi = min(lo + CHUNK_ROWS, total)
+        block = a[:, None] * mixed[None, lo:hi] + b[:, None]  # (num_perm x rows), wraps mod 2^32
+        first = int(np.searchsorted(offsets, lo, side="right")) - 1
+        last = int(np.searchsorted(offsets, hi, side="left"))
+        docs = np.arange(first, last)
+        docs = docs[(offsets[docs + 1] > offsets[docs]) & (offsets[docs + 1] > lo)]
+        starts = np.maximum(offsets[docs], lo) - lo
+        out[docs] = np.minimum(out[docs], np.minimum.reduceat(block, starts, axis=1).T)
+    return out
+
+
+class MinHashDedup(GlobalStep):
+    name = "minhash_dedup"
+
+    @dataclass
+    class Config(KeepConfig):
+        threshold: float = 0.7  # Jaccard similarity of shingle sets that makes two records duplicates
+        ngram: int = 5
+        unit: Literal["word", "char"] = "word"
+        num_perm: int = 128
+        bands: int = 0  # 0: chosen from threshold and num_perm (with rows)
+        rows: int = 0
+        verify: Literal["jaccard", "signature", "none"] = "jaccard"
+        seed: int = 1
+
+    def __init__(self, config=None, **params) -> None:
+        super().__init__(config, **params)
+        c = self.config
+        if not 0.0 < c.threshold <= 1.0:
+            raise ConfigError(f"{self.name}.threshold: must be in (0, 1], got {c.threshold}")
+        if c.ngram < 1 or c.num_perm < 1:
+            raise ConfigError(f"{self.name}: ngram and num_perm must be >= 1")
+        if (c.bands > 0) != (c.rows > 0):
+            raise ConfigError(f"{self.name}: give both bands and rows, or neither")
+        if c.bands * c.rows > c.num_perm:
+            raise ConfigError(f"{self.name}: bands x rows = {c.bands * c.rows} exceeds num_perm = {c.num_perm}")
+        check_keep(c, self.name)
+        self.shingling = Shingling(c.ngram, c.unit)
+        self._perms: np.ndarray | None = None
+
+    def setup(self) -> None:
+        self._perms = permutations(self.config.num_perm, self.config.seed)
+
+    @property
+    def banding(self) -> tuple[int, int]:
+        c = self.config
+        return (c.bands, c.rows) if c.bands else lsh_params(c.threshold, c.num_perm, c.verify != "none")
+
+    def signatures(self, table: pa.Table) -> pa.Table:
+        self.ensure_setup()
+        texts = record_texts(table)
+        shingles = shingle_hashes(texts, self.shingling)
+        minhashes = minhash_signatures(shingles, self._perms)
+        columns = {"id": table.column("id"),
+                   "minhash": pa.FixedSizeListArray.from_arrays(pa.array(minhashes.reshape(-1)), self.config.num_perm),
+                   "shingle_count": pa.array(shingles.counts(), pa.int64())}
+        if self.config.verify == "jaccard":
+            columns["shingles"] = shingles.to_arrow()
+        columns.update(priority_columns(table, texts, self.config))
+        return pa.table(columns)
+
+    def decide(self, signatures: Iterable[pa.Table]) -> Decision:
+        table = concat_signatures(signatures)
+        if table is None:
+            return Decision(drop={})
+        labels, stats = self.cluster(table)
+        bands, rows = self.banding
+        c = self.config
+        report = {"threshold": c.threshold, "ngram": c.ngram, "unit": c.unit, "num_perm": c.num_perm,
+                  "bands": bands, "rows": rows, "verify": c.verify, "keep": c.keep,
+                  "candidate_probability_at_threshold": round(candidate_probability(c.threshold, bands, rows), 4),
+                  **stats}
+        return cluster_decision(table.column("id").to_pylist(), labels, priority(table, c), "near_duplicate", report)
+
+    def cluster(self, table: pa.Table) -> tuple[np.ndarray, dict[str, int]]:
+        """Component label of every row of the concatenated signature table."""
+        n = table.num_rows
+        minhashes = minhash_matrix(table.column("minhash"), self.config.num_perm)
+        present = np.flatnonzero(table.column("shingle_count").to_numpy() > 0)
+        bands, rows = self.banding
+        pairs = candidate_pairs(band_keys(minhashes[present], bands, rows), present)
+        if self.config.verify == "jaccard":
+            check = jaccard_check(ShingleBatch.from_arrow(table.column("shingles")), self.config.threshold)
+        elif self.config.verify == "signature":
+            check = signature_check(minhashes, self.config.threshold)
+        else:
+            check = None
+        return verified_components(n, pairs, check)
+
+
+def minhash_matrix(column: pa.ChunkedArray, num_perm: int) -> np.ndarray:
+    values = np.concatenate([np.asarray(chunk.flatten().to_numpy(zero_copy_only=False), dtype=np.uint32)
+                             for chunk in column.chunks]) if column.num_chunks else np.zeros(0, np.uint32)
+    return values.reshape(-1, num_perm)
