@@ -5,7 +5,7 @@ the row's string fields have `|||` escaped, `answer_choices` is rendered first a
 `|||`, the template is rendered and split on `|||`, and each part is un-escaped and stripped.
 Differences on purpose: a sandboxed environment with StrictUndefined (a missing field is an
 error naming template, dataset and row, never an empty string), no 2048-character truncation,
-rows without a label return None instead of `answer_choices[-1]`, and the random filters draw
+rows without a label (missing, None, "" or -1) return None instead of `answer_choices[-1]`, and the random filters draw
 from a generator seeded per row, so output never depends on worker count or order.
 """
 from __future__ import annotations
@@ -146,7 +146,7 @@ class Template:
         """(prompt, target), or the reason there is none: 'unlabeled', 'no_target', 'empty_target', 'empty_prompt'."""
         for name in self.label_fields:
             value = row.get(name)
-            if value is None or (value == -1 and not isinstance(value, bool)):
+            if value is None or value == "" or (value == -1 and not isinstance(value, bool)):
                 return UNLABELED
         protected = _protect(row)
         if "answer_choices" in protected:
