@@ -2,7 +2,7 @@
 
 Nothing third-party is committed: the web pages are pydoc renderings of stdlib modules, wrapped
 in site boilerplate (navigation, sidebar, cookie banner, footer) and packed into gzipped WARCs;
-code is a subset of the stdlib sources; books are the long prose topics of `pydoc_data`;
+guide pages are made of module docstrings the same way; code is a subset of the stdlib sources; books are the long prose topics of `pydoc_data`;
 JSONL holds stdlib docstrings. A few deliberately bad inputs (link farms, lists, a minified
 file, a binary, a vendored folder, exact duplicates) give the filters something to drop.
 
@@ -17,9 +17,11 @@ from __future__ import annotations
 import gzip
 import html
 import importlib
+import inspect
 import io
 import json
 import pydoc
+import re
 import shutil
 import tempfile
 import warnings
@@ -83,19 +85,49 @@ By continuing to browse you agree to our cookie policy.</p><button>Accept all co
 </body></html>"""
 
 
-def pydoc_pages() -> list[tuple[str, str]]:
-    """(url, html) for the pydoc pages of WEB_MODULES that import here, in a fixed order."""
-    pages = []
+def imported_modules() -> list[tuple[str, object]]:
+    """(name, module) for WEB_MODULES that import here, in a fixed order."""
+    modules = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for name in WEB_MODULES:
             try:
-                module = importlib.import_module(name)
+                modules.append((name, importlib.import_module(name)))
             except ImportError:
                 continue
-            url = f"{SITE}/library/{name}.html"
-            pages.append((url, wrap_page(f"{name} module", pydoc.html.document(module, name), url)))
+    return modules
+
+
+def pydoc_pages(modules: list[tuple[str, object]]) -> list[tuple[str, str]]:
+    """(url, html): API reference pages as pydoc renders them (mostly signatures; filters drop many)."""
+    return [(f"{SITE}/library/{name}.html", wrap_page(f"{name} module", pydoc.html.document(module, name),
+                                                      f"{SITE}/library/{name}.html"))
+            for name, module in modules]
+
+
+def article_pages(modules: list[tuple[str, object]], min_words: int = 20) -> list[tuple[str, str]]:
+    """(url, html): guide pages of prose, from the docstrings of each module and its public members."""
+    pages = []
+    for name, module in modules:
+        sections = [("", inspect.getdoc(module))]
+        sections += [(member, inspect.getdoc(value)) for member, value in sorted(vars(module).items())
+                     if not member.startswith("_") and getattr(value, "__module__", None) == module.__name__
+                     and (inspect.isclass(value) or inspect.isfunction(value))]
+        body = "\n".join(_section_html(title, doc) for title, doc in sections if doc and len(doc.split()) >= min_words)
+        url = f"{SITE}/guide/{name}.html"
+        pages.append((url, wrap_page(f"A guide to {name}", body, url)))
     return pages
+
+
+def _section_html(title: str, doc: str) -> str:
+    """Docstring paragraphs as <p>, indented blocks and doctests as <pre>."""
+    parts = [f"<h2>{html.escape(title)}</h2>"] if title else []
+    for paragraph in re.split(r"\n\s*\n", doc.strip()):
+        if paragraph.startswith(("    ", ">>>")) or "\n    " in paragraph:
+            parts.append(f"<pre>{html.escape(paragraph)}</pre>")
+        else:
+            parts.append(f"<p>{html.escape(' '.join(paragraph.split()))}</p>")
+    return "\n".join(parts)
 
 
 def low_quality_pages() -> list[tuple[str, str]]:
@@ -130,17 +162,22 @@ def write_warc(path: Path, pages: list[tuple[str, str]], extra_binary: bool = Fa
 
 
 def write_web(root: Path) -> dict[str, int]:
-    pages = pydoc_pages()
-    pages += low_quality_pages()
-    pages.append((f"{SITE}/mirror/json.html", dict(pages)[f"{SITE}/library/json.html"]))  # an exact duplicate
+    """Two gzipped WARCs (reference pages, guides, junk, duplicates, one image) and some .html files."""
+    modules = imported_modules()
+    guides = article_pages(modules)
+    pages = pydoc_pages(modules[::2]) + guides + low_quality_pages()
+    for url, page in guides[::10]:  # exact copies under another URL, and near copies with a line added
+        pages.append((url.replace("/guide/", "/mirror/"), page))
+        pages.append((url.replace("/guide/", "/v2/guide/"), page.replace("</article>", "<p>Updated.</p></article>")))
     half = len(pages) // 2
     (root / "web").mkdir(parents=True)
     write_warc(root / "web" / "crawl-00000.warc.gz", pages[:half])
     write_warc(root / "web" / "crawl-00001.warc.gz", pages[half:], extra_binary=True)
     (root / "html").mkdir()
-    for url, page in pages[:12] + pages[-5:]:
-        (root / "html" / url.rsplit("/", 1)[-1]).write_text(page, encoding="utf-8")
-    return {"web pages": len(pages), "html files": 17}
+    files = pages[:6] + guides[:10] + low_quality_pages()
+    for url, page in files:
+        (root / "html" / url.split("/", 3)[-1].replace("/", "-")).write_text(page, encoding="utf-8")
+    return {"web pages": len(pages), "html files": len(files)}
 
 
 def write_code(root: Path) -> dict[str, int]:

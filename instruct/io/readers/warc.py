@@ -58,11 +58,14 @@ class WarcReader(Reader):
             with open_warc(path) as stream:
                 records = ArchiveIterator(stream, record_types=WarcRecordType.response | WarcRecordType.resource,
                                           parse_http=False, fsspec_args=False)
+                item: dict | Reject | None = None
                 for record in records:
                     number, offset = number + 1, record.stream_pos
-                    yield self._document(f"{path}:record {number} @ byte {offset}", record)
+                    item = self._document(f"{path}:record {number} @ byte {offset}", record)
+                    yield item
                 compressed = isinstance(stream, gzip.GzipFile)
-            if not compressed and not _ends_cleanly(path):
+            cut_record = isinstance(item, Reject) and item.reason == "truncated_record"
+            if not compressed and not cut_record and not _ends_cleanly(path):
                 yield self.reject(f"{path}:record {number + 1}", "truncated_file",
                                   f"file ends inside a record, after the record at byte {offset}")
         except (EOFError, zlib.error, gzip.BadGzipFile) as error:
