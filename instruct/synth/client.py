@@ -228,6 +228,13 @@ class LLMClient:
                                               timeout=self.config.timeout, max_retries=0)
         return self._client
 
+    async def default_model(self) -> str:
+        """The first model the endpoint lists (for servers that host one model under any name)."""
+        models = await self._openai().models.list()
+        if not models.data:
+            raise RuntimeError(f"{self.config.resolved_base_url()}: the endpoint lists no models; pass --model")
+        return models.data[0].id
+
     async def complete_many(self, requests: Sequence[Request],
                             on_done: Callable[[Response], None] | None = None) -> list[Response]:
         """Answer every request (cache first), in request order; failures come back with `.error` set."""

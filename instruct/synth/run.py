@@ -1,0 +1,173 @@
+"""`instruct synth` end to end: recipe -> endpoint (given, or the embedded model served on 127.0.0.1)
+-> Self-Instruct or Evol-Instruct -> EXAMPLE shards, rejected.jsonl and manifest.json.
+
+Output folder layout: DIR/shards/*.arrow, DIR/manifest.json, DIR/rejected.jsonl, DIR/cache/requests.jsonl.
+The cache is the only state a crash needs: shards and manifest are rebuilt from it on every run.
+"""
+from __future__ import annotations
+
+import asyncio
+import copy
+import dataclasses
+import json
+import logging
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+from instruct.config import ConfigError, apply_overrides, from_dict, to_dict
+from instruct.io.shards import ShardWriter, atomic_path, shard_paths, write_json
+from instruct.schema import EXAMPLE_SCHEMA, examples_table
+from instruct.synth.client import ClientConfig, LLMClient, redact
+from instruct.synth.evol_instruct import EvolInstruct, EvolInstructConfig
+from instruct.synth.self_instruct import SelfInstruct, SelfInstructConfig, SynthOutput, load_seed_tasks
+
+log = logging.getLogger("instruct.synth")
+
+DEFAULT_SEED_TASKS = Path(__file__).resolve().parents[2] / "data" / "seed_tasks.jsonl"
+
+
+@dataclass
+class ServeConfig:
+    """The model served locally when no endpoint is configured."""
+
+    model: str | None = None  # HF folder or .gguf; None: the embedded SmolLM2-135M-Instruct
+    adapter: str | None = None
+
+
+@dataclass
+class SynthRecipe:
+    method: Literal["self-instruct", "evol-instruct"] = "self-instruct"
+    seed_tasks: str | None = None  # Self-Instruct seeds (default: data/seed_tasks.jsonl)
+    input: list[str] = field(default_factory=list)  # Evol-Instruct: EXAMPLE shards / chat JSONL
+    num: int = 100  # self-instruct: machine instructions to keep; evol-instruct: input examples to evolve
+    output: str = "out/synth"
+    seed: int = 42
+    shard_size: int = 50_000
+    progress: bool = True
+    client: ClientConfig = field(default_factory=ClientConfig)
+    serve: ServeConfig = field(default_factory=ServeConfig)
+    self_instruct: SelfInstructConfig = field(default_factory=SelfInstructConfig)
+    evol_instruct: EvolInstructConfig = field(default_factory=EvolInstructConfig)
+
+
+def load_synth_recipe(data: dict[str, Any], overrides: list[str], where: str = "recipe") -> SynthRecipe:
+    data = apply_overrides(copy.deepcopy(data), overrides)
+    recipe = from_dict(SynthRecipe, data, where=where)
+    if recipe.num < 1:
+        raise ConfigError(f"{where}: num must be at least 1, got {recipe.num}")
+    if recipe.client.concurrency < 1:
+        raise ConfigError(f"{where}: client.concurrency must be at least 1")
+    if recipe.method == "evol-instruct" and not recipe.input:
+        raise ConfigError("evol-instruct needs --input SHARDS (EXAMPLE shards or chat JSONL to evolve)")
+    return recipe
+
+
+@contextmanager
+def endpoint(recipe: SynthRecipe) -> Iterator[tuple[str, str | None, bool]]:
+    """(base_url, model, served_here): the configured endpoint, else the local model served for this run."""
+    base_url = recipe.client.resolved_base_url()
+    if base_url:
+        yield base_url, recipe.client.model, False
+        return
+    from instruct.serve.engines import TransformersEngine
+    from instruct.serve.server import serve_in_thread
+
+    engine = TransformersEngine(recipe.serve.model, recipe.serve.adapter)
+    with serve_in_thread(engine) as server:
+        print(f"no endpoint configured: serving {engine.model_name} on {server.base_url} for this run",
+              file=sys.stderr)
+        yield server.base_url, recipe.client.model or engine.model_name, True
+
+
+def run_synth(recipe: SynthRecipe, recipe_data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Generate, write shards + manifest, and return the manifest."""
+    output = Path(recipe.output)
+    started = time.perf_counter()
+    inputs = _inputs(recipe)
+    with endpoint(recipe) as (base_url, model, served):
+        cache = recipe.client.cache or str(output / "cache" / "requests.jsonl")
+        client_config = dataclasses.replace(recipe.client, base_url=base_url, model=model, cache=cache)
+        result, usage, model = asyncio.run(_generate(recipe, client_config, inputs))
+    client_config.model = model
+    return write_outputs(recipe, recipe_data, client_config, served, result, usage, time.perf_counter() - started)
+
+
+def _inputs(recipe: SynthRecipe) -> list:
+    if recipe.method == "self-instruct":
+        return load_seed_tasks(recipe.seed_tasks or DEFAULT_SEED_TASKS)
+    from instruct.io.examples import load_examples
+
+    examples = []
+    for path in recipe.input:
+        examples.extend(load_examples(path))
+    return examples
+
+
+async def _generate(recipe: SynthRecipe, config: ClientConfig, inputs: list):
+    progress = _progress_factory(recipe.progress)
+    async with LLMClient(config) as client:
+        if client.config.model is None:
+            client.config.model = await client.default_model()
+        if recipe.method == "self-instruct":
+            method = SelfInstruct(recipe.self_instruct, client, recipe.seed, progress)
+        else:
+            method = EvolInstruct(recipe.evol_instruct, client, recipe.seed, progress)
+        result = await method.run(inputs, recipe.num)
+        return result, client.usage, client.config.model
+
+
+def _progress_factory(enabled: bool):
+    from functools import partial
+
+    from instruct.progress import progress_bar
+
+    return partial(progress_bar, enabled) if enabled else None
+
+
+def write_outputs(recipe: SynthRecipe, recipe_data: dict[str, Any] | None, client: ClientConfig, served: bool,
+                  result: SynthOutput, usage: Any, seconds: float) -> dict[str, Any]:
+    from instruct.pipeline.manifest import package_versions
+
+    output = Path(recipe.output)
+    secret = client.resolved_key()
+    writer = ShardWriter(output / "shards", "synth", recipe.shard_size, EXAMPLE_SCHEMA)
+    writer.write(examples_table(result.rows))
+    written = writer.close()
+    for stale in set(shard_paths(output / "shards")) - set(written):  # from an earlier, larger run
+        stale.unlink()
+    with atomic_path(output / "rejected.jsonl") as tmp:
+        tmp.write_text("".join(redact(json.dumps(r, ensure_ascii=False, default=str), secret) + "\n"
+                               for r in result.rejected), encoding="utf-8")
+    config = to_dict(recipe)
+    config["client"] = client.public()
+    manifest = {
+        "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": "synth",
+        "method": recipe.method,
+        "schema": "EXAMPLE",
+        "endpoint": {"base_url": client.base_url, "model": client.model, "served_locally": served},
+        "config": config,
+        "recipe": _without_keys(recipe_data),
+        "versions": package_versions(),
+        "counts": {"written": len(result.rows), "rejected_records": len(result.rejected),
+                   "stages": {stage: dict(sorted(c.items())) for stage, c in result.counts.items()}},
+        "usage": usage.as_dict(),
+        "shards": [p.name for p in written],
+        "seconds": round(seconds, 3),
+    }
+    manifest = json.loads(redact(json.dumps(manifest, default=str), secret))
+    write_json(manifest, output / "manifest.json")
+    return manifest
+
+
+def _without_keys(data: Any) -> Any:
+    """A recipe as given, with any api_key value masked."""
+    if isinstance(data, dict):
+        return {k: ("<redacted>" if k == "api_key" and v else _without_keys(v)) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_without_keys(v) for v in data]
+    return data
