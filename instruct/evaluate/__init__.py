@@ -85,23 +85,6 @@ def evaluate_model(model: Any, tokenizer: Any, examples: list[dict[str, Any]], c
     return result
 
 
-def load_model(model: str | None, adapter: str | None = None) -> tuple[Any, Any]:
-    """The base model (and adapter) in eval mode, fp32 on CPU / the best device available."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    from instruct.models import resolve_model
-
-    folder = resolve_model(model)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
-    network = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
-    if adapter:
-        from peft import PeftModel
-
-        network = PeftModel.from_pretrained(network, adapter)
-    return network.eval(), tokenizer
-
-
 def evaluate(config: EvalConfig) -> dict[str, Any]:
     """Score the base model (and the adapter, if any); write eval.json and predictions.jsonl."""
     examples = load_examples(config.data)[: config.limit]
@@ -109,13 +92,11 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         raise ValueError(f"{config.data}: no examples to evaluate")
     output = Path(config.output)
     started = time.perf_counter()
-    model, tokenizer = load_model(config.model)
-    results = {"base": evaluate_model(model, tokenizer, examples, config)}
-    if config.adapter:
-        from peft import PeftModel
+    from instruct.tune import load_model  # one loader for base models, adapters, QLoRA and full fine-tunes
 
-        adapted = PeftModel.from_pretrained(model, config.adapter).eval()
-        results["adapter"] = evaluate_model(adapted, tokenizer, examples, config)
+    results = {"base": evaluate_model(*load_model(config.model), examples, config)}
+    if config.adapter:
+        results["adapter"] = evaluate_model(*load_model(config.model, config.adapter), examples, config)
     report = {
         "config": config.__dict__,
         "examples": len(examples),
