@@ -3,8 +3,8 @@
 Rendering follows promptsource exactly (so any of its templates gives the same strings):
 the row's string fields have `|||` escaped, `answer_choices` is rendered first and split on
 `|||`, the template is rendered and split on `|||`, and each part is un-escaped and stripped.
-Differences on purpose: a sandboxed environment with StrictUndefined (a missing field is an
-error naming template, dataset and row, never an empty string), no 2048-character truncation,
+Differences on purpose: a sandboxed environment with StrictUndefined (a missing or None field
+is an error naming template, dataset and row, never an empty string or 'None'), no 2048-character truncation,
 rows without a label (missing, None, "" or -1) return None instead of `answer_choices[-1]`, and the random filters draw
 from a generator seeded per row, so output never depends on worker count or order.
 """
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, meta, pass_context
-from jinja2.runtime import Context
+from jinja2.runtime import Context, new_context
 from jinja2.sandbox import SandboxedEnvironment, SecurityError
 
 from instruct.config import ConfigError
@@ -34,6 +34,16 @@ EMPTY_PROMPT = "empty_prompt"
 
 class TemplateError(ConfigError):
     """A template that cannot be compiled or rendered; names template, dataset and row."""
+
+
+class _PrintedNone(ValueError):
+    """A template printed None: the field is missing in this row (datasets fills absent keys with None)."""
+
+
+def _finalize(value: Any) -> Any:
+    if value is None:
+        raise _PrintedNone()
+    return value
 
 
 class RowRandom:
@@ -87,7 +97,7 @@ def _highlight(text: str) -> str:
 
 def make_environment() -> SandboxedEnvironment:
     """promptsource's settings (default whitespace handling, no autoescape) in a sandbox."""
-    env = SandboxedEnvironment(undefined=StrictUndefined)
+    env = SandboxedEnvironment(undefined=StrictUndefined, finalize=_finalize)
     env.globals.update(zip=zip)
     env.filters.update(choice=_choice, random=_random, most_frequent=_most_frequent, highlight=_highlight)
     return env
@@ -119,6 +129,7 @@ class Template:
         self.answer_choices_jinja = answer_choices
         self.metadata = metadata or TemplateMetadata()
         self.dataset, self.reference, self.system, self.path = dataset, reference, system, path
+        self._globals = dict(ENV.globals)  # flattened once; jinja would walk a ChainMap on every render
         self._program = self._compile(jinja, "jinja")
         self._choices_program = self._compile(answer_choices, "answer_choices") if answer_choices else None
         self.fields = self._variables(jinja) | (self._variables(answer_choices) if answer_choices else set())
@@ -213,9 +224,16 @@ class Template:
         if rng is None:
             context = {**context, RANDOM_KEY: RowRandom(f"{self.id}\x00fixed")}
         try:
-            return program.render(context)
+            # Template.render minus its per-call copies: the globals were flattened once at compile time
+            variables = {**self._globals, **context}
+            return "".join(program.root_render_func(
+                new_context(ENV, program.name, program.blocks, variables, shared=True, globals=self._globals)))
         except SecurityError as error:
             raise self.error(f"refused by the sandbox: {error}", row, where) from None
+        except _PrintedNone:
+            empty = sorted(f for f in self.fields if row is not None and f in row and row[f] is None)
+            raise self.error(f"field(s) {', '.join(map(repr, empty)) or '?'} are None (missing) in this row, "
+                             "so the template would print 'None'", row, where) from None
         except Exception as error:  # any failure inside a template is the template's or the row's fault
             raise self.error(f"{type(error).__name__}: {error}", row, where) from None
 
