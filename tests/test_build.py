@@ -1,0 +1,171 @@
+"""`instruct build` end to end: accounting, rejected/, CLI flags, kill -9 and resume, workers, datasets."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+from click.testing import CliRunner
+from sample_inputs import REPO, assert_accounted, manifest_drops, recipe_on_samples
+
+from instruct.cli import main
+from instruct.io.readers.base import unit_key
+from instruct.io.shards import read_json, read_shards, shard_paths, write_table
+from instruct.pipeline.recipe import load_recipe
+from instruct.pipeline.runner import build
+from instruct.schema import EXAMPLE_SCHEMA, examples_table
+
+TESTS = Path(__file__).parent
+
+
+def write_docs(folder: Path, docstrings: list[tuple[str, str]], files: int, per_file: int,
+               bad_lines: bool = False) -> list[Path]:
+    """JSONL files of real docstrings; optionally with one bad line of each kind in the first file."""
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index in range(files):
+        chunk = docstrings[index * per_file:(index + 1) * per_file]
+        lines = [json.dumps({"id": name, "text": text}).encode() for name, text in chunk]
+        if bad_lines and index == 0:
+            lines[1:1] = [b'{"text": broken', b'{"text": "caf\xe9"}', b'{"body": "no text"}']
+        path = folder / f"part-{index}.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        paths.append(path)
+    return paths
+
+
+def test_cli_flags_replace_inputs_format_output_and_workers(tmp_path, docstrings):
+    first, second = write_docs(tmp_path / "in", docstrings, files=2, per_file=40, bad_lines=True)
+    output = tmp_path / "out"
+    result = CliRunner().invoke(main, ["build", str(REPO / "pipelines" / "web.yaml"), "--input", str(first),
+                                       "--input", str(second), "--format", "jsonl", "--output", str(output),
+                                       "--workers", "2", "steps=[gopher_quality]"])
+    assert result.exit_code == 0, result.output
+    manifest = read_json(output / "manifest.json")
+    assert manifest["config"]["read"]["format"] == "jsonl"
+    assert manifest["config"]["read"]["paths"] == [str(first), str(second)]
+    assert manifest["config"]["workers"] == 2 and manifest["config"]["write"]["output"] == str(output)
+    counts = manifest["counts"]
+    assert counts["read"] == 83
+    assert {k: v for k, v in manifest_drops(manifest).items() if k[0] == "read"} == {
+        ("read", "invalid_json"): 1, ("read", "invalid_utf8"): 1, ("read", "missing_text_field"): 1}
+    assert_accounted(output, manifest)
+    assert f"read 83 · wrote {counts['written']}" in result.output
+
+    strict = CliRunner().invoke(main, ["build", str(REPO / "pipelines" / "web.yaml"), "--input", str(first),
+                                       "--format", "jsonl", "--output", str(tmp_path / "strict"), "--strict"])
+    assert strict.exit_code != 0
+    assert strict.output.strip() == f"Error: {first}:2: invalid_json (Expecting value)"
+
+
+def kill_recipe(tmp_path: Path, inputs: Path, output: Path, seconds: float) -> Path:
+    path = tmp_path / f"recipe-{output.name}.yaml"
+    path.write_text(yaml.safe_dump({
+        "read": {"format": "jsonl", "paths": [str(inputs / "*.jsonl")], "batch_size": 10},
+        "steps": [{"build_steps:SlowStep": {"seconds": seconds, "log": str(tmp_path / "tables.log")}},
+                  "exact_dedup"],
+        "write": {"output": str(output), "shard_size": 25}}))
+    return path
+
+
+@pytest.mark.slow
+def test_sigkill_then_rerun_redoes_no_finished_unit_and_matches_an_uninterrupted_run(tmp_path, docstrings):
+    inputs = tmp_path / "in"
+    paths = write_docs(inputs, docstrings, files=6, per_file=30)
+    with open(paths[-1], "a", encoding="utf-8") as handle:  # a duplicate text for exact_dedup to drop
+        handle.write(json.dumps({"id": "copy", "text": docstrings[0][1]}) + "\n")
+    output = tmp_path / "killed"
+    recipe = kill_recipe(tmp_path, inputs, output, seconds=0.4)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+           "INSTRUCT_NO_PROGRESS": "1"}
+    command = [sys.executable, "-m", "instruct", "build", str(recipe)]
+
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    stats_folder = output / ".work" / "stage0"
+    deadline = time.time() + 180
+    while len(list(stats_folder.glob("*.stats.json"))) < 2 and time.time() < deadline:
+        assert process.poll() is None, process.stderr.read().decode()
+        time.sleep(0.05)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    finished = {p: p.stat().st_mtime_ns for p in stats_folder.glob("*.stats.json")}
+    assert 2 <= len(finished) < 6, "the kill came too late to interrupt the run"
+    finished_units = {read_json(p)["unit"] for p in finished}
+    first_ids = {unit_key(str(p)): json.loads(p.read_text().splitlines()[0])["id"] for p in paths}
+    log = tmp_path / "tables.log"
+    before = log.read_text().splitlines()
+    with open(log, "a") as handle:
+        handle.write("RESTART\n")
+
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    assert {p: p.stat().st_mtime_ns for p in finished} == finished  # finished units were not redone
+    after = log.read_text().split("RESTART\n")[1].split()
+    assert not {first_ids[u] for u in finished_units} & set(after[1::2])
+    assert len(before) + len(after) // 2 >= 18  # every table of the unfinished units was processed
+
+    reference = tmp_path / "uninterrupted"
+    manifest = build(load_recipe(kill_recipe(tmp_path, inputs, reference, seconds=0.0)), show_progress=False)
+    assert manifest["counts"]["written"] == 180 and manifest_drops(manifest) == {("exact_dedup", "exact_duplicate"): 1}
+    assert_accounted(reference, manifest)
+    assert_accounted(output, read_json(output / "manifest.json"))
+    assert_same_files(output, reference, "shards")
+    assert_same_files(output, reference, "rejected")
+
+
+def assert_same_files(left: Path, right: Path, folder: str) -> None:
+    names = sorted(p.name for p in (left / folder).glob("*.arrow"))
+    assert names and names == sorted(p.name for p in (right / folder).glob("*.arrow"))
+    for name in names:
+        assert (left / folder / name).read_bytes() == (right / folder / name).read_bytes(), name
+
+
+@pytest.mark.slow
+def test_output_is_identical_with_one_and_two_workers(tmp_path):
+    for workers in (1, 2):
+        recipe, data = recipe_on_samples(REPO / "pipelines" / "web.yaml", tmp_path / f"w{workers}",
+                                         [f"workers={workers}", "write.shard_size=8"])
+        manifest = build(recipe, data, show_progress=False)
+        assert_accounted(tmp_path / f"w{workers}", manifest)
+        assert manifest["counts"]["rejected"] > 100 and manifest["schema"] == "DOCUMENT"
+    assert len(shard_paths(tmp_path / "w1")) > 1
+    assert_same_files(tmp_path / "w1", tmp_path / "w2", "shards")
+    assert_same_files(tmp_path / "w1", tmp_path / "w2", "rejected")
+
+
+def test_shards_load_with_datasets_and_example_shards_pass_through(tmp_path):
+    import datasets
+
+    examples = examples_table([{"id": f"e{i}", "source": "test", "meta": {"n": i},
+                                "messages": [{"role": "user", "content": f"What is {i} + {i}?"},
+                                             {"role": "assistant", "content": str(2 * i)}]} for i in range(30)])
+    write_table(examples.slice(0, 10), tmp_path / "in" / "a.arrow")
+    write_table(examples.slice(10), tmp_path / "in" / "b.arrow")
+    recipe = load_recipe(None, data={"read": {"format": "arrow", "paths": [str(tmp_path / "in" / "*.arrow")]},
+                                     "write": {"output": str(tmp_path / "out"), "shard_size": 7}})
+    manifest = build(recipe, show_progress=False)
+    assert manifest["schema"] == "EXAMPLE" and manifest["counts"]["written"] == 30
+    out = read_shards(tmp_path / "out")
+    assert out.schema == EXAMPLE_SCHEMA and out.equals(examples)
+
+    loaded = datasets.load_dataset("arrow", data_files=[str(p) for p in shard_paths(tmp_path / "out")],
+                                   split="train", cache_dir=str(tmp_path / "hf"))
+    assert loaded.num_rows == 30 and loaded[0]["messages"][1] == {"role": "assistant", "content": "0"}
+
+
+def test_code_shards_load_with_datasets(tmp_path):
+    import datasets
+
+    recipe, data = recipe_on_samples(REPO / "pipelines" / "code.yaml", tmp_path / "out", ["steps=[]"])
+    manifest = build(recipe, data, show_progress=False)
+    loaded = datasets.load_dataset("arrow", data_files=str(tmp_path / "out" / "shards" / "*.arrow"), split="train",
+                                   cache_dir=str(tmp_path / "hf"))
+    assert loaded.num_rows == manifest["counts"]["written"] > 100
+    assert set(loaded.column_names) == {"id", "text", "source", "url_or_path", "meta"}
+    assert_accounted(tmp_path / "out", manifest)
