@@ -1,0 +1,65 @@
+"""The `pii` step: replace personal data and secrets with typed placeholders, counted per type.
+
+Works on DOCUMENT `text` and on every message of an EXAMPLE; the counts per type land in the
+manifest (StepOutput.counters), so a run shows how much it scrubbed.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Literal
+
+import pyarrow as pa
+
+from instruct.config import ConfigError
+from instruct.pii.detectors import PLACEHOLDERS, TYPES, detectors, find_pii, redact
+from instruct.pipeline.step import StepOutput, TextTransform, replace_column
+
+
+class PiiScrub(TextTransform):
+    name = "pii"
+
+    @dataclass
+    class Config:
+        types: list[str] = field(default_factory=lambda: list(TYPES))
+        placeholders: dict[str, str] = field(default_factory=dict)  # type -> replacement, e.g. EMAIL: "[email]"
+        phone_validator: Literal["phonenumbers", "pattern"] = "phonenumbers"
+
+    def __init__(self, config=None, **params) -> None:
+        super().__init__(config, **params)
+        for key, names in (("types", self.config.types), ("placeholders", list(self.config.placeholders))):
+            unknown = sorted(set(names) - set(TYPES))
+            if unknown:
+                raise ConfigError(f"{self.name}.{key}: unknown type(s) {', '.join(unknown)}; known: {', '.join(TYPES)}")
+        self.placeholders = {**PLACEHOLDERS, **self.config.placeholders}
+        self.active = detectors(self.config.phone_validator, self.config.types)
+
+    def scrub(self, text: str) -> tuple[str, Counter]:
+        spans = find_pii(text, self.active)
+        if not spans:
+            return text, Counter()
+        return redact(text, spans, self.placeholders), Counter(span.type for span in spans)
+
+    def transform(self, text: str) -> str:
+        return self.scrub(text)[0]
+
+    def apply(self, table: pa.Table) -> StepOutput:
+        found: Counter = Counter()
+
+        def scrubbed(text: str | None) -> str | None:
+            if not text:
+                return text
+            clean, counts = self.scrub(text)
+            found.update(counts)
+            return clean
+
+        if "text" in table.column_names:
+            table = replace_column(table, "text", [scrubbed(t) for t in table.column("text").to_pylist()])
+        elif "messages" in table.column_names:
+            conversations = [[{"role": m["role"], "content": scrubbed(m["content"])} for m in messages or []]
+                             if messages is not None else None
+                             for messages in table.column("messages").to_pylist()]
+            table = replace_column(table, "messages", conversations)
+        else:
+            raise ValueError(f"{self.name}: table has neither 'text' nor 'messages' (columns: {table.column_names})")
+        return StepOutput(table, counters=found)
