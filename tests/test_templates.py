@@ -268,3 +268,37 @@ def test_export_formats_round_trip(tmp_path: Path) -> None:
         assert written == len(records) == (1 if name == "alpaca" else 2)
         assert sum(skipped.values()) == 2 - written  # Alpaca cannot hold the two-exchange example: counted
         assert to_example(records[0])["messages"] == table.to_pylist()[0]["messages"]
+
+
+def test_cli_labeled_pipeline_export_check_and_mix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from instruct.cli import main
+
+    monkeypatch.chdir(ROOT)  # the shipped recipes name fixtures relative to the repository
+    runner = CliRunner()
+    built = runner.invoke(main, ["build", "pipelines/labeled.yaml", "--output", str(tmp_path / "labeled")])
+    assert built.exit_code == 0, built.output
+    exported = runner.invoke(main, ["export", str(tmp_path / "labeled"), "--format", "openai",
+                                    "--output", str(tmp_path / "labeled.jsonl")])
+    assert exported.exit_code == 0, exported.output
+    lines = (tmp_path / "labeled.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == json.loads((tmp_path / "labeled" / "manifest.json").read_text())["counts"]["written"] > 0
+    assert runner.invoke(main, ["templates", "check"]).exit_code == 0
+    mixed = runner.invoke(main, ["mix", "pipelines/mixture.yaml", "--output", str(tmp_path / "mix")])
+    assert mixed.exit_code == 0, mixed.output
+    manifest = json.loads((tmp_path / "mix" / "manifest.json").read_text())
+    assert manifest["written"] == 24 and {s["name"] for s in manifest["sources"]} == {"sentiment", "nli",
+                                                                                      "extractive_qa"}
+
+
+def test_templates_check_fails_on_a_field_the_data_lacks(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from instruct.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("dataset: nli\ntemplates:\n  - name: wrong_field\n    prompt: '{{ sentence }}'\n"
+                   "    target: '{{ label }}'\n", encoding="utf-8")
+    result = CliRunner().invoke(main, ["templates", "check", str(FIXTURES / "nli.jsonl"), "--templates", str(bad)])
+    assert result.exit_code == 1 and "FAIL" in result.output and "sentence" in result.output

@@ -130,8 +130,8 @@ def _promptsource(data: dict[str, Any], path: Path) -> list[Template]:
         where = f"{path}: template {key}"
         if not isinstance(raw, dict) or "jinja" not in raw:
             raise ConfigError(f"{where}: expected a !Template mapping with a 'jinja' key")
-        templates.append(Template(id=raw.get("id", key), name=raw.get("name", key), jinja=raw["jinja"],
-                                  answer_choices=raw.get("answer_choices"),
+        templates.append(Template(id=raw.get("id", key), name=raw.get("name", key), jinja=_text(raw["jinja"], where),
+                                  answer_choices=_choices(raw.get("answer_choices"), where),
                                   metadata=_metadata(raw.get("metadata"), where), dataset=dataset,
                                   reference=raw.get("reference") or "", path=str(path)))
     return templates
@@ -153,7 +153,7 @@ def _native(data: dict[str, Any], path: Path) -> list[Template]:
             raise ConfigError(f"{where} ({raw['name']}): unknown key(s) {', '.join(unknown)}; "
                               f"expected some of {', '.join(sorted(_NATIVE_KEYS))}")
         label = raw.get("label_field", data.get("label_field", "label"))
-        common = dict(answer_choices=raw.get("answer_choices"), dataset=dataset, reference=raw.get("reference", ""),
+        common = dict(answer_choices=_choices(raw.get("answer_choices"), where), dataset=dataset, reference=raw.get("reference", ""),
                       system=raw.get("system", data.get("system")), path=str(path),
                       label_fields=[label] if isinstance(label, str) else list(label))
         template_id = str(raw.get("id") or content_id(dataset, raw["name"])[:16])
@@ -166,15 +166,30 @@ def _native(data: dict[str, Any], path: Path) -> list[Template]:
     return templates
 
 
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise ConfigError(f"{where}: expected Jinja text, got {type(value).__name__}")
+    return value
+
+
+def _choices(value: Any, where: str) -> str | None:
+    """A `|||`-separated Jinja expression; early promptsource files hold a plain list instead."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return " ||| ".join(value)
+    raise ConfigError(f"{where}: answer_choices must be Jinja text or a list of strings")
+
+
 def _jinja(raw: dict[str, Any], where: str) -> str:
     """Native templates give `prompt` and `target` separately; they render as one program joined by |||."""
     if "jinja" in raw:
         if "prompt" in raw or "target" in raw:
             raise ConfigError(f"{where}: give either 'jinja' or 'prompt' + 'target', not both")
-        return raw["jinja"]
+        return _text(raw["jinja"], where)
     if "prompt" not in raw or "target" not in raw:
         raise ConfigError(f"{where}: a native template needs 'prompt' and 'target' (or a promptsource 'jinja')")
-    return f"{raw['prompt']}\n|||\n{raw['target']}"
+    return f"{_text(raw['prompt'], where)}\n|||\n{_text(raw['target'], where)}"
 
 
 __all__ = ["Template", "TemplateError", "load_templates", "resolve", "library_names", "read_template_file"]
