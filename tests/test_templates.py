@@ -302,3 +302,25 @@ def test_templates_check_fails_on_a_field_the_data_lacks(tmp_path: Path) -> None
                    "    target: '{{ label }}'\n", encoding="utf-8")
     result = CliRunner().invoke(main, ["templates", "check", str(FIXTURES / "nli.jsonl"), "--templates", str(bad)])
     assert result.exit_code == 1 and "FAIL" in result.output and "sentence" in result.output
+
+
+def test_step_on_document_rows_with_inline_fewshot_and_system_prompt() -> None:
+    from instruct.schema import documents_table
+    from instruct.templates.step import TemplateStep
+
+    documents = documents_table([
+        {"id": f"d{i}", "text": premise, "source": "jsonl", "url_or_path": f"nli.jsonl:{i + 1}",
+         "meta": {"premise": premise, "hypothesis": hypothesis, "label": label}}
+        for i, (premise, hypothesis, label) in enumerate([("A dog sleeps.", "An animal rests.", 0),
+                                                           ("A dog sleeps.", "A cat sleeps.", 2)])])
+    step = TemplateStep(templates=["nli"], names=["relation_label"], system="Be brief.",
+                        fewshot={"path": str(FIXTURES / "nli.jsonl"), "k": 2, "style": "inline"})
+    step.ensure_setup()
+    output = step.apply(documents)
+    assert output.reasons == [None, None]
+    first = output.table.to_pylist()[0]
+    system, user, assistant = first["messages"]
+    assert system == {"role": "system", "content": "Be brief."} and assistant["content"] == "entailment"
+    assert user["content"].count("Label the relation") == 3  # two inlined demonstrations, then the row
+    assert user["content"].endswith("1. A dog sleeps.\n2. An animal rests.")
+    assert load_meta(first["meta"])["choices"] == ["entailment", "neutral", "contradiction"]
