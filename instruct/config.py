@@ -85,6 +85,10 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
+        exact = [arg for arg in args if isinstance(arg, type) and not dataclasses.is_dataclass(arg)
+                 and isinstance(value, arg) and not (arg is int and isinstance(value, bool))]
+        if exact:  # `list[str] | str` keeps a plain string as a string
+            return value
         errors = []
         for arg in (a for a in args if a is not type(None)):
             try:
