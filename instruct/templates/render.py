@@ -47,18 +47,23 @@ def _finalize(value: Any) -> Any:
 
 
 class RowRandom:
-    """A random.Random seeded from (seed, template, row) on first use, so rows that never draw pay nothing."""
+    """A random.Random seeded from (seed, template, row id) on first use; rows that never draw pay nothing.
 
-    __slots__ = ("_key", "_rng")
+    A row without an `id` is identified by its content (JSON with sorted keys).
+    """
 
-    def __init__(self, key: str) -> None:
-        self._key = key
+    __slots__ = ("_parts", "_row", "_rng")
+
+    def __init__(self, seed: int, template_id: str, row: Mapping[str, Any] | None) -> None:
+        self._parts, self._row = (seed, template_id), row
         self._rng: random.Random | None = None
 
     @property
     def rng(self) -> random.Random:
         if self._rng is None:
-            self._rng = random.Random(stable_seed(self._key))
+            row = self._row or {}
+            row_key = row["id"] if "id" in row else json.dumps(row, sort_keys=True, default=str)
+            self._rng = random.Random(stable_seed(*self._parts, row_key))
         return self._rng
 
 
@@ -151,7 +156,7 @@ class Template:
             return None
         if self._fixed_choices is not None:
             return list(self._fixed_choices)
-        return self._row_choices(_protect(row), RowRandom(self._random_key(row, seed)), row, where)
+        return self._row_choices(_protect(row), RowRandom(seed, self.id, row), row, where)
 
     def render(self, row: Mapping[str, Any], *, seed: int = 0, where: Any = None) -> tuple[str, str] | str:
         """(prompt, target), or the reason there is none: 'unlabeled', 'no_target', 'empty_target', 'empty_prompt'."""
@@ -162,7 +167,7 @@ class Template:
         protected = _protect(row)
         if "answer_choices" in protected:
             raise self.error("the row has a field named 'answer_choices', which templates reserve", row, where)
-        rng = RowRandom(self._random_key(row, seed))
+        rng = RowRandom(seed, self.id, row)
         if self._choices_program is not None:
             protected["answer_choices"] = (self._fixed_choices if self._fixed_choices is not None
                                            else self._row_choices(protected, rng, row, where))
@@ -205,10 +210,6 @@ class Template:
     def _variables(source: str) -> set[str]:
         return set(meta.find_undeclared_variables(ENV.parse(source))) - _ENV_GLOBALS
 
-    def _random_key(self, row: Mapping[str, Any], seed: int) -> str:
-        row_key = row["id"] if "id" in row else json.dumps(row, sort_keys=True, default=str)
-        return f"{seed}\x00{self.id}\x00{row_key}"
-
     def _row_choices(self, protected: dict[str, Any], rng: RowRandom, row: Mapping[str, Any],
                      where: Any) -> list[str]:
         context = dict(protected)
@@ -222,7 +223,7 @@ class Template:
     def _render(self, program: Any, context: dict[str, Any], rng: RowRandom | None,
                 row: Mapping[str, Any] | None = None, where: Any = None) -> str:
         if rng is None:
-            context = {**context, RANDOM_KEY: RowRandom(f"{self.id}\x00fixed")}
+            context = {**context, RANDOM_KEY: RowRandom(0, self.id, None)}
         try:
             # Template.render minus its per-call copies: the globals were flattened once at compile time
             variables = {**self._globals, **context}
