@@ -14,7 +14,8 @@ from typing import Any
 from instruct.config import ConfigError
 from instruct.pipeline.step import Step
 
-STEP_PACKAGES = ("instruct.filters", "instruct.dedup", "instruct.transforms", "instruct.pii", "instruct.templates")
+STEP_PACKAGES = ("instruct.filters", "instruct.dedup", "instruct.transforms", "instruct.pii", "instruct.templates",
+                 "instruct.quality")
 
 
 @lru_cache(maxsize=1)

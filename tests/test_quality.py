@@ -1,0 +1,167 @@
+"""Quality classifier, perplexity and annotation: real models, real files, real server."""
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from instruct.cli import main
+from instruct.io.shards import read_shards
+from instruct.pipeline.recipe import load_recipe
+from instruct.pipeline.runner import build
+from instruct.pipeline.step import Step
+from instruct.quality.classifier import ModelFileError, QualityClassifier, TrainConfig, train_classifier
+from instruct.quality.steps import PerplexityBuckets
+from instruct.schema import documents_table
+
+
+def word_salad(text: str, rng: random.Random) -> str:
+    """The same real words in random order: unigram statistics intact, syntax gone."""
+    words = text.split()
+    rng.shuffle(words)
+    return " ".join(words)
+
+
+@pytest.fixture(scope="module")
+def labeled(docstrings) -> tuple[list[str], list[int]]:
+    rng = random.Random(7)
+    good = [doc for _, doc in docstrings if len(doc.split()) >= 40][:300]
+    bad = [word_salad(doc, rng) for doc in good]
+    return good + bad, [1] * len(good) + [0] * len(bad)
+
+
+@pytest.fixture(scope="module")
+def trained(labeled):
+    texts, labels = labeled
+    return train_classifier(texts, labels, TrainConfig(holdout=0.25, seed=1))
+
+
+def test_heldout_accuracy_above_floor(trained):
+    metrics = trained.metrics
+    assert metrics["n"] == 150 and metrics["positives"] == 75
+    assert metrics["accuracy"] >= 0.9
+    assert metrics["auc"] >= 0.95
+    assert 0.8 <= metrics["precision"] <= 1.0 and 0.8 <= metrics["recall"] <= 1.0
+
+
+def test_save_load_round_trip_gives_identical_scores(trained, labeled, tmp_path):
+    texts, _ = labeled
+    path = trained.classifier.save(tmp_path / "quality.npz")
+    loaded = QualityClassifier.load(path)
+    np.testing.assert_array_equal(loaded.scores(texts), trained.classifier.scores(texts))
+    assert loaded.info["metrics"] == trained.metrics and loaded.kind == "hashed"
+
+
+def test_model_file_is_versioned(trained, tmp_path):
+    path = trained.classifier.save(tmp_path / "quality.npz")
+    with np.load(path) as data:
+        header = json.loads(data["header"].tobytes())
+        coef = data["coef"]
+    header["version"] = 99
+    np.savez(tmp_path / "future.npz", header=np.frombuffer(json.dumps(header).encode(), np.uint8), coef=coef)
+    with pytest.raises(ModelFileError, match="version 99 is not supported"):
+        QualityClassifier.load(tmp_path / "future.npz")
+    (tmp_path / "junk.npz").write_bytes(b"not a model")
+    with pytest.raises(ModelFileError, match="not a quality classifier file"):
+        QualityClassifier.load(tmp_path / "junk.npz")
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    return path
+
+
+def test_cli_train_writes_model_metrics_and_pr_curve(labeled, tmp_path):
+    texts, labels = labeled
+    good = _write_jsonl(tmp_path / "good.jsonl", [{"text": t} for t, y in zip(texts, labels) if y])
+    bad = _write_jsonl(tmp_path / "bad.jsonl", [{"text": t} for t, y in zip(texts, labels) if not y])
+    result = CliRunner().invoke(main, ["classify", "train", "--positive", str(good), "--negative", str(bad),
+                                       "--output", str(tmp_path / "model.npz")])
+    assert result.exit_code == 0, result.output
+    assert "held-out: precision" in result.output
+    metrics = json.loads((tmp_path / "model.metrics.json").read_text())
+    assert metrics["format"] == "instruct-quality-classifier" and metrics["metrics"]["auc"] > 0.9
+    assert (tmp_path / "model.pr.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_cli_train_label_column_and_bad_record(labeled, tmp_path):
+    texts, labels = labeled
+    rows = [{"text": t, "score": 4 if y else 1} for t, y in zip(texts, labels)]
+    scored = _write_jsonl(tmp_path / "scored.jsonl", rows)
+    result = CliRunner().invoke(main, ["classify", "train", "--input", str(scored), "--label-field", "score",
+                                       "--label-threshold", "3", "--output", str(tmp_path / "m.npz")])
+    assert result.exit_code == 0, result.output
+    broken = _write_jsonl(tmp_path / "broken.jsonl", rows[:3] + [{"text": "no label here"}])
+    result = CliRunner().invoke(main, ["classify", "train", "--input", str(broken), "--label-field", "score",
+                                       "--output", str(tmp_path / "m2.npz")])
+    assert result.exit_code != 0
+    assert f"{broken}:4: label field 'score' is None" in result.output
+
+
+def test_quality_classifier_step_in_a_pipeline(trained, labeled, tmp_path):
+    texts, labels = labeled
+    model = trained.classifier.save(tmp_path / "quality.npz")
+    rows = [{"id": f"d{i}", "text": t, "good": y} for i, (t, y) in enumerate(zip(texts, labels))]
+    _write_jsonl(tmp_path / "docs.jsonl", rows)
+    recipe = load_recipe(None, [f"read.paths=[{tmp_path / 'docs.jsonl'}]", "read.batch_size=100",
+                                f"write.output={tmp_path / 'out'}", "workers=2"],
+                         data={"steps": [{"quality_classifier": {"model": str(model), "threshold": 0.5}}]})
+    manifest = build(recipe, show_progress=False)
+    table = read_shards(tmp_path / "out")
+    metas = [json.loads(m) for m in table.column("meta").to_pylist()]
+    assert all(m["quality_classifier"]["score"] >= 0.5 for m in metas)
+    good_kept = sum(m["good"] for m in metas)
+    bad_kept = len(metas) - good_kept
+    assert good_kept >= 0.95 * 300 and bad_kept <= 0.05 * 300
+    assert manifest["counts"]["read"] == 600
+    assert manifest["counts"]["written"] + manifest["counts"]["rejected"] == 600
+
+
+def test_step_requires_model_and_loads_it_in_setup(tmp_path):
+    from instruct.config import ConfigError
+    from instruct.pipeline.registry import make_step
+
+    with pytest.raises(ConfigError, match="missing required key 'model'"):
+        make_step("quality_classifier", {})
+    step = make_step("quality_classifier", {"model": str(tmp_path / "missing.npz")})
+    assert isinstance(step, Step)  # constructing loads nothing; setup() in the worker does
+    with pytest.raises(ModelFileError, match="no such model file"):
+        step.ensure_setup()
+
+
+def test_perplexity_buckets_per_source():
+    rows = []
+    for source, scale in (("web", 10.0), ("books", 100.0)):
+        for i in range(150):
+            rows.append({"id": f"{source}{i}", "text": "x", "source": source,
+                         "meta": {"perplexity": {"perplexity": scale * (i + 1)}}})
+    rows.append({"id": "few0", "text": "x", "source": "rare", "meta": {"perplexity": {"perplexity": 1e6}}})
+    step = PerplexityBuckets(percentiles=[50.0, 90.0], min_docs=100)
+    decision = step.decide([step.signatures(documents_table(rows))])
+    assert set(decision.drop) == {f"web{i}" for i in range(135, 150)} | {f"books{i}" for i in range(135, 150)}
+    assert decision.report["cutoffs"]["books"][1] == pytest.approx(10 * decision.report["cutoffs"]["web"][1])
+    assert decision.counters["unbucketed_rare"] == 1 and "few0" not in decision.drop
+
+
+@pytest.mark.slow
+def test_perplexity_step_separates_real_text_from_word_salad(docstrings):
+    from instruct.pipeline.registry import make_step
+
+    rng = random.Random(3)
+    good = [doc for _, doc in docstrings if len(doc.split()) >= 60][:8]
+    rows = [{"id": f"g{i}", "text": t, "source": "docs"} for i, t in enumerate(good)]
+    rows += [{"id": f"s{i}", "text": word_salad(t, rng), "source": "docs"} for i, t in enumerate(good)]
+    step = make_step("perplexity", {"max_tokens": 96, "buckets": {"*": [1.0, 60.0]}, "drop_buckets": ["tail"]})
+    step.ensure_setup()
+    out = step.apply(documents_table(rows))
+    scores = [json.loads(m)["perplexity"] for m in out.table.column("meta").to_pylist()]
+    real = np.array([s["perplexity"] for s in scores[:8]])
+    salad = np.array([s["perplexity"] for s in scores[8:]])
+    assert np.median(salad) > 3 * np.median(real)
+    assert salad.min() > np.median(real)
+    assert [r for r in out.reasons[8:]].count("bucket_tail") >= 6
+    assert [r for r in out.reasons[:8]].count(None) >= 6
