@@ -393,6 +393,17 @@ def test_code_alphanumeric_fraction(code):
 
 # --- the step contract -------------------------------------------------------------------------
 
+@pytest.mark.parametrize("text", ["", " \n\n ", "#", "日本語の文です。" * 30, "a a a a a a a a a a a a"])
+def test_degenerate_inputs_give_a_verdict_and_bounded_fractions(text):
+    for step in (GopherQuality(), GopherRepetition(), C4(), FineWeb(), Language(), CodeQuality()):
+        reason, scores = step.judge(text)
+        assert reason is None or reason.startswith((step.name, "gopher", "code"))
+        for key, value in scores.items():
+            if key.endswith(("ratio", "frac", "fraction")):
+                assert 0.0 <= value <= 1.0, (step.name, key, value)
+    assert GopherQuality().judge("")[0] == "gopher_short_doc" and CodeQuality().judge("")[0] == "code_empty"
+
+
 def test_steps_register_and_store_scores_in_meta(base):
     steps = available_steps()
     for name in ("gopher_quality", "gopher_repetition", "c4", "fineweb", "language", "code_quality"):
@@ -406,3 +417,31 @@ def test_steps_register_and_store_scores_in_meta(base):
     # Re-thresholding from meta alone reproduces the decision without recomputing.
     assert [m["gopher_quality"]["words"] >= 50 for m in metas] == [True, False]
     assert isinstance(output.table, pa.Table) and output.table.num_rows == 2
+
+
+def test_web_steps_in_a_build_clean_text_and_account_for_every_document(clean, tmp_path):
+    from instruct.io.shards import read_shards
+    from instruct.pipeline.recipe import load_recipe
+    from instruct.pipeline.runner import build
+
+    boilerplate = "Read our privacy policy before you continue."
+    rows = [{"id": f"ok{i}", "text": f"{doc}\n{boilerplate}"} for i, doc in enumerate(clean[:20])]
+    rows += [{"id": "short", "text": "This page of the manual has far too few words to be kept."},
+             {"id": "lorem", "text": clean[0] + "\nLorem ipsum dolor sit amet."}]
+    source = tmp_path / "docs.jsonl"
+    source.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    recipe = load_recipe(None, data={
+        "read": {"format": "jsonl", "paths": [str(source)]},
+        "steps": ["language", "gopher_repetition", "gopher_quality", "c4", "fineweb"],
+        "write": {"output": str(tmp_path / "out"), "report": False},
+    })
+    manifest = build(recipe, show_progress=False)
+    kept = read_shards(tmp_path / "out" / "shards").to_pylist()
+    rejected = read_shards(tmp_path / "out" / "rejected").to_pylist()
+    assert len(kept) + len(rejected) == len(rows)
+    assert {r["id"]: r["reason"] for r in rejected} == {"short": "gopher_short_doc", "lorem": "c4_lorem_ipsum"}
+    assert len(kept) == 20 and all(boilerplate not in row["text"] for row in kept)
+    meta = json.loads(kept[0]["meta"])
+    assert set(meta) >= {"language", "gopher_repetition", "gopher_quality", "c4", "fineweb"}
+    assert meta["c4"]["removed_lines"] == {"policy": 1}
+    assert "c4_line_policy" in json.dumps(manifest)

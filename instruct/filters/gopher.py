@@ -129,7 +129,8 @@ class GopherRepetition(DocumentFilter):
         words = tokenize(text).words
         for n, limit in c.top_n_grams.items():
             key = f"top_{n}_gram_char_frac"
-            scores[key] = ratio(top_ngram_chars(words, n), length)
+            # Overlapping occurrences ("a a a") count a character twice, as in datatrove: cap at 1.
+            scores[key] = min(1.0, ratio(top_ngram_chars(words, n), length))
             checks.append((f"gopher_top_{n}_gram", above(scores[key], limit)))
         repeats = True  # no repeated n-gram means no repeated longer n-gram either
         for n, limit in c.dup_n_grams.items():

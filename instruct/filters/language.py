@@ -52,7 +52,10 @@ class Language(DocumentFilter):
         text = " ".join(text[: self.config.max_chars].split())
         if text.isupper():
             text = text.lower()  # all-caps text is otherwise often taken for another language
-        best = self._model.predict(text + "\n", 1, 0.0, "replace")
+        try:
+            best = self._model.predict(text + "\n", 1, 0.0, "replace")
+        except TypeError:  # lone surrogates (possible from Python callers, never from Arrow)
+            best = self._model.predict(text.encode("utf-8", "replace").decode() + "\n", 1, 0.0, "replace")
         if not best:
             return "unknown", 0.0
         score, label = best[0]
