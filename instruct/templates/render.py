@@ -188,6 +188,11 @@ class Template:
             return EMPTY_PROMPT
         return prompt, target
 
+    @property
+    def fixed_answer_choices(self) -> list[str] | None:
+        """The answer choices when they do not depend on the row (promptsource's fixed choices), else None."""
+        return None if self._fixed_choices is None else list(self._fixed_choices)
+
     def describe(self) -> str:
         return f"template {self.name!r} ({self.id}) of dataset {self.dataset or '?'!r}"
 

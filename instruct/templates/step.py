@@ -21,7 +21,7 @@ import pyarrow as pa
 
 from instruct.config import ConfigError
 from instruct.pipeline.step import Step, StepOutput
-from instruct.schema import DOCUMENT_SCHEMA, EXAMPLE_SCHEMA
+from instruct.schema import DOCUMENT_SCHEMA, EXAMPLE_SCHEMA, MESSAGE_TYPE
 from instruct.templates.loader import load_templates
 from instruct.templates.render import UNLABELED, Template, stable_seed
 
@@ -57,29 +57,27 @@ class TemplateStep(Step):
     def setup(self) -> None:
         self.pool = select_templates(self.config)
         self.demos = Demonstrations(self.config.fewshot) if self.config.fewshot else None
+        self._static_meta = {t.id: _static_meta(t) for t in self.pool}
 
     def apply(self, table: pa.Table) -> StepOutput:
         rows, locations = _rows(table)
-        examples: list[dict[str, Any]] = []
+        out = ExampleColumns()
         reasons: list[str | None] = []
         counters: Counter = Counter()
         for row, location in zip(rows, locations):
-            made, reason = self._row_examples(row, location, counters)
+            made, reason = self._row_examples(row, location, counters, out)
             if made:
-                examples.extend(made)
-                reasons.extend([None] * len(made))
+                reasons.extend([None] * made)
             else:  # the input row travels whole to rejected/, with the reason
-                examples.append({"id": str(row["id"]), "messages": [], "source": self.pool[0].dataset,
-                                 "meta": {"row": row, "where": str(location)}})
+                out.add(str(row["id"]), [], self.pool[0].dataset,
+                        json.dumps({"row": row, "where": str(location)}, ensure_ascii=False, default=str))
                 reasons.append(reason)
-        columns = {name: [e[name] for e in examples] for name in ("id", "messages", "source")}
-        columns["meta"] = [json.dumps(e["meta"], ensure_ascii=False, default=str) for e in examples]
-        return StepOutput(pa.Table.from_pydict(columns, schema=EXAMPLE_SCHEMA), reasons, counters)
+        return StepOutput(out.table(), reasons, counters)
 
-    def _row_examples(self, row: dict[str, Any], location: _Location, counters: Counter) -> tuple[list[dict], str | None]:
+    def _row_examples(self, row: dict[str, Any], location: _Location, counters: Counter,
+                      out: "ExampleColumns") -> tuple[int, str | None]:
         row_id = str(row["id"])
-        made: list[dict[str, Any]] = []
-        first_reason = None
+        made, first_reason = 0, None
         for template in self._order(row_id):
             result = template.render(row, seed=self.config.seed, where=location)
             if isinstance(result, str):
@@ -88,9 +86,10 @@ class TemplateStep(Step):
                 first_reason = first_reason or result
                 counters[f"skipped/{template.name}/{result}"] += 1
                 continue
-            made.append(self._example(template, row, row_id, result, location))
+            self._add_example(out, template, row, row_id, result, location)
             counters[f"template/{template.name}"] += 1
-            if self.config.k and len(made) == self.config.k:
+            made += 1
+            if made == self.config.k:
                 break
         return made, first_reason
 
@@ -99,38 +98,73 @@ class TemplateStep(Step):
             return self.pool
         return [self.pool[i] for i in permutation(stable_seed(self.config.seed, row_id), len(self.pool))]
 
-    def _example(self, template: Template, row: dict[str, Any], row_id: str, result: tuple[str, str],
-                 location: _Location) -> dict[str, Any]:
+    def _add_example(self, out: "ExampleColumns", template: Template, row: dict[str, Any], row_id: str,
+                     result: tuple[str, str], location: _Location) -> None:
         prompt, target = result
-        messages: list[dict[str, str]] = []
+        messages: list[tuple[str, str]] = []
         system = self.config.system if self.config.system is not None else template.system
         if system:
-            messages.append({"role": "system", "content": system})
-        meta: dict[str, Any] = {"input_id": row_id, "dataset": template.dataset, "template": template.name,
-                                "template_id": template.id}
+            messages.append(("system", system))
+        meta: dict[str, Any] = {"input_id": row_id}
         if self.demos is not None:
             demos = self.demos.draw(template, row_id, self.config.seed)
             meta["fewshot_ids"] = [demo_id for demo_id, _ in demos]
             if self.config.fewshot.style == "turns":
-                for demo_prompt, demo_target in (pair for _, pair in demos):
-                    messages += [{"role": "user", "content": demo_prompt},
-                                 {"role": "assistant", "content": demo_target}]
+                for _, (demo_prompt, demo_target) in demos:
+                    messages += [("user", demo_prompt), ("assistant", demo_target)]
             else:
-                separator = self.config.fewshot.separator
-                prompt = separator.join([f"{p}\n{t}" for _, (p, t) in demos] + [prompt])
-        messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": target}]
-        if template.metadata.inverted:
-            meta["inverted"] = True  # its answer choices describe the prompt, not the target
-        else:
+                prompt = self.config.fewshot.separator.join([f"{p}\n{t}" for _, (p, t) in demos] + [prompt])
+        messages += [("user", prompt), ("assistant", target)]
+        if not template.metadata.inverted and template.fixed_answer_choices is None:
             choices = template.answer_choices(row, seed=self.config.seed, where=location)
             if choices is not None:
                 meta["choices"] = choices
-        if template.metadata.original_task is not None:
-            meta["original_task"] = template.metadata.original_task
         if self.config.keep_fields:
             meta["fields"] = {name: row.get(name) for name in self.config.keep_fields}
-        return {"id": f"{row_id}#{template.name}", "messages": messages,
-                "source": f"{template.dataset}/{template.name}", "meta": meta}
+        # the per-template part of meta was serialised once in setup(); only the row's part is encoded here
+        meta_json = self._static_meta[template.id] + json.dumps(meta, ensure_ascii=False, default=str)[1:]
+        out.add(f"{row_id}#{template.name}", messages, f"{template.dataset}/{template.name}", meta_json)
+
+
+class ExampleColumns:
+    """EXAMPLE rows gathered as flat columns, so Arrow builds whole string arrays instead of per-row dicts."""
+
+    def __init__(self) -> None:
+        self.ids: list[str] = []
+        self.sources: list[str] = []
+        self.metas: list[str] = []
+        self.roles: list[str] = []
+        self.contents: list[str] = []
+        self.offsets: list[int] = [0]
+
+    def add(self, example_id: str, messages: list[tuple[str, str]], source: str, meta_json: str) -> None:
+        self.ids.append(example_id)
+        self.sources.append(source)
+        self.metas.append(meta_json)
+        for role, content in messages:
+            self.roles.append(role)
+            self.contents.append(content)
+        self.offsets.append(len(self.roles))
+
+    def table(self) -> pa.Table:
+        messages = pa.ListArray.from_arrays(
+            pa.array(self.offsets, pa.int32()),
+            pa.StructArray.from_arrays([pa.array(self.roles, pa.string()), pa.array(self.contents, pa.string())],
+                                       fields=list(MESSAGE_TYPE)))
+        return pa.Table.from_arrays([pa.array(self.ids, pa.string()), messages, pa.array(self.sources, pa.string()),
+                                     pa.array(self.metas, pa.string())], schema=EXAMPLE_SCHEMA)
+
+
+def _static_meta(template: Template) -> str:
+    """The meta every example of `template` shares, as JSON without its closing brace (followed by ', ')."""
+    meta: dict[str, Any] = {"dataset": template.dataset, "template": template.name, "template_id": template.id}
+    if template.metadata.original_task is not None:
+        meta["original_task"] = template.metadata.original_task
+    if template.metadata.inverted:
+        meta["inverted"] = True  # its answer choices describe the prompt, not the target
+    elif template.fixed_answer_choices is not None:
+        meta["choices"] = template.fixed_answer_choices
+    return json.dumps(meta, ensure_ascii=False)[:-1] + ", "
 
 
 def permutation(seed: int, n: int) -> list[int]:
