@@ -115,13 +115,16 @@ def extract_json(text: str) -> tuple[str, bool]:
 class TransformersEngine:
     """A causal LM served with dynamic batching: requests that arrive together share one generate() call."""
 
-    def __init__(self, model_path: str | None = None, adapter: str | None = None, max_batch: int = MAX_BATCH):
+    def __init__(self, model_path: str | None = None, adapter: str | None = None, max_batch: int = MAX_BATCH,
+                 threads: int | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         from instruct.models import resolve_model
 
         path = resolve_model(model_path)
+        if threads:  # on a shared CPU, fewer threads than cores avoids OpenMP spin contention
+            torch.set_num_threads(threads)
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(path)
         self.tokenizer.padding_side = "left"

@@ -36,6 +36,7 @@ class ServeConfig:
 
     model: str | None = None  # HF folder or .gguf; None: the embedded SmolLM2-135M-Instruct
     adapter: str | None = None
+    threads: int | None = None  # CPU threads for generation (default: torch's)
 
 
 @dataclass
@@ -76,7 +77,7 @@ def endpoint(recipe: SynthRecipe) -> Iterator[tuple[str, str | None, bool]]:
     from instruct.serve.engines import TransformersEngine
     from instruct.serve.server import serve_in_thread
 
-    engine = TransformersEngine(recipe.serve.model, recipe.serve.adapter)
+    engine = TransformersEngine(recipe.serve.model, recipe.serve.adapter, threads=recipe.serve.threads)
     with serve_in_thread(engine) as server:
         print(f"no endpoint configured: serving {engine.model_name} on {server.base_url} for this run",
               file=sys.stderr)
