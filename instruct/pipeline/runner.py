@@ -22,7 +22,7 @@ from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -135,8 +135,7 @@ class UnitRun:
         if self.rejected_writer:
             self.rejected_writer.close()
         if self.signatures:
-            write_table(pa.concat_tables(self.signatures),
-                        self.workdir / f"stage{self.stage.index}" / f"{self.unit.key}.sig.arrow")
+            write_table(pa.concat_tables(self.signatures), signature_path(self.workdir, self.stage.index, self.unit))
         self.stats.seconds = time.perf_counter() - started
         return self.stats
 
@@ -149,7 +148,7 @@ class UnitRun:
                 yield batch.table
             return
         previous = self.workdir / f"stage{self.stage.index - 1}"
-        decision = load_decision(self.workdir, self.stage.index - 1)
+        decision = load_decision(self.workdir, self.stage.index - 1, self.unit.key)
         closing_name = self.pipeline.stages[self.stage.index - 1].closing.label
         for path in sorted(previous.glob(f"s{self.stage.index - 1}-{self.unit.key}-*.arrow")):
             table = read_table(path)
@@ -215,16 +214,30 @@ def _add_lengths(histogram: list[int], table: pa.Table) -> None:
         histogram[i] += int(n)
 
 
-def load_decision(workdir: Path, stage_index: int) -> dict[str, str]:
-    """The id -> reason map of a finished global step (cached per process)."""
-    key = (str(workdir), stage_index)
-    if key not in _DECISIONS:
-        table = read_table(workdir / f"decision{stage_index}.arrow")
-        _DECISIONS[key] = dict(zip(table.column("id").to_pylist(), table.column("reason").to_pylist()))
-    return _DECISIONS[key]
+def load_decision(workdir: Path, stage_index: int, unit_key: str) -> dict[str, str]:
+    """The id -> reason map of a finished global step, for one unit's rows only."""
+    path = decision_path(workdir, stage_index, unit_key)
+    if not path.exists():
+        return {}  # nothing of this unit was dropped
+    table = read_table(path)
+    return dict(zip(table.column("id").to_pylist(), table.column("reason").to_pylist()))
 
 
-_DECISIONS: dict[tuple[str, int], dict[str, str]] = {}
+def decision_path(workdir: Path, stage_index: int, unit_key: str) -> Path:
+    """Decisions are stored per unit, so no process ever holds the whole drop set."""
+    return workdir / f"decision{stage_index}" / f"{unit_key}.arrow"
+
+
+def decision_done_path(workdir: Path, stage_index: int) -> Path:
+    """Written last by a global step's second pass: its presence marks the decision done."""
+    return workdir / f"decision{stage_index}.json"
+
+
+def write_unit_decision(workdir: Path, stage_index: int, unit_key: str, ids: list[str], reasons: list[str]) -> None:
+    write_table(pa.table({"id": pa.array(ids, pa.string()), "reason": pa.array(reasons, pa.string())}),
+                decision_path(workdir, stage_index, unit_key))
+
+
 _WORKER_PIPELINE: Pipeline | None = None
 
 
@@ -285,7 +298,14 @@ class LocalExecutor:
                                        initializer=_init_worker, initargs=(pipeline,))
         try:
             for stage in pipeline.stages:
-                all_stats.append(self._run_stage(pipeline, stage, units, workdir, output, pool))
+                def execute(todo: list[WorkUnit], stage: Stage = stage) -> Iterator[dict[str, Any]]:
+                    if pool is None:
+                        return (run_unit(pipeline, stage.index, unit, workdir, output) for unit in todo)
+                    futures = [pool.submit(_run_unit_in_worker, stage.index, unit, str(workdir), str(output))
+                               for unit in todo]
+                    return (future.result() for future in futures)
+
+                all_stats.append(run_stage(pipeline, stage, units, workdir, execute, self.show_progress))
                 if stage.closing is not None:
                     decide_stage(pipeline, stage, units, workdir, output)
         finally:
@@ -293,55 +313,53 @@ class LocalExecutor:
                 pool.shutdown(cancel_futures=True)
         return all_stats
 
-    def _run_stage(self, pipeline: Pipeline, stage: Stage, units: list[WorkUnit], workdir: Path, output: Path,
-                   pool: ProcessPoolExecutor | None) -> list[dict[str, Any]]:
-        done: dict[str, dict[str, Any]] = {}
-        todo = []
-        for unit in units:
-            path = stats_path(workdir, stage.index, unit)
-            if path.exists():
-                done[unit.key] = read_json(path)
-            else:
-                todo.append(unit)
-        label = f"stage {stage.index + 1}/{len(pipeline.stages)}"
-        with progress_bar(total=len(units), initial=len(done), desc=label, unit="unit",
-                          enabled=self.show_progress) as bar:
-            started, records = time.perf_counter(), 0
 
-            def finished(stats: dict[str, Any]) -> None:
-                nonlocal records
-                done[stats["unit"]] = stats
-                records += stats["read"]
-                bar.update(1)
-                bar.set_postfix(docs_per_s=f"{records / max(time.perf_counter() - started, 1e-9):,.0f}")
+def run_stage(pipeline: Pipeline, stage: Stage, units: list[WorkUnit], workdir: Path,
+              execute: Callable[[list[WorkUnit]], Iterable[dict[str, Any]]], show_progress: bool
+              ) -> list[dict[str, Any]]:
+    """Run the units of a stage not yet done through `execute` (any executor), with progress.
 
-            if pool is None:
-                for unit in todo:
-                    finished(run_unit(pipeline, stage.index, unit, workdir, output))
-            else:
-                futures = [pool.submit(_run_unit_in_worker, stage.index, unit, str(workdir), str(output))
-                           for unit in todo]
-                for future in futures:
-                    finished(future.result())
-        return [done[unit.key] for unit in units]
+    `execute(todo)` yields the stats of each unit as it finishes, in any order.
+    """
+    done: dict[str, dict[str, Any]] = {}
+    todo = []
+    for unit in units:
+        path = stats_path(workdir, stage.index, unit)
+        if path.exists():
+            done[unit.key] = read_json(path)
+        else:
+            todo.append(unit)
+    label = f"stage {stage.index + 1}/{len(pipeline.stages)}"
+    with progress_bar(total=len(units), initial=len(done), desc=label, unit="unit", enabled=show_progress) as bar:
+        started, records = time.perf_counter(), 0
+        for stats in execute(todo):
+            done[stats["unit"]] = stats
+            records += stats["read"]
+            bar.update(1)
+            bar.set_postfix(docs_per_s=f"{records / max(time.perf_counter() - started, 1e-9):,.0f}")
+    return [done[unit.key] for unit in units]
 
 
 def decide_stage(pipeline: Pipeline, stage: Stage, units: list[WorkUnit], workdir: Path, output: Path) -> None:
     """Run a global step's second pass over all signatures, once (its decision file marks it done)."""
-    decision_path = workdir / f"decision{stage.index}.arrow"
-    if decision_path.exists():
+    if decision_done_path(workdir, stage.index).exists():
         return
     step = stage.closing
     step.ensure_setup()
-    signature_paths = [workdir / f"stage{stage.index}" / f"{unit.key}.sig.arrow" for unit in units]
+    signature_paths = [signature_path(workdir, stage.index, unit) for unit in units]
     decision = step.decide(read_table(p) for p in signature_paths if p.exists())
     for name, table in decision.side_tables.items():
         write_table(table, output / step.label / f"{name}.arrow")
-    write_json({"counters": dict(decision.counters), "report": decision.report},
-               workdir / f"decision{stage.index}.json")
-    ids = list(decision.drop)
-    write_table(pa.table({"id": pa.array(ids, pa.string()),
-                          "reason": pa.array([decision.drop[i] for i in ids], pa.string())}), decision_path)
+    for unit, path in zip(units, signature_paths):
+        ids = read_table(path).column("id").to_pylist() if path.exists() else []
+        dropped = [i for i in ids if i in decision.drop]
+        if dropped:
+            write_unit_decision(workdir, stage.index, unit.key, dropped, [decision.drop[i] for i in dropped])
+    write_json({"counters": dict(decision.counters), "report": decision.report}, decision_done_path(workdir, stage.index))
+
+
+def signature_path(workdir: Path, stage_index: int, unit: WorkUnit) -> Path:
+    return workdir / f"stage{stage_index}" / f"{unit.key}.sig.arrow"
 
 
 def build(recipe: Recipe, recipe_data: dict[str, Any] | None = None, show_progress: bool = True) -> dict[str, Any]:

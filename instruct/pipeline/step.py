@@ -65,8 +65,8 @@ class Step:
         return {"config": self.config, "label": self.label}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.config, self.label = state["config"], state["label"]
-        self._ready = False
+        self.__init__(state["config"])  # re-derive what __init__ computes from the config (and re-validate)
+        self.label = state["label"]
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.config})"
