@@ -130,7 +130,9 @@ class _Handler(BaseHTTPRequestHandler):
         with self.server.lock:
             self.server.attempts[digest] += 1
             attempt = self.server.attempts[digest]
-            hold = faults.hold_after is not None and self.server.usage["answered"] >= faults.hold_after
+            hold = faults.hold_after is not None and self.server.usage["admitted"] >= faults.hold_after
+            if not hold and attempt > faults.first_attempts:
+                self.server.usage["admitted"] += 1  # counted here, atomically, so exactly hold_after get answers
         if hold:
             self.server.release.wait()
             self.close_connection = True
