@@ -48,7 +48,7 @@ def connect(workers: int, show_progress: bool) -> Any:
     if not ray.is_initialized():
         address = os.environ.get("RAY_ADDRESS")
         options: dict[str, Any] = {"address": address} if address else {"num_cpus": max(1, workers)}
-        ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=show_progress,
+        ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                  configure_logging=False, **options)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the executor shows its own per-stage bar

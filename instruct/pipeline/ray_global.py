@@ -481,7 +481,67 @@ def minhash_dedup(job: Job) -> tuple[dict[str, int], dict[str, Any]]:
     return decide_clusters(job, labelled, "near_duplicate", report)
 
 
+def _hit_rows(table: pa.Table, base: int) -> pa.Table:
+    """The rows of a unit that overlap some eval item past the threshold."""
+    rows = global_rows(table, base)
+    hit = pc.greater(pc.list_value_length(table.column("hits")), 0)
+    return pa.table({"row": rows, "id": table.column("id"), "hits": table.column("hits"),
+                     "scores": table.column("scores")}).filter(hit)
+
+
+def _write_contaminated(names: tuple[list[str], list[str]], side_dir: str, batch: pa.Table) -> pa.Table:
+    """The `contaminated` side table of these rows: the best-scoring eval item of each."""
+    if batch.num_rows:
+        scores, hits = batch.column("scores").to_pylist(), batch.column("hits").to_pylist()
+        best = [h[int(np.argmax(s))] for h, s in zip(hits, scores)]
+        write_table(pa.table({"id": batch.column("id"), "eval_set": pa.array([names[0][b] for b in best], pa.string()),
+                              "eval_id": pa.array([names[1][b] for b in best], pa.string()),
+                              "score": pa.array([max(s) for s in scores], pa.float64()),
+                              "items_hit": pa.array([len(h) for h in hits], pa.int64())}),
+                    Path(side_dir) / "contaminated" / f"part-{int(batch.column('row')[0].as_py()):016x}.arrow")
+    return pa.table({"rows": [batch.num_rows]})
+
+
+def _hit_items(batch: pa.Table) -> pa.Table:
+    return pa.table({"item": pc.list_flatten(batch.column("hits")).cast(pa.int64())})
+
+
+def _count_items(batch: pa.Table) -> pa.Table:
+    items, counts = np.unique(batch.column("item").to_numpy(), return_counts=True)
+    return pa.table({"item": pa.array(items, pa.int64()), "records": pa.array(counts, pa.int64())})
+
+
+def decontaminate(job: Job) -> tuple[dict[str, int], dict[str, Any]]:
+    """Rows with eval hits -> drop every row of their ids; eval-item tallies are bounded by the eval sets."""
+    step, config = job.step, job.step.config
+    items = step.index.items
+    schema = pa.schema([("row", pa.int64()), ("id", pa.string()), ("hits", pa.list_(pa.int64())),
+                        ("scores", pa.list_(pa.float64()))])
+    hits = job.rows(_hit_rows, schema)
+    names = ([item.eval_set for item in items], [item.eval_id for item in items])
+    job.count(job.map(hits, partial(_write_contaminated, names, str(job.side_dir))))
+    counts = job.shuffle(job.map(hits, _hit_items), "item", _count_items)
+    hit_count = dict(sorted((item, n) for block in job.ray.get(counts) for item, n in
+                            zip(block.column("item").to_pylist(), block.column("records").to_pylist())))
+    tallies = drop_rows(job, hits, "contaminated", drop_if_any=True)
+    hit_items = pa.table({"eval_set": pa.array([items[i].eval_set for i in hit_count], pa.string()),
+                          "eval_id": pa.array([items[i].eval_id for i in hit_count], pa.string()),
+                          "records": pa.array(list(hit_count.values()), pa.int64())})
+    write_table(hit_items, job.side_dir / "eval_hits.arrow")
+    per_set: dict[str, dict[str, int]] = {}
+    for index, item in enumerate(items):
+        entry = per_set.setdefault(item.eval_set, {"items": 0, "items_hit": 0})
+        entry["items"] += 1
+        entry["items_hit"] += index in hit_count
+    report = {"metric": config.metric, "threshold": config.threshold, "ngram": config.ngram,
+              "eval_items": len(items), "eval_items_too_short": step.index.skipped,
+              "eval_items_hit": len(hit_count), "records_dropped": tallies["dropped"], "eval_sets": per_set,
+              "hit_items": hit_items.slice(0, 1000).to_pylist()}
+    return {"contaminated": tallies["dropped"], "eval_items_hit": len(hit_count)}, report
+
+
 DECIDERS: dict[str, Callable[[Job], tuple[dict[str, int], dict[str, Any]]]] = {
     "exact_dedup": exact_dedup,
     "minhash_dedup": minhash_dedup,
+    "decontaminate": decontaminate,
 }
