@@ -54,6 +54,10 @@ class TemplateStep(Step):
     name = "template"
     Config = TemplateConfig
 
+    def __init__(self, config: Any = None, **params: Any) -> None:
+        super().__init__(config, **params)
+        select_templates(self.config)  # a bad path, name or template fails when the recipe loads, not in a worker
+
     def setup(self) -> None:
         self.pool = select_templates(self.config)
         self.demos = Demonstrations(self.config.fewshot) if self.config.fewshot else None
