@@ -78,7 +78,8 @@ def _jobs(dataset: str | None, templates_arg: str | None, split: str, sample: in
     head = loaded.select(range(min(sample, len(loaded))))
     rows = [{"id": f"{split_name}/{offset + i}", **row} for i, row in enumerate(head)]
     columns = ["id", *loaded.column_names]
-    yield f"{templates_arg} on {len(rows)} rows of {dataset}[{split_name}]", load_templates(templates_arg), rows, columns
+    label = f"{templates_arg} on {len(rows)} rows of {dataset}[{split_name}]"
+    yield label, load_templates(templates_arg), rows, columns
 
 
 def _check_one(label: str, templates: list, rows: list, columns: list, seed: int) -> int:

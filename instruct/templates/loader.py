@@ -153,8 +153,8 @@ def _native(data: dict[str, Any], path: Path) -> list[Template]:
             raise ConfigError(f"{where} ({raw['name']}): unknown key(s) {', '.join(unknown)}; "
                               f"expected some of {', '.join(sorted(_NATIVE_KEYS))}")
         label = raw.get("label_field", data.get("label_field", "label"))
-        common = dict(answer_choices=_choices(raw.get("answer_choices"), where), dataset=dataset, reference=raw.get("reference", ""),
-                      system=raw.get("system", data.get("system")), path=str(path),
+        common = dict(answer_choices=_choices(raw.get("answer_choices"), where), dataset=dataset,
+                      reference=raw.get("reference", ""), system=raw.get("system", data.get("system")), path=str(path),
                       label_fields=[label] if isinstance(label, str) else list(label))
         template_id = str(raw.get("id") or content_id(dataset, raw["name"])[:16])
         templates.append(Template(id=template_id, name=raw["name"], jinja=_jinja(raw, where),

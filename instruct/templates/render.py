@@ -3,10 +3,11 @@
 Rendering follows promptsource exactly (so any of its templates gives the same strings):
 the row's string fields have `|||` escaped, `answer_choices` is rendered first and split on
 `|||`, the template is rendered and split on `|||`, and each part is un-escaped and stripped.
-Differences on purpose: a sandboxed environment with StrictUndefined (a missing or None field
-is an error naming template, dataset and row, never an empty string or 'None'), no 2048-character truncation,
-rows without a label (missing, None, "" or -1) return None instead of `answer_choices[-1]`, and the random filters draw
-from a generator seeded per row, so output never depends on worker count or order.
+Differences on purpose: a sandboxed environment with StrictUndefined (a missing or None
+field is an error naming template, dataset and row, never an empty string or 'None'); no
+2048-character truncation; rows without a label (missing, None, "" or -1) return None instead
+of `answer_choices[-1]`; and the random filters draw from a generator seeded per row, so
+output never depends on worker count or order.
 """
 from __future__ import annotations
 
@@ -169,7 +170,8 @@ class Template:
             raise self.error("the row has a field named 'answer_choices', which templates reserve", row, where)
         rng = RowRandom(seed, self.id, row)
         if self._choices_program is not None:
-            protected["answer_choices"] = (self._fixed_choices if self._fixed_choices is not None
+            # a copy of the fixed choices: a template may mutate its list
+            protected["answer_choices"] = (list(self._fixed_choices) if self._fixed_choices is not None
                                            else self._row_choices(protected, rng, row, where))
         else:
             protected["answer_choices"] = None
