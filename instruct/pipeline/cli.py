@@ -27,6 +27,14 @@ def build(recipe: str, overrides: tuple[str, ...], inputs: tuple[str, ...], inpu
 
     with user_errors():
         data = load_yaml(recipe)
+        if "sources" in data:  # a mixture recipe: several sources combined by weight and cap
+            from instruct.mixture import load_mix_config, mix
+
+            mix_overrides = list(overrides) + ([f"write.output={output}"] if output else [])
+            config = load_mix_config(recipe, mix_overrides)
+            manifest = mix(config)
+            click.echo(f"mixed {manifest['written']:,} examples -> {config.write.output}")
+            return
         flags = [f"read.format={input_format}" if input_format else None,
                  f"write.output={output}" if output else None,
                  f"workers={workers}" if workers else None,
