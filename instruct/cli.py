@@ -20,6 +20,7 @@ COMMANDS = {
     "serve": "instruct.serve.cli:serve",
     "samples": "instruct.samples:samples",
     "eval": "instruct.evaluate.cli:eval_command",
+    "demo": "instruct.demo:demo",
 }
 
 
