@@ -42,7 +42,7 @@ def import_ray() -> Any:
     return ray
 
 
-def connect(workers: int, show_progress: bool) -> Any:
+def connect(workers: int) -> Any:
     """Join the cluster at RAY_ADDRESS (or the one already joined), else start a local one."""
     ray = import_ray()
     if not ray.is_initialized():
@@ -50,11 +50,11 @@ def connect(workers: int, show_progress: bool) -> Any:
         options: dict[str, Any] = {"address": address} if address else {"num_cpus": max(1, workers)}
         ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                  configure_logging=False, **options)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)
     context = ray.data.DataContext.get_current()
     context.enable_progress_bars = False  # the executor shows its own per-stage bar
     context.print_on_execution_start = False
     context.verbose_stats_logs = False
-    logging.getLogger("ray.data").setLevel(logging.WARNING)
     return ray
 
 
@@ -70,9 +70,14 @@ class UnitWorker:
         self.workdir, self.output = Path(workdir), Path(output)
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        stats = [run_unit(self.pipeline, self.stage_index, WorkUnit(key, tuple(paths)), self.workdir, self.output)
-                 for key, paths in zip(batch.column("key").to_pylist(), batch.column("paths").to_pylist())]
-        return pa.table({"stats": pa.array([json.dumps(s) for s in stats], pa.string())})
+        results = []
+        for key, paths in zip(batch.column("key").to_pylist(), batch.column("paths").to_pylist()):
+            try:
+                results.append(run_unit(self.pipeline, self.stage_index, WorkUnit(key, tuple(paths)),
+                                        self.workdir, self.output))
+            except USER_ERRORS as error:  # returned as data: Ray would wrap it beyond recognition
+                results.append({"error": type(error).__name__, "message": str(error)})
+        return pa.table({"stats": pa.array([json.dumps(r) for r in results], pa.string())})
 
 
 class RayExecutor:
@@ -86,25 +91,24 @@ class RayExecutor:
         """Run every stage; returns the stats of every unit, per stage (as LocalExecutor.run)."""
         from instruct.pipeline.ray_global import decide_distributed, supports
 
-        ray = connect(self.workers, self.show_progress)
+        ray = connect(self.workers)
         cpus = cluster_cpus(ray)
         workdir = output / ".work"
         units = pipeline.reader.units()
         all_stats = []
-        with original_errors():
-            for stage in pipeline.stages:
-                def execute(todo: list[WorkUnit], stage: Stage = stage) -> Iterator[dict[str, Any]]:
-                    return self._execute(ray, pipeline, stage, todo, workdir, output, cpus)
+        for stage in pipeline.stages:
+            def execute(todo: list[WorkUnit], stage: Stage = stage) -> Iterator[dict[str, Any]]:
+                return self._execute(ray, pipeline, stage, todo, workdir, output, cpus)
 
-                all_stats.append(run_stage(pipeline, stage, units, workdir, execute, self.show_progress))
-                if stage.closing is None:
-                    continue
-                if supports(stage.closing):
-                    rows = sum(unit["kept"] for unit in all_stats[-1])
-                    decide_distributed(stage.closing, stage.index, units, workdir, output, cpus, rows)
-                else:
-                    log.warning("%s has no distributed second pass; deciding on the driver", stage.closing.label)
-                    decide_stage(pipeline, stage, units, workdir, output)
+            all_stats.append(run_stage(pipeline, stage, units, workdir, execute, self.show_progress))
+            if stage.closing is None:
+                continue
+            if supports(stage.closing):
+                rows = sum(unit["kept"] for unit in all_stats[-1])
+                decide_distributed(stage.closing, stage.index, units, workdir, output, cpus, rows)
+            else:
+                log.warning("%s has no distributed second pass; deciding on the driver", stage.closing.label)
+                decide_stage(pipeline, stage, units, workdir, output)
         return all_stats
 
     @staticmethod
@@ -120,19 +124,7 @@ class RayExecutor:
                                    "workdir": str(workdir), "output": str(output)})
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
             for text in batch.column("stats").to_pylist():
-                yield json.loads(text)
-
-
-class original_errors:
-    """Re-raise a user error (bad input in strict mode, bad config) raised inside a Ray worker as itself."""
-
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, kind: type | None, error: BaseException | None, traceback: Any) -> bool:
-        cause = error
-        while cause is not None and not isinstance(cause, USER_ERRORS):
-            cause = cause.__cause__ or getattr(cause, "cause", None)
-        if cause is not None and cause is not error:
-            raise type(cause)(*cause.args) from None
-        return False
+                stats = json.loads(text)
+                if "error" in stats:  # a bad input in strict mode, a bad config: the same one-line error
+                    raise next(kind for kind in USER_ERRORS if kind.__name__ == stats["error"])(stats["message"])
+                yield stats

@@ -1,0 +1,156 @@
+"""The Ray executor on a local 2-CPU cluster: same shards, counts and decisions as the local executor."""
+from __future__ import annotations
+
+import json
+import random
+import sys
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from instruct.config import ConfigError
+from instruct.io.readers.base import InputError
+from instruct.io.shards import read_shards, read_table, shard_paths
+from instruct.pipeline.recipe import load_recipe
+from instruct.pipeline.runner import build
+
+
+@pytest.fixture(scope="module")
+def ray_cluster():
+    ray = pytest.importorskip("ray")
+    started = not ray.is_initialized()
+    if started:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield ray
+    if started:
+        ray.shutdown()
+
+
+def _perturb(text: str, rng: random.Random) -> str:
+    words = text.split()
+    for _ in range(max(1, len(words) // 40)):
+        i = rng.randrange(len(words))
+        words[i] = words[i][::-1]
+    return " ".join(words)
+
+
+@pytest.fixture(scope="module")
+def corpus(tmp_path_factory, docstrings) -> Path:
+    """Four JSONL files of stdlib docstrings with exact copies, near copies, shared ids, PII and a bad line."""
+    folder = tmp_path_factory.mktemp("ray_corpus")
+    rng = random.Random(7)
+    texts = [d for _, d in docstrings if len(d.split()) > 25][:300]
+    for f in range(4):
+        with open(folder / f"part{f}.jsonl", "w", encoding="utf-8") as handle:
+            for k in range(120):
+                text = rng.choice(texts)
+                if rng.random() < 0.25:
+                    text = _perturb(text, rng)
+                if rng.random() < 0.05:
+                    text += f" Contact maintainer{k}@example.org for details."
+                record = {"text": text}
+                if rng.random() < 0.05:
+                    record["id"] = f"shared{rng.randrange(4)}"
+                handle.write(json.dumps(record) + "\n")
+            handle.write("{not json\n")
+    with open(folder / "eval.jsonl", "w", encoding="utf-8") as handle:
+        for i, text in enumerate(texts[:60:6]):
+            handle.write(json.dumps({"id": f"q{i}", "question": " ".join(text.split()[:30])}) + "\n")
+    return folder
+
+
+def _recipe(corpus: Path, output: Path, executor: str, workers: int, **extra) -> dict:
+    return {"read": {"paths": [str(corpus / "part*.jsonl")]},
+            "steps": ["gopher_repetition", "pii",
+                      {"decontaminate": {"eval_sets": [str(corpus / "eval.jsonl")], "text_fields": ["question"]}},
+                      "exact_dedup", {"minhash_dedup": {"threshold": 0.6, "keep": "longest"}}],
+            "write": {"output": str(output), "shard_size": 50}, "executor": executor, "workers": workers, **extra}
+
+
+def _build(data: dict) -> dict:
+    return build(load_recipe(None, data=data), data, show_progress=False)
+
+
+def _tables(folder: Path) -> dict[str, list]:
+    return {p.name: read_table(p).to_pylist() for p in sorted(folder.glob("*.arrow"))}
+
+
+def _decisions(output: Path) -> dict[str, list]:
+    return {f"{p.parent.name}/{p.name}": read_table(p).to_pylist()
+            for p in sorted((output / ".work").glob("decision*/*.arrow"))}
+
+
+def _side_rows(output: Path, step: str, name: str) -> list[dict]:
+    """A side table's rows whether written whole (local) or in parts (ray), in a canonical order."""
+    paths = [output / step / f"{name}.arrow"] if (output / step / f"{name}.arrow").exists() \
+        else sorted((output / step / name).glob("*.arrow"))
+    return sorted((row for p in paths for row in read_table(p).to_pylist()), key=lambda r: json.dumps(r, sort_keys=True))
+
+
+@pytest.mark.slow
+def test_ray_output_identical_to_local(ray_cluster, corpus, tmp_path):
+    local = _build(_recipe(corpus, tmp_path / "local", "local", 1))
+    distributed = _build(_recipe(corpus, tmp_path / "ray", "ray", 2))
+
+    assert [p.name for p in shard_paths(tmp_path / "local")] == [p.name for p in shard_paths(tmp_path / "ray")]
+    assert read_shards(tmp_path / "local").equals(read_shards(tmp_path / "ray"))
+    assert _tables(tmp_path / "local" / "rejected") == _tables(tmp_path / "ray" / "rejected")
+    for key in ("read", "written", "rejected", "steps"):
+        assert local["counts"][key] == distributed["counts"][key], key
+    steps = {s["step"]: s for s in local["counts"]["steps"]}
+    for step, reason in (("exact_dedup", "exact_duplicate"), ("minhash_dedup", "near_duplicate"),
+                         ("decontaminate", "contaminated"), ("read", "invalid_json")):
+        assert steps[step]["dropped"].get(reason, 0) > 0, f"the corpus must exercise {step}"
+    assert sum(steps["pii"].get("counters", {}).values()) > 0  # pii found something
+
+    assert _decisions(tmp_path / "local") == _decisions(tmp_path / "ray")
+    for step in ("exact_dedup", "minhash_dedup", "decontaminate"):
+        assert local["global_steps"][step]["counters"] == distributed["global_steps"][step]["counters"], step
+    near_local, near_ray = (m["global_steps"]["minhash_dedup"]["report"] for m in (local, distributed))
+    for key in ("records", "clusters", "records_in_clusters", "dropped", "shared_ids", "candidate_pairs"):
+        assert near_local[key] == near_ray[key], key
+    assert near_ray["verified_pairs"] + near_ray["rejected_pairs"] == near_ray["candidate_pairs"]  # all checked
+    for step, name in (("exact_dedup", "clusters"), ("minhash_dedup", "clusters"), ("decontaminate", "contaminated"),
+                       ("decontaminate", "eval_hits")):
+        assert _side_rows(tmp_path / "local", step, name) == _side_rows(tmp_path / "ray", step, name), (step, name)
+
+    again = _build(_recipe(corpus, tmp_path / "ray", "ray", 2))  # resumed: every unit and decision is done
+    assert again["counts"] == distributed["counts"]
+
+
+def test_connected_components_match_union_find(ray_cluster, tmp_path):
+    from instruct.dedup.unionfind import components
+    from instruct.pipeline.ray_global import Job, connected_components
+
+    rng = np.random.default_rng(3)
+    n = 400
+    chain = np.stack([np.arange(100, 199), np.arange(101, 200)], axis=1)[::-1]  # a long path, worst case
+    star = np.stack([np.full(30, 250), np.arange(251, 281)], axis=1)
+    random_edges = rng.integers(280, n, size=(90, 2))
+    edges = np.concatenate([chain, star, random_edges])
+    edges = edges[edges[:, 0] != edges[:, 1]]
+    job = Job(ray_cluster, None, [], [], tmp_path, 0, tmp_path, 0, partitions=3)
+    blocks = [ray_cluster.put(pa.table({"u": part[:, 0], "v": part[:, 1]})) for part in np.array_split(edges, 4)]
+    result = pa.concat_tables(ray_cluster.get(connected_components(job, blocks)))
+    labels = np.arange(n)
+    labels[result.column("u").to_numpy()] = result.column("v").to_numpy()
+    assert np.array_equal(labels, components(n, edges))
+    assert len(np.unique(result.column("u").to_numpy())) == result.num_rows  # one label per node
+
+
+@pytest.mark.slow
+def test_strict_input_error_surfaces_from_a_worker(ray_cluster, corpus, tmp_path):
+    data = _recipe(corpus, tmp_path / "strict", "ray", 2, strict=True)
+    data["steps"] = ["pii"]
+    with pytest.raises(InputError, match=r"part\d\.jsonl:121"):
+        _build(data)
+
+
+def test_missing_ray_says_how_to_install(monkeypatch):
+    from instruct.pipeline.ray_executor import import_ray
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ConfigError, match=r"pip install 'instruct\[ray\]'"):
+        import_ray()
