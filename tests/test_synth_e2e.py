@@ -116,3 +116,13 @@ def test_bad_seed_task_line_is_a_one_line_error(tmp_path, fake_url):
                             capture_output=True, text=True)
     assert result.returncode != 0
     assert f"{seeds}:2: 'instances' must be a list" in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("name", ["synth_self_instruct.yaml", "synth_evol_instruct.yaml"])
+def test_shipped_recipes_load(name):
+    from instruct.config import load_yaml
+    from instruct.synth.run import load_synth_recipe
+
+    path = Path(__file__).resolve().parents[1] / "pipelines" / name
+    recipe = load_synth_recipe(load_yaml(path), ["input=[x]"] if "evol" in name else [], where=str(path))
+    assert recipe.method == name.split("_", 1)[1].removesuffix(".yaml").replace("_", "-")

@@ -3,12 +3,13 @@ finds every stored text above a ROUGE-L threshold without comparing against all 
 
 Why it is exact and fast:
 * LCS length by the bit-parallel algorithm (Allison-Dix / Hyyrö): one big-int step per token.
-* Candidates by prefix filtering on token multisets. LCS <= multiset overlap, so F = 2·LCS/(m+n) > θ
-  needs overlap > θ(m+n)/2, which also bounds n to a window around m. Each text is indexed by the
-  `n - τ + 1` rarest elements of its multiset (token, occurrence) under one fixed order; two texts with
-  overlap >= τ must share an element of those prefixes. Every candidate is then scored exactly, so the
-  answer equals the all-pairs loop. The rarity order is frozen between rebuilds (when the index doubles),
-  which keeps it one fixed total order, as the prefix lemma requires.
+* Candidates by prefix filtering on token multisets, elements being (token, occurrence number).
+  LCS <= multiset overlap, so F = 2·LCS/(m+n) > θ needs overlap >= τ(m, n), which also bounds n to a
+  window around m. Every stored text is indexed under all its elements; a query probes only its
+  `m - τmin + 1` rarest elements: if the overlap reaches τmin, one of them must be shared (the other
+  τmin - 1 elements cannot hold it all). Counting the probe hits per candidate gives a second bound,
+  overlap <= hits + (m - probed), which drops most candidates before the exact LCS. Every surviving
+  candidate is scored exactly, so decisions equal the all-pairs loop's; rarity only affects speed.
 """
 from __future__ import annotations
 
@@ -65,10 +66,8 @@ class RougeIndex:
         self.threshold = threshold
         self.texts: list[str] = []
         self.tokens: list[list[str]] = []
-        self._postings: dict[tuple, list[int]] = {}
-        self._frozen_df: dict[str, int] = {}
+        self._postings: dict[tuple[str, int], list[int]] = {}
         self._df: Counter = Counter()
-        self._rebuild_at = 64
         self.comparisons = 0  # exact LCS computations, for benchmarks
         for text in texts:
             self.add(text)
@@ -76,36 +75,29 @@ class RougeIndex:
     def __len__(self) -> int:
         return len(self.tokens)
 
-    # -- bounds ------------------------------------------------------------------------------------
     def _needed_overlap(self, m: int, n: int) -> int:
-        """A lower bound (never above the truth) on the overlap that F > threshold requires."""
-        return max(1, math.floor(self.threshold * (m + n) / 2 - 1e-9))
+        """The least overlap L with 2L/(m+n) > threshold, less a hair so float rounding never excludes a pair."""
+        return max(1, math.floor((self.threshold - 1e-9) * (m + n) / 2) + 1)
 
-    def _min_partner(self, m: int) -> int:
-        """The shortest partner length n for which F > threshold is reachable (overlap <= min(m, n))."""
-        n = 1
-        while n < m and n < self._needed_overlap(m, n):
-            n += 1
-        return n
+    def _partner_lengths(self, m: int) -> tuple[int, int]:
+        """The range of lengths n for which F > threshold is reachable (the overlap is at most min(m, n))."""
+        low = 1
+        while low < m and low < self._needed_overlap(m, low):
+            low += 1
+        high = m
+        while m >= self._needed_overlap(m, high + 1):
+            high += 1
+        return low, high
 
-    def _max_partner(self, m: int) -> int:
-        n = m
-        while m >= self._needed_overlap(m, n + 1):
-            n += 1
-        return n
-
-    def _prefix(self, tokens: list[str]) -> list[tuple]:
-        m = len(tokens)
-        size = m - self._needed_overlap(m, self._min_partner(m)) + 1
+    @staticmethod
+    def _elements(tokens: list[str]) -> list[tuple[str, int]]:
         seen: Counter = Counter()
         elements = []
         for token in tokens:
             seen[token] += 1
             elements.append((token, seen[token]))
-        elements.sort(key=lambda e: (self._frozen_df.get(e[0], 0), e[0], e[1]))
-        return elements[:max(size, 1)]
+        return elements
 
-    # -- index -------------------------------------------------------------------------------------
     def add(self, text: str) -> int:
         """Store a text; returns its position."""
         tokens = tokenize(text)
@@ -113,32 +105,28 @@ class RougeIndex:
         self.texts.append(text)
         self.tokens.append(tokens)
         self._df.update(set(tokens))
-        if len(self.tokens) >= self._rebuild_at:
-            self._rebuild()
-        elif tokens:
-            for element in self._prefix(tokens):
-                self._postings.setdefault(element, []).append(position)
+        for element in self._elements(tokens):
+            self._postings.setdefault(element, []).append(position)
         return position
 
-    def _rebuild(self) -> None:
-        self._frozen_df = dict(self._df)
-        self._rebuild_at = 2 * len(self.tokens)
-        self._postings = {}
-        for position, tokens in enumerate(self.tokens):
-            for element in self._prefix(tokens) if tokens else ():
-                self._postings.setdefault(element, []).append(position)
-
-    def candidates(self, tokens: list[str]) -> set[int]:
+    def candidates(self, tokens: list[str]) -> list[int]:
         """Positions of stored texts that could exceed the threshold against `tokens`."""
         if not tokens:
-            return set()
+            return []
         m = len(tokens)
-        low, high = self._min_partner(m), self._max_partner(m)
-        found: set[int] = set()
-        for element in self._prefix(tokens):
-            for position in self._postings.get(element, ()):
-                if low <= len(self.tokens[position]) <= high:
-                    found.add(position)
+        low, high = self._partner_lengths(m)
+        smallest = self._needed_overlap(m, low)
+        elements = sorted(self._elements(tokens), key=lambda e: (self._df.get(e[0], 0), e))
+        probed = elements[:m - smallest + 1]
+        hits: Counter = Counter()
+        for element in probed:
+            hits.update(self._postings.get(element, ()))
+        unprobed = m - len(probed)
+        found = []
+        for position, count in hits.items():
+            n = len(self.tokens[position])
+            if low <= n <= high and count + unprobed >= self._needed_overlap(m, n):
+                found.append(position)
         return found
 
     def most_similar(self, text: str, k: int = 10) -> list[tuple[int, float]]:
