@@ -86,7 +86,8 @@ def _side_rows(output: Path, step: str, name: str) -> list[dict]:
     """A side table's rows whether written whole (local) or in parts (ray), in a canonical order."""
     paths = [output / step / f"{name}.arrow"] if (output / step / f"{name}.arrow").exists() \
         else sorted((output / step / name).glob("*.arrow"))
-    return sorted((row for p in paths for row in read_table(p).to_pylist()), key=lambda r: json.dumps(r, sort_keys=True))
+    rows = [row for p in paths for row in read_table(p).to_pylist()]
+    return sorted(rows, key=lambda r: json.dumps(r, sort_keys=True))
 
 
 @pytest.mark.slow

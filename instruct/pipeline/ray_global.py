@@ -1,11 +1,11 @@
-"""Second pass of global steps on Ray Data, without funnelling data through the driver.
+"""Second pass of global steps on a Ray cluster, without funnelling data through the driver.
 
 The local executor hands every signature to one `decide` call. Here the same decision is
-computed from shuffles (hash repartitions by key, then vectorised work per partition):
+computed from shuffles (hash partitions by key, then vectorised numpy work per partition):
 
     exact_dedup    rows ─shuffle by hash─▶ clusters
     minhash_dedup  rows ─explode to (band key, row)─shuffle by band key─▶ candidate pairs
-                   (the step's own `candidate_pairs` per bucket) ─shuffle by pair─▶ unique pairs
+                   (the step's own `candidate_pairs` per bucket) ─shuffle by row─▶ unique pairs
                    ─verify (the step's own checks)─▶ edges ─connected components─▶ clusters
     clusters       ─shuffle by cluster─▶ keep one member (the step's `priority`) ─shuffle by id─▶
                    drop set (an id some kept row carries is never dropped, as locally)
@@ -31,7 +31,7 @@ import shutil
 from collections import OrderedDict
 from functools import partial
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -45,7 +45,6 @@ from instruct.pipeline.step import GlobalStep
 ROW_BITS = 32  # row bits of a global row number; the unit's position is above them
 ROWS_PER_PARTITION = 250_000  # shuffle partitions grow with the data so each stays small
 MAX_ROUNDS = 64  # large-star/small-star converges in O(log² n) rounds; more means a bug
-
 
 
 def supports(step: GlobalStep) -> bool:
@@ -268,31 +267,63 @@ def connected_components(job: Job, edges: Blocks) -> Blocks:
 # --- clusters -> kept member -> drop set ------------------------------------------------------
 
 def _clusters(step: Any, paths: list[str], side_dir: str, batch: pa.Table) -> pa.Table:
-    """Per cluster (rows u labelled v, and v): keep the best member by the step's priority."""
+    """Per component (rows u labelled v, and v): its clusters and the member each one keeps.
+
+    With a similarity check (near dedup), the component is split as the step does locally
+    (`split_by_representative`: members best-first join the first kept member they are similar
+    to); then each cluster keeps its best member by the step's priority.
+    """
     from instruct.dedup.clusters import priority, priority_columns
 
     u, v = _numpy(batch, "u", "v")
-    labels = np.concatenate([v, v])
-    members = np.concatenate([v, u])
-    pairs = np.unique(np.stack([members, labels], axis=1), axis=0)  # sorted by member
-    members, labels = pairs[:, 0], pairs[:, 1]
+    pairs = np.unique(np.stack([np.concatenate([v, u]), np.concatenate([v, v])], axis=1), axis=0)
+    members, labels = pairs[:, 0], pairs[:, 1]  # sorted by member
+    check = _check_columns(step)
     extra = list(priority_columns(pa.table({"meta": pa.array([], pa.string())}), [], step.config))
-    info = SignatureStore(paths).take(members, ["id"] + extra)
+    info = SignatureStore(paths).take(members, ["id"] + extra + check)
     ids = np.asarray(info.column("id").to_pylist(), dtype=object)
-    order = np.lexsort((members, priority(info, step.config), labels))  # each cluster's best member first
+    rank = priority(info, step.config)
+    components = labels
+    if check:
+        from instruct.dedup.lsh import split_by_representative
+
+        local, _ = split_by_representative(np.searchsorted(members, labels), rank, _similarity(step, info))
+        labels = members[local]
+    order = np.lexsort((members, rank, labels))  # each cluster's best member first
     starts, sizes = _segments(labels[order])
-    kept = np.zeros(len(members), dtype=bool)
-    kept[order[starts]] = True
+    best = np.zeros(len(members), dtype=bool)
+    best[order[starts]] = True
     size = np.empty(len(members), np.int64)
     size[order] = np.repeat(sizes, sizes)
     cluster = np.empty(len(members), object)
     cluster[order] = np.repeat(ids[order[starts]], sizes)
-    if len(members):
-        write_table(pa.table({"id": pa.array(ids, pa.string()), "cluster": pa.array(cluster, pa.string()),
-                              "size": pa.array(size, pa.int64()), "kept": pa.array(kept)}),
+    grouped = size > 1
+    if grouped.any():
+        write_table(pa.table({"id": pa.array(ids[grouped], pa.string()),
+                              "cluster": pa.array(cluster[grouped], pa.string()),
+                              "size": pa.array(size[grouped], pa.int64()), "kept": pa.array(best[grouped])}),
                     Path(side_dir) / "clusters" / f"part-{int(members[0]):016x}.arrow")
     return pa.table({"row": pa.array(members, pa.int64()), "id": pa.array(ids, pa.string()),
-                     "candidate": pa.array(~kept), "kept": pa.array(kept.astype(np.int64))})
+                     "candidate": pa.array(grouped & ~best), "kept": pa.array((grouped & best).astype(np.int64)),
+                     "grouped": pa.array(grouped.astype(np.int64)),
+                     "splits": pa.array(best.astype(np.int64) - (members == components).astype(np.int64))})
+
+
+def _check_columns(step: Any) -> list[str]:
+    """Signature columns the step's pairwise check reads (none: every candidate pair counts)."""
+    return {"jaccard": ["shingles"], "signature": ["minhash"]}.get(getattr(step.config, "verify", "none"), [])
+
+
+def _similarity(step: Any, table: pa.Table) -> Callable[[int, int], bool]:
+    """The step's own check over rows of `table` (positions), exact Jaccard or signature agreement."""
+    from instruct.dedup.lsh import jaccard_check, signature_check
+    from instruct.dedup.minhash import minhash_matrix
+    from instruct.dedup.text import ShingleBatch
+
+    config = step.config
+    if config.verify == "jaccard":
+        return jaccard_check(ShingleBatch.from_arrow(table.column("shingles")), config.threshold)
+    return signature_check(minhash_matrix(table.column("minhash"), config.num_perm), config.threshold)
 
 
 def _id_fate(drop_if_any: bool, batch: pa.Table) -> pa.Table:
@@ -373,11 +404,14 @@ def decide_clusters(job: Job, labelled: Blocks | None, reason: str, report: dict
     """Clusters (u labelled v) -> kept members -> drop set; counters and report as the local step's."""
     if labelled is not None and job.count(labelled):
         members = job.shuffle(labelled, "v", partial(_clusters, job.step, job.paths, str(job.side_dir)))
-        clusters, in_clusters = job.total(members, "kept"), job.count(members)
+        clusters, in_clusters = job.total(members, "kept"), job.total(members, "grouped")
+        splits = job.total(members, "splits")
         candidates = job.map(members, _candidates_only)
     else:
-        clusters = in_clusters = 0
+        clusters = in_clusters = splits = 0
         candidates = []
+    if _check_columns(job.step):
+        report["chain_splits"] = splits
     tallies = drop_rows(job, candidates, reason, drop_if_any=False)
     report = {**report, "records": job.records, "clusters": clusters, "records_in_clusters": in_clusters,
               "dropped": tallies["dropped"], "shared_ids": tallies["shared_ids"]}
@@ -439,22 +473,13 @@ def _unique_edges(batch: pa.Table) -> pa.Table:
 
 
 def _verify(step: Any, paths: list[str], batch: pa.Table) -> pa.Table:
-    """Keep the candidate pairs that pass the step's check (exact Jaccard or signature agreement)."""
-    from instruct.dedup.lsh import jaccard_check, signature_check
-    from instruct.dedup.minhash import minhash_matrix
-    from instruct.dedup.text import ShingleBatch
-
+    """Keep the candidate pairs that pass the step's check."""
     u, v = _numpy(batch, "u", "v")
-    config = step.config
-    if config.verify == "none" or not len(u):
+    check = _check_columns(step)
+    if not check or not len(u):
         return batch
     nodes = np.unique(np.concatenate([u, v]))
-    if config.verify == "jaccard":
-        shingles = SignatureStore(paths).take(nodes, ["shingles"]).column("shingles")
-        similar = jaccard_check(ShingleBatch.from_arrow(shingles), config.threshold)
-    else:
-        minhashes = SignatureStore(paths).take(nodes, ["minhash"]).column("minhash")
-        similar = signature_check(minhash_matrix(minhashes, config.num_perm), config.threshold)
+    similar = _similarity(step, SignatureStore(paths).take(nodes, check))
     i, j = np.searchsorted(nodes, u), np.searchsorted(nodes, v)
     passed = np.fromiter((similar(a, b) for a, b in zip(i.tolist(), j.tolist())), dtype=bool, count=len(u))
     return batch.filter(pa.array(passed))

@@ -355,7 +355,8 @@ def decide_stage(pipeline: Pipeline, stage: Stage, units: list[WorkUnit], workdi
         dropped = [i for i in ids if i in decision.drop]
         if dropped:
             write_unit_decision(workdir, stage.index, unit.key, dropped, [decision.drop[i] for i in dropped])
-    write_json({"counters": dict(decision.counters), "report": decision.report}, decision_done_path(workdir, stage.index))
+    write_json({"counters": dict(decision.counters), "report": decision.report},
+               decision_done_path(workdir, stage.index))
 
 
 def signature_path(workdir: Path, stage_index: int, unit: WorkUnit) -> Path:
