@@ -37,7 +37,8 @@ def test_openai_client_against_smollm2(engine, tmp_path):
             direct = engine.model.generate(**encoded, max_new_tokens=5, do_sample=False)
         expected = engine.tokenizer.decode(direct[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
         assert completion.choices[0].text == expected and completion.choices[0].finish_reason == "length"
-        assert completion.usage.completion_tokens == 5 and completion.usage.prompt_tokens == encoded["input_ids"].shape[1]
+        assert completion.usage.completion_tokens == 5
+        assert completion.usage.prompt_tokens == encoded["input_ids"].shape[1]
         stopped = client.completions.create(model="smol", prompt=PROMPT, max_tokens=5, temperature=0,
                                             stop=[expected.strip().split()[0]])
         assert stopped.choices[0].finish_reason == "stop" and expected.strip().split()[0] not in stopped.choices[0].text

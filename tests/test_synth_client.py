@@ -7,7 +7,6 @@ import json
 import logging
 import time
 
-import pytest
 
 from instruct.serve.engines import FakeEngine
 from instruct.serve.server import Faults, serve_in_thread

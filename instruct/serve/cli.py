@@ -20,9 +20,9 @@ from instruct.errors import user_errors
 @click.option("--fail-status", type=int, default=429, show_default=True, help="Status of refused attempts.")
 @click.option("--retry-after", type=float, help="Retry-After seconds sent with refused attempts.")
 @click.option("--hold-after", type=int, help="After this many answers, hold every later request unanswered.")
-def serve(model: str | None, adapter: str | None, port: int, host: str, engine: str, threads: int | None, fake_latency: float,
-          request_log: str | None, fail_first_attempts: int, fail_status: int, retry_after: float | None,
-          hold_after: int | None) -> None:
+def serve(model: str | None, adapter: str | None, port: int, host: str, engine: str, threads: int | None,
+          fake_latency: float, request_log: str | None, fail_first_attempts: int, fail_status: int,
+          retry_after: float | None, hold_after: int | None) -> None:
     """Serve /v1/chat/completions, /v1/completions and /v1/models until interrupted."""
     from instruct.serve.engines import FakeEngine, TransformersEngine
     from instruct.serve.server import Faults, OpenAIServer

@@ -198,7 +198,8 @@ class TransformersEngine:
         results = []
         for row, item in enumerate(jobs):
             tokens = new_tokens[row]
-            generated = tokens[tokens != self.tokenizer.pad_token_id] if self.tokenizer.pad_token_id is not None else tokens
+            pad = self.tokenizer.pad_token_id
+            generated = tokens[tokens != pad] if pad is not None else tokens
             ended = bool((tokens == self.tokenizer.eos_token_id).any())
             text = self.tokenizer.decode(generated, skip_special_tokens=True)
             text, stopped = truncate_at_stop(text, item.stop)

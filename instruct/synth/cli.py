@@ -14,11 +14,14 @@ from instruct.errors import user_errors
 @click.argument("recipe", required=False)
 @click.argument("overrides", nargs=-1)
 @click.option("--method", type=click.Choice(["self-instruct", "evol-instruct"]), help="Default: self-instruct.")
-@click.option("--seed-tasks", type=click.Path(dir_okay=False), help="Self-Instruct seed tasks (JSONL, original format).")
-@click.option("--input", "inputs", multiple=True, help="Evol-Instruct input: EXAMPLE shards folder or chat JSONL; repeat.")
+@click.option("--seed-tasks", type=click.Path(dir_okay=False),
+              help="Self-Instruct seed tasks (JSONL, original format).")
+@click.option("--input", "inputs", multiple=True,
+              help="Evol-Instruct input: EXAMPLE shards folder or chat JSONL; repeat.")
 @click.option("--num", type=int, help="Self-Instruct: instructions to keep; Evol-Instruct: examples to evolve.")
 @click.option("--output", help="Output folder: DIR/shards, DIR/manifest.json, DIR/rejected.jsonl, DIR/cache.")
-@click.option("--base-url", help="OpenAI-compatible endpoint (else OPENAI_BASE_URL, else the embedded model is served).")
+@click.option("--base-url",
+              help="OpenAI-compatible endpoint (else OPENAI_BASE_URL, else the embedded model is served).")
 @click.option("--model", help="Model name at the endpoint (default: the first one it lists).")
 @click.option("--concurrency", type=int, help="Requests in flight at once.")
 def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, seed_tasks: str | None,
