@@ -28,9 +28,9 @@ def ray_cluster():
         ray.shutdown()
 
 
-def _perturb(text: str, rng: random.Random) -> str:
+def _perturb(text: str, rng: random.Random, per_40_words: int = 1) -> str:
     words = text.split()
-    for _ in range(max(1, len(words) // 40)):
+    for _ in range(max(1, per_40_words * len(words) // 40)):
         i = rng.randrange(len(words))
         words[i] = words[i][::-1]
     return " ".join(words)
@@ -54,6 +54,10 @@ def corpus(tmp_path_factory, docstrings) -> Path:
                 if rng.random() < 0.05:
                     record["id"] = f"shared{rng.randrange(4)}"
                 handle.write(json.dumps(record) + "\n")
+            chained = rng.choice(texts)
+            for _ in range(6):  # a chain of look-alikes whose ends differ: clusters split at the kept member
+                chained = _perturb(chained, rng, 3)
+                handle.write(json.dumps({"text": chained}) + "\n")
             handle.write("{not json\n")
     with open(folder / "eval.jsonl", "w", encoding="utf-8") as handle:
         for i, text in enumerate(texts[:60:6]):
@@ -110,8 +114,10 @@ def test_ray_output_identical_to_local(ray_cluster, corpus, tmp_path):
     for step in ("exact_dedup", "minhash_dedup", "decontaminate"):
         assert local["global_steps"][step]["counters"] == distributed["global_steps"][step]["counters"], step
     near_local, near_ray = (m["global_steps"]["minhash_dedup"]["report"] for m in (local, distributed))
-    for key in ("records", "clusters", "records_in_clusters", "dropped", "shared_ids", "candidate_pairs"):
+    for key in ("records", "clusters", "records_in_clusters", "dropped", "shared_ids", "candidate_pairs",
+                "chain_splits"):
         assert near_local[key] == near_ray[key], key
+    assert near_local["chain_splits"] > 0
     assert near_ray["verified_pairs"] + near_ray["rejected_pairs"] == near_ray["candidate_pairs"]  # all checked
     for step, name in (("exact_dedup", "clusters"), ("minhash_dedup", "clusters"), ("decontaminate", "contaminated"),
                        ("decontaminate", "eval_hits")):
@@ -145,7 +151,7 @@ def test_connected_components_match_union_find(ray_cluster, tmp_path):
 def test_strict_input_error_surfaces_from_a_worker(ray_cluster, corpus, tmp_path):
     data = _recipe(corpus, tmp_path / "strict", "ray", 2, strict=True)
     data["steps"] = ["pii"]
-    with pytest.raises(InputError, match=r"part\d\.jsonl:121"):
+    with pytest.raises(InputError, match=r"part\d\.jsonl:127"):
         _build(data)
 
 
