@@ -135,13 +135,11 @@ class Usage:
     retry_reasons: Counter = field(default_factory=Counter)
     prompt_tokens: int = 0
     completion_tokens: int = 0
-    seconds: float = 0.0  # wall time spent inside complete_many
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["failures"] = dict(self.failures)
         data["retry_reasons"] = dict(self.retry_reasons)
-        data["seconds"] = round(self.seconds, 3)
         return data
 
 
@@ -238,7 +236,6 @@ class LLMClient:
     async def complete_many(self, requests: Sequence[Request],
                             on_done: Callable[[Response], None] | None = None) -> list[Response]:
         """Answer every request (cache first), in request order; failures come back with `.error` set."""
-        started = time.perf_counter()
 
         async def one(request: Request) -> Response:
             response = await self.complete(request)
@@ -246,10 +243,7 @@ class LLMClient:
                 on_done(response)
             return response
 
-        try:
-            return list(await asyncio.gather(*(one(r) for r in requests)))
-        finally:
-            self.usage.seconds += time.perf_counter() - started
+        return list(await asyncio.gather(*(one(r) for r in requests)))
 
     async def complete(self, request: Request) -> Response:
         """Answer one request: from the cache, from an identical request in flight, or from the server."""

@@ -14,6 +14,7 @@ re-run replays the same prompts and the request cache answers them: resuming cos
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import random
 from collections import Counter
@@ -139,10 +140,16 @@ class SelfInstruct:
         return Request(prompt=prompt, params=params, salt=salt)
 
     async def run(self, tasks: list[SeedTask], num: int) -> SynthOutput:
+        """Bootstrap; each kept instruction's classification and instance requests start at once, so they
+        fill the concurrency the sequential bootstrap batches leave free. Rows are built in acceptance order."""
         out = SynthOutput()
-        machine = await self.bootstrap(tasks, num, out)
-        await self.classify(machine, out)
-        await self.generate_instances(machine, out)
+        self._downstream: list[asyncio.Future] = []
+        self._tasks_bar = self.progress(total=num, desc="tasks") if self.progress else None
+        await self.bootstrap(tasks, num, out)
+        for task, request, response in await asyncio.gather(*self._downstream):
+            self._instances(task, request, response, out)
+        if self._tasks_bar is not None:
+            self._tasks_bar.close()
         if self.config.include_seed_tasks:
             self._seed_rows(tasks, out)
         return out
@@ -172,7 +179,8 @@ class SelfInstruct:
             responses = await self.client.complete_many(requests)
             before = len(machine)
             for offset, (chosen, response) in enumerate(zip(batch, responses)):
-                self._take(request_index + offset, chosen, response, index, machine, num, out)
+                for task in self._take(request_index + offset, chosen, response, index, machine, num, out):
+                    self._downstream.append(asyncio.ensure_future(self._label_and_generate(task)))
             request_index += len(batch)
             stale = stale + 1 if len(machine) == before else 0
             if bar is not None:
@@ -184,16 +192,18 @@ class SelfInstruct:
         return machine
 
     def _take(self, request_index: int, chosen: list[str], response: Response, index: RougeIndex,
-              machine: list[dict[str, Any]], num: int, out: SynthOutput) -> None:
+              machine: list[dict[str, Any]], num: int, out: SynthOutput) -> list[dict[str, Any]]:
+        """Filter one bootstrap response; kept instructions join `machine` and the index, and are returned."""
         rules = self.config.rules
         record = {"request": request_index}
         if not response.ok:
             out.reject("bootstrap_response", "request_failed", {**record, "error": response.error})
-            return
+            return []
         if response.finish_reason == "length":  # upstream drops a response cut by max_tokens entirely
             out.reject("bootstrap_response", "truncated_response", {**record, "text": response.text})
-            return
+            return []
         out.keep("bootstrap_response")
+        kept = []
         for raw in split_instructions(response.text):
             instruction = normalize_instruction(raw)
             reason = instruction_reason(instruction, rules)
@@ -210,53 +220,52 @@ class SelfInstruct:
                 continue
             out.keep("instruction")
             index.add(instruction)
-            machine.append({"instruction": instruction, "request": request_index, "prompt_instructions": chosen,
-                            "nearest": nearest, "bootstrap_key": response.key})
+            task = {"instruction": instruction, "request": request_index, "prompt_instructions": chosen,
+                    "nearest": nearest}
+            machine.append(task)
+            kept.append(task)
+        return kept
 
-    # -- stage 2 -----------------------------------------------------------------------------------
-    async def classify(self, machine: list[dict[str, Any]], out: SynthOutput) -> None:
-        requests = [self._request(prompts.classification_prompt(m["instruction"]), self.config.classify_params)
-                    for m in machine]
-        responses = await self.client.complete_many(requests, on_done=self._ticker(len(requests), "classify"))
-        for task, response in zip(machine, responses):
-            task["classify_answer"] = response.text if response.ok else None
-            task["is_classification"] = response.ok and response.text.strip() in ("Yes", "yes", "YES")
-            task["classify_error"] = response.error
-
-    # -- stage 3 -----------------------------------------------------------------------------------
-    async def generate_instances(self, machine: list[dict[str, Any]], out: SynthOutput) -> None:
+    # -- stages 2 and 3, per instruction ---------------------------------------------------------------
+    async def _label_and_generate(self, task: dict[str, Any]) -> tuple[dict[str, Any], Request | None, Response]:
+        """Classification identification, then output-first or input-first instance generation."""
         config = self.config
-        pending = []
-        for task in machine:
-            if task["classify_error"]:
-                out.reject("task", "request_failed", {"text": task["instruction"], "error": task["classify_error"]})
-                continue
-            clf = task["is_classification"]
-            params = {**config.instance_params,
-                      "max_tokens": config.max_tokens_classification if clf else config.max_tokens_generation}
-            pending.append((task, self._request(prompts.instance_prompt(task["instruction"], clf), params)))
-        responses = await self.client.complete_many([r for _, r in pending],
-                                                    on_done=self._ticker(len(pending), "instances"))
-        for (task, request), response in zip(pending, responses):
-            if not response.ok:
-                out.reject("task", "request_failed", {"text": task["instruction"], "error": response.error})
-                continue
-            parse = parse_classification_instances if task["is_classification"] else parse_generation_instances
-            parsed = parse(response.text)
-            rng = random.Random(f"{self.seed}:{task['instruction']}")
-            decision = filter_instances(parsed, response.finish_reason, config.max_instances, rng)
-            for reason, count in decision.dropped.items():
-                out.reject("instance", reason, count=count)
-            if not decision.kept:
-                out.reject("task", "no_valid_instances", {"text": task["instruction"], "response": response.text})
-                continue
-            out.keep("task")
-            out.keep("instance", len(decision.kept))
-            filters = {"instruction": "kept", "nearest": task["nearest"],
-                       "classification_answer": task["classify_answer"],
-                       "instances": {"parsed": len(parsed), "kept": len(decision.kept), "dropped": decision.dropped}}
-            for inst_input, inst_output in decision.kept:
-                out.rows.append(self._row(task, inst_input, inst_output, request.params, filters))
+        answer = await self.client.complete(self._request(prompts.classification_prompt(task["instruction"]),
+                                                          config.classify_params))
+        task["classify_answer"] = answer.text if answer.ok else None
+        task["is_classification"] = answer.ok and answer.text.strip() in ("Yes", "yes", "YES")
+        if not answer.ok:
+            return task, None, answer
+        clf = task["is_classification"]
+        params = {**config.instance_params,
+                  "max_tokens": config.max_tokens_classification if clf else config.max_tokens_generation}
+        request = self._request(prompts.instance_prompt(task["instruction"], clf), params)
+        response = await self.client.complete(request)
+        if self._tasks_bar is not None:
+            self._tasks_bar.update(1)
+        return task, request, response
+
+    def _instances(self, task: dict[str, Any], request: Request | None, response: Response,
+                   out: SynthOutput) -> None:
+        if not response.ok:
+            out.reject("task", "request_failed", {"text": task["instruction"], "error": response.error})
+            return
+        parse = parse_classification_instances if task["is_classification"] else parse_generation_instances
+        parsed = parse(response.text)
+        rng = random.Random(f"{self.seed}:{task['instruction']}")
+        decision = filter_instances(parsed, response.finish_reason, self.config.max_instances, rng)
+        for reason, count in decision.dropped.items():
+            out.reject("instance", reason, count=count)
+        if not decision.kept:
+            out.reject("task", "no_valid_instances", {"text": task["instruction"], "response": response.text})
+            return
+        out.keep("task")
+        out.keep("instance", len(decision.kept))
+        filters = {"instruction": "kept", "nearest": task["nearest"],
+                   "classification_answer": task["classify_answer"],
+                   "instances": {"parsed": len(parsed), "kept": len(decision.kept), "dropped": decision.dropped}}
+        for inst_input, inst_output in decision.kept:
+            out.rows.append(self._row(task, inst_input, inst_output, request.params, filters))
 
     def _row(self, task: dict[str, Any], inst_input: str, inst_output: str, instance_params: dict[str, Any],
              filters: dict[str, Any]) -> dict[str, Any]:
@@ -285,16 +294,3 @@ class SelfInstruct:
                                  "meta": {"method": "seed", "seed_task": task.id, "instruction": task.instruction,
                                           "input": inst_input, "is_classification": task.is_classification}})
                 out.keep("seed_instance")
-
-    def _ticker(self, total: int, desc: str) -> Callable[[Response], None] | None:
-        if not self.progress or not total:
-            return None
-        bar = self.progress(total=total, desc=desc)
-
-        def tick(_: Response) -> None:
-            bar.update(1)
-            if bar.n >= total:
-                bar.close()
-
-        return tick
-
