@@ -1,0 +1,42 @@
+"""`instruct tune [RECIPE.yaml] --data PATH_OR_SHARDS_DIR --output DIR [--max-steps N] [key=value ...]`."""
+from __future__ import annotations
+
+import click
+
+from instruct.errors import user_errors
+
+
+@click.command(context_settings={"ignore_unknown_options": False})
+@click.argument("args", nargs=-1)
+@click.option("--data", "data", required=True, help="EXAMPLE shards folder, .arrow file, or Alpaca/ShareGPT/OpenAI JSONL.")
+@click.option("--output", "output", required=True, type=click.Path(file_okay=False), help="Folder for the adapter, log, plot, checkpoints.")
+@click.option("--max-steps", "max_steps", type=int, default=None, help="Optimizer steps (default: train.epochs over the data).")
+@click.option("--merge", is_flag=True, default=None, help="Also write DIR/merged: the adapter folded into the base model.")
+def tune(args: tuple[str, ...], data: str, output: str, max_steps: int | None, merge: bool | None) -> None:
+    """Fine-tune a model on instruction data. RECIPE is a YAML file (see trainer/); any recipe key can be
+    overridden as key=value, e.g. method.r=32 train.lr=1e-4 model=path/to/model.gguf.
+
+    Multi-GPU: the same command under `torchrun --nproc_per_node N -m instruct tune ...` or
+    `accelerate launch -m instruct tune ...` trains with DDP."""
+    from instruct.tune import load_config, train
+
+    recipe = args[0] if args and "=" not in args[0] else None
+    overrides = list(args[1:] if recipe else args)
+    with user_errors():
+        bad = [o for o in overrides if "=" not in o]
+        if bad:
+            raise click.UsageError(f"expected key=value overrides after the recipe, got {bad[0]!r}")
+        config = load_config(recipe, overrides, {"data.path": data, "output": output,
+                                                 "train.max_steps": max_steps, "merge": merge})
+        result = train(config)
+    click.echo(f"adapter: {result.output}  steps: {result.steps}  train loss: {_fmt(result.train_loss)}  "
+               f"eval loss: {_fmt(result.initial_eval_loss)} -> {_fmt(result.eval_loss)}  "
+               f"examples: {result.examples} (+{result.eval_examples} eval)  {result.tokens_per_second:.0f} tokens/s")
+    if result.dropped or result.truncated_prompts:
+        click.echo(f"dropped examples: {result.dropped or 'none'}; prompts truncated: {result.truncated_prompts}", err=True)
+    if result.merged:
+        click.echo(f"merged model: {result.merged}")
+
+
+def _fmt(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.4f}"

@@ -1,0 +1,318 @@
+"""The training loop, top to bottom: data -> model -> optimizer -> steps (eval, checkpoint, log) -> save.
+
+Loss is the sum of cross-entropy over trained tokens divided by the number of trained tokens
+in the whole optimizer step (all micro-batches, all processes), so gradient accumulation and
+data parallelism give the gradient of one big batch, whatever the micro-batch sizes.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import random
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from instruct.config import ConfigError, to_dict
+from instruct.io.shards import write_json
+from instruct.models import cache_dir
+from instruct.progress import progress_bar
+from instruct.tune.attention import register as register_packed_sdpa
+from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from instruct.tune.config import PEFT_ADAPTERS, VIRTUAL_TOKEN_METHODS, TuneConfig
+from instruct.tune.data import IGNORE, TokenizedSet, load_examples, split_eval, tokenize_table
+from instruct.tune.methods import (apply_method, compute_dtype, load_base, merge_adapter, trainable_parameters)
+from instruct.tune.packing import Batch, BatchPlan, collate
+from instruct.tune.report import JsonLog, peak_rss_mb, plot_losses
+from instruct.tune.templates import select_template
+
+
+@dataclass
+class TrainResult:
+    """What a run produced; also written to DIR/result.json."""
+
+    output: str
+    steps: int
+    train_loss: float | None
+    eval_loss: float | None
+    initial_eval_loss: float | None
+    examples: int
+    eval_examples: int
+    dropped: dict[str, int]
+    truncated_prompts: int
+    template: str
+    packing: bool
+    trainable_parameters: int
+    total_parameters: int
+    tokens_per_second: float
+    peak_rss_mb: float
+    resumed_from: int = 0
+    merged: str | None = None
+    log: list[dict[str, Any]] = field(default_factory=list, repr=False)
+
+
+@dataclass
+class Distributed:
+    """This process's place in a torchrun / accelerate launch job (world 1 when launched plainly)."""
+
+    rank: int = 0
+    world: int = 1
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+
+def setup_distributed() -> Distributed:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if torch.cuda.is_available():
+        local = int(os.environ.get("LOCAL_RANK", "0"))
+        torch.cuda.set_device(local)
+        device = torch.device("cuda", local)
+    else:
+        device = torch.device("cpu")
+    if world > 1 and not torch.distributed.is_initialized():
+        torch.distributed.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return Distributed(int(os.environ.get("RANK", "0")), world, device)
+
+
+def attention_implementation(config: TuneConfig) -> str:
+    """`auto`: one causal SDPA call per packed example (see attention.py), plain sdpa for padded batches."""
+    choice = config.train.attn_implementation
+    if choice == "auto":
+        choice = "packed_sdpa" if config.packing else "sdpa"
+    if choice == "packed_sdpa":
+        register_packed_sdpa()
+    return choice
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+# --- data ---------------------------------------------------------------------------------------
+
+def prepare_data(config: TuneConfig, tokenizer: Any, show_progress: bool = True) -> tuple[TokenizedSet, TokenizedSet]:
+    """Load, split and tokenise (cached) the training and eval examples."""
+    table = load_examples(config.data.path)
+    if config.data.eval_path:
+        train_table, eval_table = table, load_examples(config.data.eval_path)
+    else:
+        train_table, eval_table = split_eval(table, config.data.eval_fraction, config.data.max_eval_examples)
+    cache = cache_dir() / "tokenized" if config.data.cache else None
+    with progress_bar(show_progress, total=train_table.num_rows + eval_table.num_rows, desc="tokenise",
+                      unit="ex") as bar:
+        train_set = tokenize_table(train_table, tokenizer, config.data.max_length, config.data.truncation, cache, bar)
+        eval_set = tokenize_table(eval_table, tokenizer, config.data.max_length, config.data.truncation, cache, bar)
+    if len(train_set) == 0:
+        raise ConfigError(f"{config.data.path}: no trainable examples (dropped: {dict(train_set.dropped)})")
+    return train_set, eval_set
+
+
+# --- one forward/backward -----------------------------------------------------------------------
+
+def loss_sum(model: nn.Module, batch: Batch, select_logits: bool) -> torch.Tensor:
+    """Summed cross-entropy over the batch's trained tokens.
+
+    `select_logits` (packed rows): the LM head runs only where a token is trained, via
+    transformers' `logits_to_keep` (a [tokens, vocab] logits tensor is the largest activation).
+    """
+    targets = batch.targets
+    if select_logits:
+        keep = torch.nonzero(targets[0] != IGNORE).squeeze(1)
+        logits = model(**batch.inputs, use_cache=False, logits_to_keep=keep).logits[0]
+        return F.cross_entropy(logits.float(), targets[0, keep], reduction="sum")
+    logits = model(**batch.inputs, use_cache=False).logits
+    logits = logits[:, -targets.shape[1]:]  # prompt tuning prepends virtual tokens to the logits
+    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="sum")
+
+
+def accumulate_gradients(model: nn.Module, batches: list[Batch], step_trained: int, dist: Distributed,
+                         select_logits: bool, autocast: Any = contextlib.nullcontext) -> torch.Tensor:
+    """Backward over this process's micro-batches; returns their summed loss.
+
+    Each micro-batch's summed loss is divided by `step_trained`, the trained tokens of the whole
+    step on all processes, and multiplied by the world size because DDP averages gradients: the
+    result is the gradient of the mean loss per trained token of one big batch.
+    """
+    step_loss = torch.zeros((), dtype=torch.float64, device=dist.device)
+    for index, batch in enumerate(batches):
+        batch = batch.to(dist.device)
+        sync = dist.world == 1 or index == len(batches) - 1
+        with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
+            summed = loss_sum(model, batch, select_logits)
+            (summed * dist.world / step_trained).backward()
+        step_loss += summed.detach().double()
+    return step_loss
+
+
+def warmup_cosine(total: int, warmup: int, floor: float) -> Callable[[int], float]:
+    """LR multiplier: linear warmup to 1, then cosine decay to `floor`."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        progress = (step - warmup) / max(1, total - warmup)
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def build_optimizer(model: nn.Module, config: TuneConfig, device: torch.device) -> torch.optim.Optimizer:
+    params = [p for p in model.parameters() if p.requires_grad]
+    choice = config.train.optimizer
+    if choice == "auto":
+        choice = ("paged_adamw_8bit" if device.type == "cuda" else "adamw_8bit") if config.method.name == "qlora" else "adamw"
+    kwargs = {"lr": config.train.lr, "betas": tuple(config.train.betas), "weight_decay": config.train.weight_decay}
+    if choice == "adamw":
+        return torch.optim.AdamW(params, fused=device.type == "cuda", **kwargs)
+    import bitsandbytes as bnb
+
+    return (bnb.optim.PagedAdamW8bit if choice == "paged_adamw_8bit" else bnb.optim.AdamW8bit)(params, **kwargs)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, data: TokenizedSet, config: TuneConfig, dist: Distributed, autocast: Any) -> float | None:
+    """Mean cross-entropy per trained token on the held-out set (deterministic batches, no dropout)."""
+    if len(data) == 0:
+        return None
+    was_training = model.training
+    model.eval()
+    batches = BatchPlan(data.lengths, config.train.micro_batch_tokens, config.packing, seed=0).epoch(0)
+    total = torch.zeros(2, dtype=torch.float64, device=dist.device)
+    for indices in batches[dist.rank::dist.world]:
+        batch = collate(data, indices, config.packing).to(dist.device)
+        with autocast():
+            total[0] += loss_sum(model, batch, select_logits=config.packing).double()
+        total[1] += batch.trained
+    if dist.world > 1:
+        torch.distributed.all_reduce(total)
+    model.train(was_training)
+    return float(total[0] / total[1])
+
+
+# --- the run ------------------------------------------------------------------------------------
+
+def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | None = None,
+          show_progress: bool = True) -> TrainResult:
+    """Tune `config.model` on `config.data`, writing the adapter (or model), log, plot and checkpoints to `config.output`."""
+    config.validate()
+    output = Path(config.output)
+    dist = setup_distributed()
+    if config.train.threads:
+        torch.set_num_threads(config.train.threads)
+    seed_everything(config.train.seed)
+    dtype = compute_dtype(config.train.dtype)
+    peft_method = config.method.name in PEFT_ADAPTERS
+    autocast = (lambda: torch.autocast(dist.device.type, dtype=dtype)) if dtype != torch.float32 else contextlib.nullcontext
+
+    # 1. model and tokenizer; the frozen base of an adapter method may sit in bf16, trained weights stay fp32
+    model, tokenizer = load_base(config.model, dtype=dtype if peft_method else torch.float32,
+                                 quantize_4bit=config.method.name == "qlora", double_quant=config.method.double_quant,
+                                 attn_implementation=attention_implementation(config), device=dist.device)
+    template = select_template(tokenizer, config.data.template)
+
+    # 2. data: tokenised once (cached by content hash), then planned into micro-batches
+    train_set, eval_set = prepare_data(config, tokenizer, show_progress and dist.main)
+    plan = BatchPlan(train_set.lengths, config.train.micro_batch_tokens, config.packing, config.train.seed)
+    per_step = config.train.grad_accum * dist.world
+    total_steps = config.train.max_steps or max(1, math.ceil(plan.micro_batches_for(config.train.epochs) / per_step))
+    warmup = config.train.warmup_steps if config.train.warmup_steps is not None else int(config.train.warmup_ratio * total_steps)
+
+    # 3. method, optimizer, schedule
+    model = apply_method(model, config.method, config.train.grad_checkpointing)
+    model.train()
+    optimizer = build_optimizer(model, config, dist.device)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup, config.train.min_lr_ratio))
+    trainable, total_params = trainable_parameters(model)
+    wrapped = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
+
+    # 4. resume exactly where a checkpoint left off (weights, optimizer, schedule, RNG; data order follows the step)
+    start = 0
+    checkpoint = latest_checkpoint(output) if config.train.resume else None
+    if checkpoint is not None:
+        start = load_checkpoint(checkpoint, model, optimizer, scheduler)["step"]
+    if dist.main:
+        output.mkdir(parents=True, exist_ok=True)
+        write_json(to_dict(config), output / "tune_config.json")
+    log = JsonLog(output / "train_log.jsonl", keep_until_step=start) if dist.main else None
+    initial_eval = None
+    if start == 0 and len(eval_set):
+        initial_eval = evaluate(model, eval_set, config, dist, autocast)
+        if log is not None:
+            log.write({"step": 0, "eval_loss": initial_eval})
+
+    # 5. steps
+    select_logits = config.packing and config.method.name not in VIRTUAL_TOKEN_METHODS
+    parameters = [p for p in model.parameters() if p.requires_grad]
+    seen_tokens, started = 0, time.perf_counter()
+    bar = progress_bar(show_progress and dist.main, total=total_steps, initial=start, desc="tune", unit="step")
+    for step in range(start + 1, total_steps + 1):
+        batches = [collate(train_set, plan.micro_batch((step - 1) * per_step + i)[1], config.packing)
+                   for i in range(per_step)]
+        step_trained = sum(b.trained for b in batches)  # the normaliser: every micro-batch of every process
+        mine = batches[dist.rank::dist.world]
+        step_loss = accumulate_gradients(wrapped, mine, step_trained, dist, select_logits, autocast)
+        if dist.world > 1:
+            torch.distributed.all_reduce(step_loss)
+        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.train.max_grad_norm)
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+
+        seen_tokens += sum(b.tokens for b in batches)
+        elapsed = time.perf_counter() - started
+        record = {"step": step, "loss": float(step_loss / step_trained), "lr": lr, "grad_norm": float(grad_norm),
+                  "trained_tokens": step_trained, "tokens_per_s": seen_tokens / elapsed}
+        if step % config.train.eval_every == 0 or step == total_steps:
+            record["eval_loss"] = evaluate(model, eval_set, config, dist, autocast)
+        if dist.main and (step % config.train.save_every == 0 or step == total_steps):
+            save_checkpoint(output, step, model, optimizer, scheduler, {"seen_tokens": seen_tokens},
+                            config.train.keep_checkpoints)
+        if log is not None and (step % config.train.log_every == 0 or "eval_loss" in record or step == total_steps):
+            log.write(record)
+        bar.update(1)
+        bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
+        if on_step is not None:
+            on_step(record)
+    bar.close()
+
+    # 6. outputs: the adapter (or whole model) in DIR itself, tokenizer with the template used, plot, summary
+    result = TrainResult(
+        output=str(output), steps=total_steps, train_loss=_last(log, "loss"), eval_loss=_last(log, "eval_loss"),
+        initial_eval_loss=initial_eval if initial_eval is not None else _first(log, "eval_loss"),
+        examples=len(train_set), eval_examples=len(eval_set),
+        dropped=dict(train_set.dropped + eval_set.dropped), truncated_prompts=train_set.truncated_prompts + eval_set.truncated_prompts,
+        template=template, packing=config.packing, trainable_parameters=trainable, total_parameters=total_params,
+        tokens_per_second=seen_tokens / max(time.perf_counter() - started, 1e-9), peak_rss_mb=peak_rss_mb(),
+        resumed_from=start, log=log.records if log is not None else [])
+    if dist.main:
+        model.save_pretrained(output)
+        tokenizer.save_pretrained(output)
+        plot_losses(result.log, output / "loss.png")
+        if config.merge and peft_method:
+            result.merged = str(merge_adapter(output, output / "merged"))
+        write_json({k: v for k, v in asdict(result).items() if k != "log"}, output / "result.json")
+    if dist.world > 1:
+        torch.distributed.barrier()
+    return result
+
+
+def _last(log: JsonLog | None, key: str) -> float | None:
+    values = [r[key] for r in (log.records if log else []) if r.get(key) is not None]
+    return values[-1] if values else None
+
+
+def _first(log: JsonLog | None, key: str) -> float | None:
+    values = [r[key] for r in (log.records if log else []) if r.get(key) is not None]
+    return values[0] if values else None
