@@ -1,7 +1,8 @@
 """The near-dup decision as small pure functions over numpy arrays, in pipeline order:
 
     minhash rows ─band_keys─▶ (row, band) keys ─candidate_pairs─▶ pairs
-      ─verified_components (exact Jaccard or signature agreement, union-find)─▶ labels
+      ─verified_components (exact Jaccard or signature agreement, union-find)─▶ components
+      ─split_by_representative─▶ clusters whose every member is similar to its kept member
 
 A distributed executor reuses them piecewise: shuffle rows by `band_keys`, run
 `candidate_pairs` inside each key group, verify there, and merge edges into components.
@@ -116,3 +117,35 @@ def verified_components(n: int, pairs: np.ndarray,
         else:
             stats["rejected_pairs"] += 1
     return sets.labels(), stats
+
+
+def split_by_representative(labels: np.ndarray, rank: np.ndarray,
+                            similar: Callable[[int, int], bool]) -> tuple[np.ndarray, int]:
+    """Break transitive chains: inside each component, visit members best-first (rank, index);
+    a member joins the first representative it is itself similar to, or becomes one.
+
+    Verified edges alone still chain A~B~C into one cluster when A and C differ; after this step
+    every dropped record passes the check against the record that is kept in its place.
+    Returns the new labels (representative index) and how many extra clusters the split made.
+    """
+    labels = labels.copy()
+    sizes = np.bincount(labels, minlength=len(labels))
+    members = np.flatnonzero(sizes[labels] > 1)
+    order = members[np.lexsort((members, rank[members], labels[members]))]
+    extra = 0
+    start = 0
+    while start < len(order):
+        component = labels[order[start]]
+        end = start
+        while end < len(order) and labels[order[end]] == component:
+            end += 1
+        representatives: list[int] = []
+        for row in order[start:end].tolist():
+            home = next((r for r in representatives if similar(row, r)), None)
+            if home is None:
+                representatives.append(row)
+                home = row
+            labels[row] = home
+        extra += len(representatives) - 1
+        start = end
+    return labels, extra

@@ -20,7 +20,7 @@ from instruct.config import ConfigError
 from instruct.dedup.clusters import KeepConfig, check_keep, cluster_decision, concat_signatures, priority, \
     priority_columns
 from instruct.dedup.lsh import band_keys, candidate_pairs, candidate_probability, jaccard_check, lsh_params, \
-    signature_check, verified_components
+    signature_check, split_by_representative, verified_components
 from instruct.dedup.text import ShingleBatch, Shingling, record_texts, shingle_hashes
 from instruct.pipeline.step import Decision, GlobalStep
 
@@ -113,17 +113,18 @@ class MinHashDedup(GlobalStep):
         table = concat_signatures(signatures)
         if table is None:
             return Decision(drop={})
-        labels, stats = self.cluster(table)
+        rank = priority(table, self.config)
+        labels, stats = self.cluster(table, rank)
         bands, rows = self.banding
         c = self.config
         report = {"threshold": c.threshold, "ngram": c.ngram, "unit": c.unit, "num_perm": c.num_perm,
                   "bands": bands, "rows": rows, "verify": c.verify, "keep": c.keep,
                   "candidate_probability_at_threshold": round(candidate_probability(c.threshold, bands, rows), 4),
                   **stats}
-        return cluster_decision(table.column("id").to_pylist(), labels, priority(table, c), "near_duplicate", report)
+        return cluster_decision(table.column("id").to_pylist(), labels, rank, "near_duplicate", report)
 
-    def cluster(self, table: pa.Table) -> tuple[np.ndarray, dict[str, int]]:
-        """Component label of every row of the concatenated signature table."""
+    def cluster(self, table: pa.Table, rank: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
+        """Cluster label of every row of the concatenated signature table (rank: keep priority)."""
         n = table.num_rows
         minhashes = minhash_matrix(table.column("minhash"), self.config.num_perm)
         present = np.flatnonzero(table.column("shingle_count").to_numpy() > 0)
@@ -134,8 +135,10 @@ class MinHashDedup(GlobalStep):
         elif self.config.verify == "signature":
             check = signature_check(minhashes, self.config.threshold)
         else:
-            check = None
-        return verified_components(n, pairs, check)
+            return verified_components(n, pairs, None)
+        labels, stats = verified_components(n, pairs, check)
+        labels, stats["chain_splits"] = split_by_representative(labels, rank, check)
+        return labels, stats
 
 
 def minhash_matrix(column: pa.ChunkedArray, num_perm: int) -> np.ndarray:
