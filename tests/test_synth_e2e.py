@@ -126,3 +126,12 @@ def test_shipped_recipes_load(name):
     path = Path(__file__).resolve().parents[1] / "pipelines" / name
     recipe = load_synth_recipe(load_yaml(path), ["input=[x]"] if "evol" in name else [], where=str(path))
     assert recipe.method == name.split("_", 1)[1].removesuffix(".yaml").replace("_", "-")
+
+
+def test_param_overrides_update_the_papers_defaults():
+    from instruct.synth.run import load_synth_recipe
+
+    overrides = ["self_instruct.bootstrap_params.max_tokens=12", "self_instruct.bootstrap_params.stop=null"]
+    recipe = load_synth_recipe({"self_instruct": {"bootstrap_params": {"top_p": 0.9}}}, overrides)
+    assert recipe.self_instruct.bootstrap_params == {"max_tokens": 12, "temperature": 0.7, "top_p": 0.9,
+                                                     "frequency_penalty": 0, "presence_penalty": 2, "stop": None}

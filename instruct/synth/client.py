@@ -306,7 +306,7 @@ class LLMClient:
 
     async def _call(self, request: Request) -> Any:
         client = self._openai()
-        params = dict(request.params)
+        params = {k: v for k, v in request.params.items() if v is not None}  # null: leave to the server
         if request.endpoint == "chat":
             return await client.chat.completions.create(model=self.config.model, messages=list(request.messages),
                                                         **params)

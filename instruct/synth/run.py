@@ -58,6 +58,8 @@ class SynthRecipe:
 def load_synth_recipe(data: dict[str, Any], overrides: list[str], where: str = "recipe") -> SynthRecipe:
     data = apply_overrides(copy.deepcopy(data), overrides)
     recipe = from_dict(SynthRecipe, data, where=where)
+    for section in (recipe.self_instruct, recipe.evol_instruct):
+        _merge_param_defaults(section)
     if recipe.num < 1:
         raise ConfigError(f"{where}: num must be at least 1, got {recipe.num}")
     if recipe.client.concurrency < 1:
@@ -65,6 +67,14 @@ def load_synth_recipe(data: dict[str, Any], overrides: list[str], where: str = "
     if recipe.method == "evol-instruct" and not recipe.input:
         raise ConfigError("evol-instruct needs --input SHARDS (EXAMPLE shards or chat JSONL to evolve)")
     return recipe
+
+
+def _merge_param_defaults(section: Any) -> None:
+    """`*_params` given in a recipe or override update the paper's defaults instead of replacing them;
+    a key set to null is not sent."""
+    for spec in dataclasses.fields(section):
+        if spec.name.endswith("_params") and spec.default_factory is not dataclasses.MISSING:
+            setattr(section, spec.name, {**spec.default_factory(), **getattr(section, spec.name)})
 
 
 @contextmanager
