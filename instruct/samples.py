@@ -3,7 +3,7 @@
 Nothing third-party is committed: the web pages are pydoc renderings of stdlib modules, wrapped
 in site boilerplate (navigation, sidebar, cookie banner, footer) and packed into gzipped WARCs;
 guide pages are made of module docstrings the same way; code is a subset of the stdlib sources; books are the long prose topics of `pydoc_data`;
-JSONL holds stdlib docstrings. A few deliberately bad inputs (link farms, lists, a minified
+JSONL holds the same docstrings one per line. A few deliberately bad inputs (link farms, lists, a minified
 file, a binary, a vendored folder, exact duplicates) give the filters something to drop.
 
     data/generated/web/crawl-0000{0,1}.warc.gz    web.yaml
@@ -29,7 +29,7 @@ from pathlib import Path
 
 import click
 
-from instruct.corpus import stdlib_docstrings, stdlib_root
+from instruct.corpus import stdlib_root
 
 DEFAULT_OUTPUT = "data/generated"
 SITE = "https://docs.example.org"
@@ -105,15 +105,21 @@ def pydoc_pages(modules: list[tuple[str, object]]) -> list[tuple[str, str]]:
             for name, module in modules]
 
 
-def article_pages(modules: list[tuple[str, object]], min_words: int = 20) -> list[tuple[str, str]]:
+def module_docstrings(name: str, module: object, min_words: int = 20) -> list[tuple[str, str]]:
+    """(qualified name, docstring) of a module and its public classes and functions, if substantial."""
+    sections = [(name, inspect.getdoc(module))]
+    sections += [(f"{name}.{member}", inspect.getdoc(value)) for member, value in sorted(vars(module).items())
+                 if not member.startswith("_") and getattr(value, "__module__", None) == module.__name__
+                 and (inspect.isclass(value) or inspect.isfunction(value))]
+    return [(title, doc) for title, doc in sections if doc and len(doc.split()) >= min_words]
+
+
+def article_pages(modules: list[tuple[str, object]]) -> list[tuple[str, str]]:
     """(url, html): guide pages of prose, from the docstrings of each module and its public members."""
     pages = []
     for name, module in modules:
-        sections = [("", inspect.getdoc(module))]
-        sections += [(member, inspect.getdoc(value)) for member, value in sorted(vars(module).items())
-                     if not member.startswith("_") and getattr(value, "__module__", None) == module.__name__
-                     and (inspect.isclass(value) or inspect.isfunction(value))]
-        body = "\n".join(_section_html(title, doc) for title, doc in sections if doc and len(doc.split()) >= min_words)
+        body = "\n".join(_section_html(title.removeprefix(name).lstrip("."), doc)
+                         for title, doc in module_docstrings(name, module))
         url = f"{SITE}/guide/{name}.html"
         pages.append((url, wrap_page(f"A guide to {name}", body, url)))
     return pages
@@ -216,12 +222,12 @@ def write_books(root: Path) -> dict[str, int]:
     return {"books": len(topics)}
 
 
-def write_docs(root: Path, limit: int = 1200) -> dict[str, int]:
-    """Stdlib docstrings as JSONL: one plain file and one gzipped, to exercise both readers."""
+def write_docs(root: Path) -> dict[str, int]:
+    """Docstrings as JSONL: one plain file and one gzipped, to exercise both readers."""
     docs = root / "docs"
     docs.mkdir()
-    lines = [json.dumps({"id": name, "text": doc, "module": name.split(".")[0]}) + "\n"
-             for name, doc in stdlib_docstrings(limit=limit)]
+    lines = [json.dumps({"id": title, "text": doc, "module": name}) + "\n"
+             for name, module in imported_modules() for title, doc in module_docstrings(name, module)]
     half = len(lines) // 2
     (docs / "docstrings-0000.jsonl").write_text("".join(lines[:half]), encoding="utf-8")
     with gzip.open(docs / "docstrings-0001.jsonl.gz", "wt", encoding="utf-8") as handle:
