@@ -16,6 +16,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import zstandard
 from sample_inputs import sample_dir
 
 from instruct.config import ConfigError
@@ -62,13 +63,14 @@ def test_jsonl_bad_line_is_rejected_with_file_and_line_and_reading_goes_on(tmp_p
     assert f"{path}:2" in message and reason in message and "\n" not in message
 
 
-def test_truncated_gzip_is_a_reject_after_the_lines_read_so_far(tmp_path):
-    lines = b"".join(json.dumps({"text": f"line {i} " * 20}).encode() + b"\n" for i in range(2000))
-    whole = gzip.compress(lines)
-    path = tmp_path / "cut.jsonl.gz"
+@pytest.mark.parametrize("suffix", ["gz", "zst"])
+def test_truncated_compressed_file_is_a_reject_after_the_lines_read_so_far(tmp_path, suffix, docstrings):
+    lines = b"".join(json.dumps({"text": text}).encode() + b"\n" for _, text in docstrings)
+    whole = gzip.compress(lines) if suffix == "gz" else zstandard.ZstdCompressor().compress(lines)
+    path = tmp_path / f"cut.jsonl.{suffix}"
     path.write_bytes(whole[: len(whole) // 2])
     table, rejects = read_all("jsonl", [path])
-    assert 0 < table.num_rows < 2000
+    assert 0 < table.num_rows < len(docstrings)
     assert reasons(rejects) == {"truncated_file": 1}
     assert rejects[0].where == f"{path}:{table.num_rows + 1}"
     with pytest.raises(InputError, match="truncated_file"):

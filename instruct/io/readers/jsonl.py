@@ -17,9 +17,42 @@ def open_text_stream(path: str) -> IO[bytes]:
     if path.endswith(".gz"):
         return gzip.open(path, "rb")
     if path.endswith(".zst") or path.endswith(".zstd"):
-        return zstandard.ZstdDecompressor().stream_reader(open(path, "rb"), read_across_frames=True,
-                                                           closefd=True)
+        return io.BufferedReader(ZstdStream(open(path, "rb")))
     return open(path, "rb")
+
+
+class ZstdStream(io.RawIOBase):
+    """Zstandard frames, decompressed; unlike zstandard's stream_reader, a cut file raises EOFError."""
+
+    def __init__(self, raw: IO[bytes], chunk: int = 1 << 20) -> None:
+        self.raw, self.chunk = raw, chunk
+        self.decompressor = zstandard.ZstdDecompressor().decompressobj()
+        self.in_frame = False  # bytes of the current frame were fed and its end not seen yet
+        self.pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:
+        while not self.pending:
+            data = self.raw.read(self.chunk)
+            if not data:
+                if self.in_frame:
+                    raise EOFError("zstd file ended in the middle of a frame")
+                return 0
+            while data:
+                self.pending += self.decompressor.decompress(data)
+                self.in_frame = not self.decompressor.eof
+                data = self.decompressor.unused_data if self.decompressor.eof else b""
+                if self.decompressor.eof:
+                    self.decompressor = zstandard.ZstdDecompressor().decompressobj()
+        size = min(len(buffer), len(self.pending))
+        buffer[:size], self.pending = self.pending[:size], self.pending[size:]
+        return size
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
 
 
 class JsonlReader(Reader):
