@@ -19,7 +19,10 @@ def unpacked(package: str) -> Path:
         return root
     root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as download:
-        subprocess.run(["apt-get", "download", package], cwd=download, check=True, capture_output=True)
+        fetched = subprocess.run(["apt-get", "download", package], cwd=download, capture_output=True, text=True)
+        if fetched.returncode != 0:
+            raise SystemExit(f"apt-get download {package} failed (try `apt-get update` first): "
+                             f"{fetched.stderr.strip().splitlines()[-1] if fetched.stderr.strip() else fetched.returncode}")
         (deb,) = Path(download).glob("*.deb")
         subprocess.run(["dpkg-deb", "-x", str(deb), str(root)], check=True)
     (root / ".done").touch()
