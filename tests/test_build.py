@@ -169,3 +169,16 @@ def test_code_shards_load_with_datasets(tmp_path):
     assert loaded.num_rows == manifest["counts"]["written"] > 100
     assert set(loaded.column_names) == {"id", "text", "source", "url_or_path", "meta"}
     assert_accounted(tmp_path / "out", manifest)
+
+
+def test_unreadable_input_is_counted_and_fingerprinted_not_fatal(tmp_path, docstrings):
+    (path,) = write_docs(tmp_path / "in", docstrings, files=1, per_file=20)
+    os.symlink(tmp_path / "in" / "deleted.jsonl", tmp_path / "in" / "link.jsonl")  # dangling, matched by the glob
+    recipe = load_recipe(None, data={"read": {"format": "jsonl", "paths": [str(tmp_path / "in" / "*.jsonl")]},
+                                     "write": {"output": str(tmp_path / "out")}})
+    manifest = build(recipe, show_progress=False)
+    assert manifest_drops(manifest) == {("read", "unreadable_file"): 1}
+    assert manifest["counts"]["written"] == 20
+    assert_accounted(tmp_path / "out", manifest)
+    fingerprints = {Path(f["path"]).name: f for f in manifest["inputs"]}
+    assert "error" in fingerprints["link.jsonl"] and fingerprints["part-0.jsonl"]["bytes"] == path.stat().st_size

@@ -38,15 +38,38 @@ def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str
 
 
 def fingerprint(path: str, edge: int = 1 << 20) -> dict[str, Any]:
-    """Size, mtime and a hash of the first and last MiB: cheap enough for multi-GB inputs."""
-    stat = os.stat(path)
+    """Size, mtime and a hash of the first and last MiB: cheap enough for multi-GB inputs.
+
+    A folder (text, code and html inputs) is hashed by the names, sizes and mtimes of its files;
+    an input that cannot be read is recorded with its error (the reader counted it as rejected).
+    """
+    try:
+        stat = os.stat(path)
+    except OSError as error:
+        return {"path": path, "error": error.strerror or str(error)}
     digest = hashlib.blake2b(digest_size=16)
+    if os.path.isdir(path):
+        size = 0
+        for folder, subfolders, files in os.walk(path):
+            subfolders.sort()
+            for name in sorted(files):
+                try:
+                    entry = os.stat(os.path.join(folder, name))
+                except OSError:
+                    continue
+                size += entry.st_size
+                digest.update(f"{os.path.relpath(os.path.join(folder, name), path)}\0{entry.st_size}\0"
+                              f"{entry.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
+        return {"path": path, "bytes": size, "mtime": stat.st_mtime, "blake2b_listing": digest.hexdigest()}
     if os.path.isfile(path):
-        with open(path, "rb") as handle:
-            digest.update(handle.read(edge))
-            if stat.st_size > edge:
-                handle.seek(max(edge, stat.st_size - edge))
+        try:
+            with open(path, "rb") as handle:
                 digest.update(handle.read(edge))
+                if stat.st_size > edge:
+                    handle.seek(max(edge, stat.st_size - edge))
+                    digest.update(handle.read(edge))
+        except OSError as error:
+            return {"path": path, "bytes": stat.st_size, "error": error.strerror or str(error)}
     return {"path": path, "bytes": stat.st_size, "mtime": stat.st_mtime, "blake2b_edges": digest.hexdigest()}
 
 
