@@ -76,3 +76,25 @@ def test_synth_without_endpoint_serves_the_embedded_model(tmp_path, monkeypatch)
     assert manifest["usage"]["responses"] >= 2 and manifest["usage"]["completion_tokens"] > 0
     stages = manifest["counts"]["stages"]
     assert sum(stages["bootstrap_response"].values()) == 2  # every response accounted for, kept or dropped
+
+
+def test_serves_a_peft_adapter(engine, tmp_path):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from instruct.serve.engines import Job, TransformersEngine
+
+    torch.manual_seed(0)
+    adapted = get_peft_model(engine.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
+                                                      init_lora_weights=False))
+    adapted.save_pretrained(tmp_path / "adapter")
+    adapted.unload()  # the fixture's base model stays unadapted for the other tests
+    served = TransformersEngine(adapter=str(tmp_path / "adapter"), threads=1)
+    assert served.model_name.endswith("+adapter")
+    job = Job(prompt=PROMPT, max_tokens=4, temperature=0)
+    base_ids = engine.tokenizer(PROMPT, return_tensors="pt", add_special_tokens=False)
+    with torch.inference_mode():
+        base_logits = engine.model(**base_ids).logits[0, -1]
+        adapter_logits = served.model(**base_ids).logits[0, -1]
+    assert not torch.allclose(base_logits, adapter_logits, atol=1e-3)  # the adapter is really applied
+    assert served.generate(job).completion_tokens >= 1
