@@ -182,3 +182,18 @@ def test_unreadable_input_is_counted_and_fingerprinted_not_fatal(tmp_path, docst
     assert_accounted(tmp_path / "out", manifest)
     fingerprints = {Path(f["path"]).name: f for f in manifest["inputs"]}
     assert "error" in fingerprints["link.jsonl"] and fingerprints["part-0.jsonl"]["bytes"] == path.stat().st_size
+
+
+def test_a_changed_recipe_starts_over_instead_of_reusing_stale_units(tmp_path, docstrings):
+    write_docs(tmp_path / "in", docstrings, files=3, per_file=40)
+
+    def run(min_words: int, output: Path) -> dict:
+        recipe = load_recipe(None, data={"read": {"format": "jsonl", "paths": [str(tmp_path / "in" / "*.jsonl")]},
+                                         "steps": [{"gopher_quality": {"min_doc_words": min_words}}],
+                                         "write": {"output": str(output)}})
+        return build(recipe, show_progress=False)
+
+    strict_run = run(60, tmp_path / "out")["counts"]
+    loose = run(20, tmp_path / "out")["counts"]  # same folder, different parameters
+    assert loose == run(20, tmp_path / "fresh")["counts"] and loose["written"] > strict_run["written"]
+    assert_same_files(tmp_path / "out", tmp_path / "fresh", "shards")

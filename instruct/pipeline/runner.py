@@ -13,9 +13,12 @@ Folder layout of a run:
     DIR/manifest.json           config, versions, input fingerprints, counts
     DIR/report.html             human report
     DIR/.work/                  per-stage intermediates and stats (resume state)
+    DIR/.work/recipe.json       what decides the output; a different recipe starts the folder over
 """
 from __future__ import annotations
 
+import json
+import shutil
 import time
 from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
@@ -27,6 +30,7 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
+from instruct.config import to_dict
 from instruct.io.readers import Reader, Reject, WorkUnit, open_reader
 from instruct.io.shards import ShardWriter, read_json, read_table, write_json, write_table
 from instruct.pipeline.recipe import Recipe, WriteConfig
@@ -376,5 +380,26 @@ def build(recipe: Recipe, recipe_data: dict[str, Any] | None = None, show_progre
     else:
         executor = LocalExecutor(recipe.workers, show_progress)
     started = time.perf_counter()
+    start_or_resume(recipe, pipeline, output)
     stage_stats = executor.run(pipeline, output)
     return write_outputs(recipe, recipe_data, pipeline, stage_stats, output, time.perf_counter() - started)
+
+
+def start_or_resume(recipe: Recipe, pipeline: Pipeline, output: Path) -> None:
+    """Resume only the same work: if what decides the output changed, the folder starts over.
+
+    The reader config, the steps with their parameters and the write layout are recorded in
+    .work/recipe.json; workers, executor and --strict do not change results and may differ.
+    """
+    identity = {"read": to_dict(recipe.read), "steps": recipe.step_specs(),
+                "shard_size": recipe.write.shard_size, "keep_rejected": recipe.write.keep_rejected}
+    identity = json.loads(json.dumps(identity, default=str))
+    marker = output / ".work" / "recipe.json"
+    if marker.exists() and read_json(marker) == identity:
+        return
+    side_folders = [output / stage.closing.label for stage in pipeline.stages if stage.closing is not None]
+    for folder in [output / ".work", output / "shards", output / "rejected", *side_folders]:
+        shutil.rmtree(folder, ignore_errors=True)
+    for name in ("manifest.json", "report.html"):
+        (output / name).unlink(missing_ok=True)
+    write_json(identity, marker)
