@@ -165,3 +165,78 @@ def test_perplexity_step_separates_real_text_from_word_salad(docstrings):
     assert salad.min() > np.median(real)
     assert [r for r in out.reasons[8:]].count("bucket_tail") >= 6
     assert [r for r in out.reasons[:8]].count(None) >= 6
+
+
+def _answered(log: Path) -> list[str]:
+    return [e["body"] for e in map(json.loads, log.read_text().splitlines()) if e["status"] == 200]
+
+
+def _cache_lines(output: Path) -> int:
+    path = output / "cache" / "requests.jsonl"
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+@pytest.mark.slow
+def test_annotate_against_real_server_resumes_after_sigkill(docstrings, tmp_path):
+    """SmolLM2 behind `instruct serve`; kill the annotator mid-run; the re-run asks only what is missing."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from instruct.serve.process import server_process
+
+    rng = random.Random(5)
+    good = [doc for _, doc in docstrings if len(doc.split()) >= 40][:3]
+    rows = [{"id": f"g{i}", "text": t} for i, t in enumerate(good)]
+    rows += [{"id": f"s{i}", "text": word_salad(t, rng)} for i, t in enumerate(good[:2])]
+    docs = _write_jsonl(tmp_path / "docs.jsonl", rows)
+    out, log1, log2 = tmp_path / "annotated", tmp_path / "run1.jsonl", tmp_path / "run2.jsonl"
+
+    def command(url: str) -> list[str]:
+        return [sys.executable, "-m", "instruct", "classify", "annotate", "--input", str(docs), "--output", str(out),
+                "--prompt", "score_first", "--max-chars", "200", "--base-url", url, "--concurrency", "2"]
+
+    hold = 2
+    with server_process("--request-log", str(log1), "--hold-after", str(hold), "--threads", "1") as url:
+        process = subprocess.Popen(command(url), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 300
+        while not (log1.exists() and len(_answered(log1)) >= hold and _cache_lines(out) >= hold):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.1)
+        process.send_signal(signal.SIGKILL)
+        assert process.wait() == -signal.SIGKILL
+    assert not (out / "manifest.json").exists()
+    with server_process("--request-log", str(log2), "--threads", "1") as url:
+        finished = subprocess.run(command(url), capture_output=True, text=True, timeout=600)
+        assert finished.returncode == 0, finished.stderr
+        first, second = _answered(log1), _answered(log2)
+        assert len(first) == hold and len(second) == len(rows) - hold
+        assert not set(first) & set(second), "a request answered before the kill was sent again"
+        manifest = json.loads((out / "manifest.json").read_text())
+        assert manifest["usage"]["cache_hits"] == hold and manifest["counts"]["sampled"] == len(rows)
+        annotations = [json.loads(line) for line in (out / "annotations.jsonl").read_text().splitlines()]
+        unscored = [json.loads(line) for line in (out / "unscored.jsonl").read_text().splitlines()]
+        assert sorted(r["id"] for r in annotations + [u for u in unscored]) == sorted(r["id"] for r in rows)
+        assert all(0 <= r["score"] <= 5 and r["text"] for r in annotations)
+        # a third run is answered entirely from the cache and writes the same annotations
+        before = (out / "annotations.jsonl").read_text()
+        again = subprocess.run(command(url), capture_output=True, text=True, timeout=300)
+        assert again.returncode == 0 and len(_answered(log2)) == len(second)
+        assert (out / "annotations.jsonl").read_text() == before
+
+
+def test_annotation_prompt_renders_and_parses(tmp_path):
+    from instruct.config import ConfigError
+    from instruct.quality.annotate import DEFAULT_TEMPLATE, load_prompt
+
+    chat = load_prompt(DEFAULT_TEMPLATE, "fineweb_edu")
+    request = chat.request("Plants make sugar from light.")
+    assert request.endpoint == "chat" and "Plants make sugar from light." in request.messages[-1]["content"]
+    assert chat.score("The extract is clear.\nEducational score: 4") == 4
+    assert chat.score("Scale is 0 to 5. Justification... Educational score: **2**") == 2
+    assert chat.score("I cannot grade this.") is None
+    first = load_prompt(DEFAULT_TEMPLATE, "score_first")
+    assert first.request("x").prompt.endswith("Score:") and first.score(" 3") == 3 and first.score("\nText") is None
+    with pytest.raises(ConfigError, match="no prompt 'nope'"):
+        load_prompt(DEFAULT_TEMPLATE, "nope")

@@ -69,3 +69,37 @@ def train(positive_path: str | None, negative_path: str | None, input_path: str 
                    f"· accuracy {m['accuracy']:.3f} (n={m['n']}) -> {path}")
     else:
         click.echo(f"trained without a held-out split -> {path}")
+
+
+@classify.command()
+@click.option("--input", "input_path", required=True, help="Documents: shards, .arrow, .parquet, .jsonl or .txt glob.")
+@click.option("--output", "-o", required=True, help="Folder: annotations.jsonl, unscored.jsonl, manifest.json, cache/.")
+@click.option("--num", type=int, default=1000, show_default=True, help="Documents to sample and grade.")
+@click.option("--template", help="Prompt file (default: templates/quality_annotation.yaml).")
+@click.option("--prompt", "prompt_name", default="fineweb_edu", show_default=True,
+              help="Prompt in the file: fineweb_edu (justify, then score) or score_first (small models).")
+@click.option("--text-field", default="text", show_default=True)
+@click.option("--max-chars", type=int, default=4000, show_default=True, help="Cut documents to this length.")
+@click.option("--base-url", help="OpenAI-compatible endpoint (else OPENAI_BASE_URL, else the embedded model is served).")
+@click.option("--model", help="Model name at the endpoint (default: the first one it lists).")
+@click.option("--concurrency", type=int, default=16, show_default=True, help="Requests in flight at once.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the document sample.")
+def annotate(input_path: str, output: str, num: int, template: str | None, prompt_name: str, text_field: str,
+             max_chars: int, base_url: str | None, model: str | None, concurrency: int, seed: int) -> None:
+    """Grade documents 0-5 with an LLM (FineWeb-Edu style); re-run to resume from the request cache.
+
+    Train on the grades with `instruct classify train --input DIR/annotations.jsonl --label-field score
+    --label-threshold 3`. The API key is read from OPENAI_API_KEY and never written anywhere.
+    """
+    from instruct.quality.annotate import DEFAULT_TEMPLATE, AnnotateConfig, run_annotate
+    from instruct.synth.client import ClientConfig
+
+    with user_errors():
+        config = AnnotateConfig(input=input_path, output=output, num=num, text_field=text_field,
+                                template=template or str(DEFAULT_TEMPLATE), prompt=prompt_name, max_chars=max_chars,
+                                seed=seed, client=ClientConfig(base_url=base_url, model=model, concurrency=concurrency))
+        manifest = run_annotate(config)
+    counts, usage = manifest["counts"], manifest["usage"]
+    click.echo(f"graded {counts['scored']:,} of {counts['sampled']:,} documents (unscored {counts['unscored']:,}: "
+               f"{counts['unscored_reasons']}) · scores {counts['scores']} · requests sent {usage['requests_sent']:,} "
+               f"(cached {usage['cache_hits']:,}) in {manifest['seconds']:.1f}s -> {output}")

@@ -13,7 +13,7 @@ from typing import Protocol, Sequence
 
 import numpy as np
 
-TOKEN_PATTERN = r"(?u)\w+|[^\w\s]|\n"
+TOKEN_PATTERN = r"(?u)\w+|[^\w\s]|\n|\t| {2,}"  # words, punctuation, line breaks, column gaps
 _DIGITS = re.compile(r"\d")
 
 
