@@ -3,7 +3,7 @@
 Parsing is FastWARC's; gzip members are inflated by Python's `gzip`, which raises on a cut
 file where FastWARC's own reader would stop quietly. Only `response` and `resource` records
 are documents (`request`, `metadata`, `warcinfo`, `revisit` carry no page). Every response is
-either a document or a reject: `not_html`, `http_status`, `no_main_text`, `truncated_record`
+either a document or a reject: `not_html`, `http_status`, `invalid_http`, `no_main_text`, `truncated_record`
 (a body shorter than its Content-Length), and for a damaged file `truncated_file` or
 `invalid_warc`, naming the file, the record number and the byte offset, after which the rest
 of that file is skipped and the run goes on.
@@ -33,12 +33,9 @@ class WarcOptions(ExtractOptions):
 
 def open_warc(path: str) -> IO[bytes]:
     """A binary stream of the uncompressed WARC, gzip detected by its magic bytes."""
-    raw = open(path, "rb")
-    if raw.read(2) == GZIP_MAGIC:
-        raw.seek(0)
-        return gzip.GzipFile(fileobj=raw, mode="rb")
-    raw.seek(0)
-    return raw
+    with open(path, "rb") as handle:
+        compressed = handle.read(2) == GZIP_MAGIC
+    return gzip.open(path, "rb") if compressed else open(path, "rb")
 
 
 class WarcReader(Reader):
@@ -81,7 +78,10 @@ class WarcReader(Reader):
         url = record.headers.get("WARC-Target-URI", "")
         status, content_type, charset = 200, record.headers.get("Content-Type", ""), None
         if record.record_type == WarcRecordType.response:
-            record.parse_http()  # payloads are stored identity-encoded, as crawlers (e.g. Common Crawl) write them
+            try:
+                record.parse_http()  # payloads are stored identity-encoded, as crawlers (Common Crawl) write them
+            except (OSError, ValueError) as error:
+                return self.reject(where, "invalid_http", f"{url}: {error}")
             status, content_type, charset = (record.http_headers.status_code, record.http_content_type or "",
                                              record.http_charset)
         body = record.reader.read()
