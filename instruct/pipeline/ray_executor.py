@@ -47,7 +47,9 @@ def connect(workers: int) -> Any:
     ray = import_ray()
     if not ray.is_initialized():
         address = os.environ.get("RAY_ADDRESS")
-        options: dict[str, Any] = {"address": address} if address else {"num_cpus": max(1, workers)}
+        # "local": a fresh cluster even when `ray start` left one running on this machine
+        options: dict[str, Any] = {"address": address} if address else {"address": "local",
+                                                                           "num_cpus": max(1, workers)}
         ray.init(include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                  configure_logging=False, **options)
     logging.getLogger("ray.data").setLevel(logging.ERROR)
