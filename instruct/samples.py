@@ -236,20 +236,22 @@ def write_docs(root: Path) -> dict[str, int]:
 
 
 def generate(output: str | Path = DEFAULT_OUTPUT) -> dict[str, int]:
-    """Write every sample into `output`, replacing it as a whole once all are written."""
+    """Write every sample into `output`; each of its folders is replaced once all are written.
+
+    Other folders in `output` (e.g. the demo's labeled data) are left alone.
+    """
     output = Path(output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output.name}.", dir=output.parent))
+    output.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".samples.", dir=output))
     try:
         counts: dict[str, int] = {}
         for writer in (write_web, write_code, write_books, write_docs):
             counts.update(writer(staging))
-        if output.exists():
-            shutil.rmtree(output)
-        staging.rename(output)
+        for folder in sorted(staging.iterdir()):
+            shutil.rmtree(output / folder.name, ignore_errors=True)
+            folder.rename(output / folder.name)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        shutil.rmtree(staging, ignore_errors=True)
     return counts
 
 
