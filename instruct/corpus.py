@@ -6,6 +6,7 @@ text. The order is deterministic for a given Python installation.
 from __future__ import annotations
 
 import ast
+import os
 import sysconfig
 from pathlib import Path
 from typing import Iterator
@@ -15,17 +16,20 @@ def stdlib_root() -> Path:
     return Path(sysconfig.get_paths()["stdlib"])
 
 
+SKIPPED_DIRS = {"site-packages", "dist-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3"}
+
+
 def stdlib_sources(limit: int | None = None) -> Iterator[Path]:
-    """Stdlib .py files in sorted order, skipping tests and site-packages."""
+    """Stdlib .py files in sorted order, never descending into tests or site-packages."""
+    root = stdlib_root()
     count = 0
-    for path in sorted(stdlib_root().rglob("*.py")):
-        parts = set(path.relative_to(stdlib_root()).parts)
-        if parts & {"site-packages", "test", "tests", "idle_test", "__pycache__", "lib2to3"}:
-            continue
-        yield path
-        count += 1
-        if limit is not None and count >= limit:
-            return
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS)
+        for name in sorted(f for f in files if f.endswith(".py")):
+            yield Path(folder) / name
+            count += 1
+            if limit is not None and count >= limit:
+                return
 
 
 def stdlib_docstrings(min_words: int = 20, limit: int | None = None) -> Iterator[tuple[str, str]]:
