@@ -60,6 +60,7 @@ class TrainConfig:
     grad_accum: int = 4  # micro-batches per optimizer step (per process)
     max_grad_norm: float = 1.0
     grad_checkpointing: bool = False
+    trained_logits_only: bool = True  # packed rows: run the LM head only where a token is trained
     dtype: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the GPU supports it, else fp32
     optimizer: Literal["auto", "adamw", "adamw_8bit", "paged_adamw_8bit"] = "auto"  # auto: paged 8-bit for QLoRA on GPU
     attn_implementation: str = "auto"  # auto: packed_sdpa when packing, else sdpa; or eager, flash_attention_2, ...

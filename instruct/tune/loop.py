@@ -27,7 +27,7 @@ from instruct.models import cache_dir
 from instruct.progress import progress_bar
 from instruct.tune.attention import register as register_packed_sdpa
 from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from instruct.tune.config import PEFT_ADAPTERS, VIRTUAL_TOKEN_METHODS, TuneConfig
+from instruct.tune.config import PEFT_ADAPTERS, TuneConfig
 from instruct.tune.data import IGNORE, TokenizedSet, load_examples, split_eval, tokenize_table
 from instruct.tune.methods import (apply_method, compute_dtype, load_base, merge_adapter, trainable_parameters)
 from instruct.tune.packing import Batch, BatchPlan, collate
@@ -192,7 +192,7 @@ def evaluate(model: nn.Module, data: TokenizedSet, config: TuneConfig, dist: Dis
     for indices in batches[dist.rank::dist.world]:
         batch = collate(data, indices, config.packing).to(dist.device)
         with autocast():
-            total[0] += loss_sum(model, batch, select_logits=config.packing).double()
+            total[0] += loss_sum(model, batch, select_logits=config.packing and config.train.trained_logits_only).double()
         total[1] += batch.trained
     if dist.world > 1:
         torch.distributed.all_reduce(total)
@@ -252,7 +252,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
             log.write({"step": 0, "eval_loss": initial_eval})
 
     # 5. steps
-    select_logits = config.packing and config.method.name not in VIRTUAL_TOKEN_METHODS
+    select_logits = config.packing and config.train.trained_logits_only
     parameters = [p for p in model.parameters() if p.requires_grad]
     seen_tokens, started = 0, time.perf_counter()
     bar = progress_bar(show_progress and dist.main, total=total_steps, initial=start, desc="tune", unit="step")
@@ -276,9 +276,12 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
                   "trained_tokens": step_trained, "tokens_per_s": seen_tokens / elapsed}
         if step % config.train.eval_every == 0 or step == total_steps:
             record["eval_loss"] = evaluate(model, eval_set, config, dist, autocast)
-        if dist.main and (step % config.train.save_every == 0 or step == total_steps):
-            save_checkpoint(output, step, model, optimizer, scheduler, {"seen_tokens": seen_tokens},
-                            config.train.keep_checkpoints)
+        if step % config.train.save_every == 0 or step == total_steps:
+            if dist.main:
+                save_checkpoint(output, step, model, optimizer, scheduler, {"seen_tokens": seen_tokens},
+                                config.train.keep_checkpoints)
+            if dist.world > 1:
+                torch.distributed.barrier()
         if log is not None and (step % config.train.log_every == 0 or "eval_loss" in record or step == total_steps):
             log.write(record)
         bar.update(1)
