@@ -38,6 +38,7 @@ from instruct.schema import documents_table
 
 RULES = ("gopher_quality", "gopher_repetition", "c4", "fineweb")
 KINDS = ("word_salad", "boilerplate", "data_dump", "generated_table")
+GENERATED_PAGES = re.compile(r"^(genindex|py-modindex|search)")
 SIDE_EFFECT_MODULES = {"antigravity", "this", "idlelib", "turtledemo", "tkinter", "turtle", "__main__"}
 
 
@@ -83,6 +84,8 @@ def good_documents() -> list[dict]:
 
     docs = []
     for path in debian_python_docs():
+        if GENERATED_PAGES.match(path.name):
+            continue  # Sphinx's own indexes are machine-generated tables: not good text
         text = extract_plain_text(path.read_text(encoding="utf-8", errors="replace"), main_content=True,
                                   alt_texts=False, links=False)
         docs.extend(sections(text, path.name, "web"))
@@ -253,11 +256,50 @@ def summarize(label: str, dropped: np.ndarray, rows: list[dict], rules: np.ndarr
     return result
 
 
+def perplexity_rows(args: argparse.Namespace, train: list[dict], test: list[dict], rules: np.ndarray,
+                    classifier_drop: np.ndarray) -> tuple[list[dict], str]:
+    """Rules + perplexity on a stratified test sample, thresholds per source from good training docs."""
+    from instruct.quality.lm import PerplexityScorer
+
+    import torch
+
+    torch.set_num_threads(max(1, os.cpu_count() or 1))
+    rng = random.Random(args.seed)
+    calibration = [d for source in ("web", "reference") for d in
+                   rng.sample([d for d in train if "kind" not in d and d["source"] == source], args.ppl_docs // 4)]
+    by_kind = collections.defaultdict(list)
+    for i, d in enumerate(test):
+        by_kind[d.get("kind", "good")].append(i)
+    share = {"good": args.ppl_docs // 2, **{k: args.ppl_docs // (2 * len(KINDS)) for k in KINDS}}
+    sample = sorted(i for kind, rows in by_kind.items() for i in rng.sample(rows, min(len(rows), share[kind])))
+    tick = time.perf_counter()
+    scorer = PerplexityScorer(max_tokens=args.max_tokens, batch_size=16)
+    calib_ppl = scorer.perplexities([d["text"] for d in calibration])
+    sample_ppl = scorer.perplexities([test[i]["text"] for i in sample])
+    ppl_seconds = time.perf_counter() - tick
+    limits = {source: float(np.nanquantile([p for p, d in zip(calib_ppl, calibration) if d["source"] == source],
+                                           args.keep)) for source in ("web", "reference")}
+    sub_rows = [test[i] for i in sample]
+    sub_rules = rules[sample]
+    ppl_drop = sub_rules | np.array([p > limits[r["source"]] for p, r in zip(sample_ppl, sub_rows)])
+
+    table = [summarize(f"rules alone (LM sample n={len(sample)})", sub_rules, sub_rows, sub_rules),
+             summarize("rules + perplexity (same sample)", ppl_drop, sub_rows, sub_rules),
+             summarize("rules + classifier (same sample)", classifier_drop[sample], sub_rows, sub_rules)]
+    base, ppl = table[0], table[1]
+    line = (f"perplexity: +{100 * (ppl['bad_recall'] - base['bad_recall']):.1f} points over rules alone on its "
+            f"sample, keeping {100 * ppl['good_kept_of_rules']:.1f}%; limits per source "
+            f"{ {k: round(v, 1) for k, v in limits.items()} }; {len(calibration) + len(sample)} docs in "
+            f"{ppl_seconds:.0f}s ({(len(calibration) + len(sample)) / ppl_seconds:.1f} docs/s, "
+            f"{torch.get_num_threads()} threads, wall clock)")
+    return table, line
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--bad-per-kind", type=int, default=250, help="bad documents per kind and split")
     parser.add_argument("--ppl-docs", type=int, default=200,
-                        help="test documents scored by the LM (half good, half bad; the same number calibrates)")
+                        help="test documents scored by the LM (half good, half bad; half as many calibrate); 0 skips")
     parser.add_argument("--max-tokens", type=int, default=128, help="tokens per document the LM scores")
     parser.add_argument("--keep", type=float, default=0.999, help="share of good training documents to keep")
     parser.add_argument("--seed", type=int, default=0)
@@ -289,54 +331,24 @@ def main() -> None:
     speed = len(speed_texts) / (time.process_time() - tick)
     megabytes = sum(len(t.encode()) for t in speed_texts) / 1e6
 
-    # perplexity: thresholds per source from good training documents; test on a sample
-    from instruct.quality.lm import PerplexityScorer
-
-    import torch
-
-    torch.set_num_threads(max(1, os.cpu_count() or 1))
-    rng = random.Random(args.seed)
-    calibration = [d for source in ("web", "reference") for d in
-                   rng.sample([d for d in train if "kind" not in d and d["source"] == source], args.ppl_docs // 4)]
-    by_kind = collections.defaultdict(list)
-    for i, d in enumerate(test):
-        by_kind[d.get("kind", "good")].append(i)
-    share = {"good": args.ppl_docs // 2, **{k: args.ppl_docs // (2 * len(KINDS)) for k in KINDS}}
-    sample = sorted(i for kind, rows in by_kind.items() for i in rng.sample(rows, min(len(rows), share[kind])))
-    tick = time.perf_counter()
-    scorer = PerplexityScorer(max_tokens=args.max_tokens, batch_size=16)
-    calib_ppl = scorer.perplexities([d["text"] for d in calibration])
-    sample_ppl = scorer.perplexities([test[i]["text"] for i in sample])
-    ppl_seconds = time.perf_counter() - tick
-    limits = {source: float(np.nanquantile([p for p, d in zip(calib_ppl, calibration) if d["source"] == source],
-                                           args.keep)) for source in ("web", "reference")}
-    sub_rows = [test[i] for i in sample]
-    sub_rules = rules[sample]
-    ppl_drop = sub_rules | np.array([p > limits[r["source"]] for p, r in zip(sample_ppl, sub_rows)])
-
-    table = [summarize("rules alone", rules, test, rules),
-             summarize("rules + classifier", classifier_drop, test, rules),
-             summarize(f"rules alone (LM sample n={len(sample)})", sub_rules, sub_rows, sub_rules),
-             summarize("rules + perplexity (same sample)", ppl_drop, sub_rows, sub_rules),
-             summarize("rules + classifier (same sample)", classifier_drop[sample], sub_rows, sub_rules)]
+    table = [summarize("rules alone", rules, test, rules), summarize("rules + classifier", classifier_drop, test, rules)]
+    perplexity_line = "perplexity: skipped (--ppl-docs 0)"
+    if args.ppl_docs:
+        rows, perplexity_line = perplexity_rows(args, train, test, rules, classifier_drop)
+        table += rows
     header = ["config", "bad_recall", *KINDS, "good_kept", "good_kept_of_rules"]
     print("| " + " | ".join(header) + " |")
     print("|" + "---|" * len(header))
     for row in table:
         print("| " + " | ".join(row[h] if h == "config" else f"{row[h]:.3f}" for h in header) + " |")
-    base, clf, ppl_base, ppl = table[0], table[1], table[2], table[3]
+    base, clf = table[0], table[1]
     print(f"\nclassifier: +{100 * (clf['bad_recall'] - base['bad_recall']):.1f} points of bad recall over rules "
           f"alone ({clf['bad_recall'] / max(base['bad_recall'], 1e-9):.2f}x), keeping "
           f"{100 * clf['good_kept_of_rules']:.1f}% of the good documents rules keep; threshold {threshold:.3f}; "
           f"held-out AUC {result.metrics['auc']:.4f}")
-    print(f"perplexity: +{100 * (ppl['bad_recall'] - ppl_base['bad_recall']):.1f} points over rules alone on its "
-          f"sample, keeping {100 * ppl['good_kept_of_rules']:.1f}%; limits per source "
-          f"{ {k: round(v, 1) for k, v in limits.items()} }; {len(calibration) + len(sample)} docs in "
-          f"{ppl_seconds:.0f}s ({(len(calibration) + len(sample)) / ppl_seconds:.1f} docs/s, "
-          f"{torch.get_num_threads()} threads, wall clock)")
+    print(perplexity_line)
     print(f"classifier speed: {speed:,.0f} docs/s per core ({megabytes / (len(speed_texts) / speed):.1f} MB/s, "
-          f"CPU time of one process); perplexity is {speed / ((len(calibration) + len(sample)) / ppl_seconds):,.0f}x slower; "
-          f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
+          f"CPU time of one process); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
 
 
 if __name__ == "__main__":

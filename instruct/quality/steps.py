@@ -74,6 +74,7 @@ class PerplexityStep(Step):
         max_tokens: int = 256  # score the first N tokens
         batch_size: int = 16
         threads: int = 0  # torch threads per worker (0: torch's default)
+        device: str = "auto"  # cuda when available, else cpu
         max_perplexity: float | None = None  # drop above this, for sources not in per_source
         per_source: dict[str, float] = field(default_factory=dict)  # source -> max perplexity
         buckets: dict[str, list[float]] = field(default_factory=dict)  # source or "*" -> [head_max, middle_max]
@@ -88,8 +89,8 @@ class PerplexityStep(Step):
     def setup(self) -> None:
         from instruct.quality.lm import PerplexityScorer
 
-        self.scorer = PerplexityScorer(self.config.model, self.config.max_tokens, self.config.batch_size,
-                                       self.config.threads)
+        c = self.config
+        self.scorer = PerplexityScorer(c.model, c.max_tokens, c.batch_size, c.threads, c.device, c.min_tokens)
 
     def judge(self, perplexity: float, source: str) -> tuple[str | None, dict]:
         if math.isnan(perplexity):
