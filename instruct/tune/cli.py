@@ -7,7 +7,7 @@ from instruct.errors import user_errors
 
 
 @click.command(context_settings={"ignore_unknown_options": False})
-@click.argument("args", nargs=-1)
+@click.argument("args", nargs=-1, metavar="[RECIPE.yaml] [KEY=VALUE]...")
 @click.option("--data", "data", required=True, help="EXAMPLE shards folder, .arrow file, or Alpaca/ShareGPT/OpenAI JSONL.")
 @click.option("--output", "output", required=True, type=click.Path(file_okay=False), help="Folder for the adapter, log, plot, checkpoints.")
 @click.option("--max-steps", "max_steps", type=int, default=None, help="Optimizer steps (default: train.epochs over the data).")

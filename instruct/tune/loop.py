@@ -206,6 +206,9 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
           show_progress: bool = True) -> TrainResult:
     """Tune `config.model` on `config.data`, writing the adapter (or model), log, plot and checkpoints to `config.output`."""
     config.validate()
+    for path in filter(None, (config.data.path, config.data.eval_path)):
+        if not Path(path).exists():  # before the slow model load
+            raise FileNotFoundError(f"{path}: no such file or shards folder")
     output = Path(config.output)
     dist = setup_distributed()
     if config.train.threads:
