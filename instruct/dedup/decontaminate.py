@@ -25,7 +25,7 @@ import pyarrow as pa
 
 from instruct.config import ConfigError
 from instruct.dedup.clusters import concat_signatures
-from instruct.dedup.text import WORD, Shingling, conversation_text, record_texts, shingle_hashes
+from instruct.dedup.text import WORD, Shingling, conversation_text, record_texts, shingle_hashes, sorted_unique
 from instruct.io.readers.base import InputError, expand_paths
 from instruct.pipeline.step import Decision, GlobalStep
 
@@ -72,7 +72,7 @@ class EvalIndex:
             positions = _expand_ranges(lo, hits)
             pair_records = np.repeat(record_of, hits)
             pair_items = owners[positions]
-            codes, shared = np.unique(pair_records * len(self.items) + pair_items, return_counts=True)
+            codes, shared = sorted_unique(pair_records * len(self.items) + pair_items, return_counts=True)
             records = codes // len(self.items)
             yield records, codes % len(self.items), shared, shingles.counts()[records]
 

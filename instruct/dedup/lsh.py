@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from instruct.dedup.text import ShingleBatch, _fmix64, jaccard
+from instruct.dedup.text import ShingleBatch, _fmix64, jaccard, sorted_unique
 from instruct.dedup.unionfind import UnionFind
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -76,9 +76,10 @@ def candidate_pairs(keys: np.ndarray, rows: np.ndarray | None = None) -> np.ndar
             found.append(np.array(list(combinations(order[start:start + size], 2)), dtype=np.int64))
     if not found:
         return np.zeros((0, 2), dtype=np.int64)
-    pairs = rows[np.concatenate(found)]
-    pairs = np.sort(pairs, axis=1)
-    return np.unique(pairs, axis=0) if len(pairs) else pairs.reshape(0, 2)
+    pairs = np.sort(rows[np.concatenate(found)], axis=1)
+    size = np.int64(rows.max() + 1) if len(rows) else np.int64(1)
+    codes = sorted_unique(pairs[:, 0] * size + pairs[:, 1])
+    return np.stack([codes // size, codes % size], axis=1)
 
 
 def jaccard_check(shingles: ShingleBatch, threshold: float) -> Callable[[int, int], bool]:
