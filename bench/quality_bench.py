@@ -256,6 +256,20 @@ def summarize(label: str, dropped: np.ndarray, rows: list[dict], rules: np.ndarr
     return result
 
 
+def unseen_kind_recall(train: list[dict], test: list[dict], rules: np.ndarray, keep: float, seed: int) -> str:
+    """Recall on each kind by a classifier trained WITHOUT that kind: how far it generalises."""
+    cells = []
+    for kind in KINDS:
+        subset = [d for d in train if d.get("kind") != kind]
+        result = train_classifier([d["text"] for d in subset], [int("kind" not in d) for d in subset],
+                                  TrainConfig(holdout=0.3, seed=seed))
+        threshold = float(np.quantile(result.heldout_scores[result.heldout_labels == 1], 1 - keep))
+        rows = [i for i, d in enumerate(test) if d.get("kind") == kind]
+        scores = result.classifier.scores([test[i]["text"] for i in rows])
+        cells.append(f"{kind} {np.mean(rules[rows] | (scores < threshold)):.3f}")
+    return "rules + classifier trained without that kind (recall on it): " + ", ".join(cells)
+
+
 def perplexity_rows(args: argparse.Namespace, train: list[dict], test: list[dict], rules: np.ndarray,
                     classifier_drop: np.ndarray) -> tuple[list[dict], str]:
     """Rules + perplexity on a stratified test sample, thresholds per source from good training docs."""
@@ -346,6 +360,7 @@ def main() -> None:
           f"alone ({clf['bad_recall'] / max(base['bad_recall'], 1e-9):.2f}x), keeping "
           f"{100 * clf['good_kept_of_rules']:.1f}% of the good documents rules keep; threshold {threshold:.3f}; "
           f"held-out AUC {result.metrics['auc']:.4f}")
+    print(unseen_kind_recall(train, test, rules, args.keep, args.seed))
     print(perplexity_line)
     print(f"classifier speed: {speed:,.0f} docs/s per core ({megabytes / (len(speed_texts) / speed):.1f} MB/s, "
           f"CPU time of one process); load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores")
