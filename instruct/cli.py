@@ -11,7 +11,6 @@ import click
 # command name -> "module:attribute" of its click command
 COMMANDS = {
     "build": "instruct.pipeline.cli:build",
-    "tune": "instruct.tune.cli:tune",
     "classify": "instruct.quality.cli:classify",
     "export": "instruct.io.export:export_command",
     "templates": "instruct.templates.cli:templates",
