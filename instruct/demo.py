@@ -44,7 +44,7 @@ def run_demo(output: Path, steps: int, eval_examples: int, workers: int) -> dict
                                                   f"read.paths=[{splits['test']}]"]))
     click.secho(f"[4/5] LoRA on the embedded SmolLM2 for {steps} steps", bold=True)
     tuned = train(load_config(PROJECT / "trainer/lora.yaml",
-                              ["train.lr=1e-3", "train.micro_batch_tokens=2048", "train.grad_accum=1",
+                              ["train.lr=1e-3", "train.micro_batch_tokens=1024", "train.grad_accum=1",
                                "data.eval_fraction=0.05", "train.eval_every=1000000"],
                               {"data.path": str(output / "unicode/train"), "output": str(output / "adapter"),
                                "train.max_steps": steps}))
@@ -61,8 +61,8 @@ def run_demo(output: Path, steps: int, eval_examples: int, workers: int) -> dict
 
 @click.command()
 @click.option("--output", default="out/demo", show_default=True, type=click.Path(file_okay=False))
-@click.option("--steps", default=60, show_default=True, help="LoRA optimizer steps.")
-@click.option("--eval-examples", default=150, show_default=True, help="Test examples scored before/after.")
+@click.option("--steps", default=12, show_default=True, help="LoRA optimizer steps (about 16 examples each).")
+@click.option("--eval-examples", default=100, show_default=True, help="Test examples scored before/after.")
 @click.option("--workers", default=2, show_default=True, help="Build worker processes.")
 def demo(output: str, steps: int, eval_examples: int, workers: int) -> None:
     """Run samples -> build -> template -> tune -> eval on the embedded defaults."""

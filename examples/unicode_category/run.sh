@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# End to end on CPU: a real labeled dataset -> templated, decontaminated splits -> LoRA -> eval.
+# Run from the repository root; writes out/unicode/. About 20-30 minutes on 2 cores.
+set -euo pipefail
+export INSTRUCT_NO_PROGRESS=${INSTRUCT_NO_PROGRESS:-0}
+data=data/generated/unicode_category
+python -m instruct.labeled_samples --output "$data"
+instruct build examples/unicode_category/train.yaml --output out/unicode/train
+instruct build examples/unicode_category/heldout.yaml --input "$data/validation.jsonl" --output out/unicode/validation
+instruct build examples/unicode_category/heldout.yaml --input "$data/test.jsonl" --output out/unicode/test
+instruct tune trainer/lora.yaml --data out/unicode/train --output out/unicode/adapter \
+    train.epochs=1 train.lr=1e-3 train.micro_batch_tokens=1024 train.grad_accum=1 train.eval_every=20 \
+    data.eval_fraction=0.05
+instruct eval --data out/unicode/test --adapter out/unicode/adapter --output out/unicode/eval
