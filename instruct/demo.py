@@ -44,7 +44,7 @@ def run_demo(output: Path, steps: int, eval_examples: int, workers: int) -> dict
                                                   f"read.paths=[{splits['test']}]"]))
     click.secho(f"[4/5] LoRA on the embedded SmolLM2 for {steps} steps", bold=True)
     tuned = train(load_config(PROJECT / "trainer/lora.yaml",
-                              ["train.lr=1e-3", "train.micro_batch_tokens=1024", "train.grad_accum=1",
+                              ["train.lr=1e-3", "train.micro_batch_tokens=1024", "data.max_length=512", "train.grad_accum=1",
                                "data.eval_fraction=0.05", "train.eval_every=1000000"],
                               {"data.path": str(output / "unicode/train"), "output": str(output / "adapter"),
                                "train.max_steps": steps}))

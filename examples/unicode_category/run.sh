@@ -10,5 +10,5 @@ instruct build examples/unicode_category/heldout.yaml --input "$data/validation.
 instruct build examples/unicode_category/heldout.yaml --input "$data/test.jsonl" --output out/unicode/test
 instruct tune trainer/lora.yaml --data out/unicode/train --output out/unicode/adapter \
     train.epochs=1 train.lr=1e-3 train.micro_batch_tokens=1024 train.grad_accum=1 train.eval_every=25 \
-    data.eval_path=out/unicode/validation data.max_eval_examples=100
+    data.eval_path=out/unicode/validation data.max_eval_examples=100 data.max_length=512
 instruct eval --data out/unicode/test --adapter out/unicode/adapter --output out/unicode/eval
