@@ -11,6 +11,7 @@ import json
 import math
 import os
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -117,6 +118,11 @@ def prepare_data(config: TuneConfig, tokenizer: Any, show_progress: bool = True)
         eval_set = tokenize_table(eval_table, tokenizer, config.data.max_length, config.data.truncation, cache, bar)
     if len(train_set) == 0:
         raise ConfigError(f"{config.data.path}: no trainable examples (dropped: {dict(train_set.dropped)})")
+    dropped, truncated = train_set.dropped + eval_set.dropped, train_set.truncated_prompts + eval_set.truncated_prompts
+    if (dropped or truncated) and show_progress:  # said up front, and counted again in result.json
+        print(f"tune: {sum(dropped.values())} of {table.num_rows + (eval_table.num_rows if config.data.eval_path else 0)} "
+              f"examples dropped {dict(dropped)}, {truncated} prompts truncated (data.max_length="
+              f"{config.data.max_length}, data.truncation={config.data.truncation})", file=sys.stderr)
     return train_set, eval_set
 
 
@@ -257,9 +263,10 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     # 5. steps
     select_logits = config.packing and config.train.trained_logits_only
     parameters = [p for p in model.parameters() if p.requires_grad]
-    seen_tokens, started = 0, time.perf_counter()
+    seen_tokens, training_seconds = 0, 0.0  # tokens/s counts training only, not eval or checkpoint writes
     bar = progress_bar(show_progress and dist.main, total=total_steps, initial=start, desc="tune", unit="step")
     for step in range(start + 1, total_steps + 1):
+        step_started = time.perf_counter()
         batches = [collate(train_set, plan.micro_batch((step - 1) * per_step + i)[1], config.packing)
                    for i in range(per_step)]
         step_trained = sum(b.trained for b in batches)  # the normaliser: every micro-batch of every process
@@ -274,9 +281,9 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         optimizer.zero_grad(set_to_none=True)
 
         seen_tokens += sum(b.tokens for b in batches)
-        elapsed = time.perf_counter() - started
+        training_seconds += time.perf_counter() - step_started
         record = {"step": step, "loss": float(step_loss / step_trained), "lr": lr, "grad_norm": float(grad_norm),
-                  "trained_tokens": step_trained, "tokens_per_s": seen_tokens / elapsed}
+                  "trained_tokens": step_trained, "tokens_per_s": seen_tokens / training_seconds}
         if step % config.train.eval_every == 0 or step == total_steps:
             record["eval_loss"] = evaluate(model, eval_set, config, dist, autocast)
         if step % config.train.save_every == 0 or step == total_steps:
@@ -300,7 +307,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         examples=len(train_set), eval_examples=len(eval_set),
         dropped=dict(train_set.dropped + eval_set.dropped), truncated_prompts=train_set.truncated_prompts + eval_set.truncated_prompts,
         template=template, packing=config.packing, trainable_parameters=trainable, total_parameters=total_params,
-        tokens_per_second=seen_tokens / max(time.perf_counter() - started, 1e-9), peak_rss_mb=peak_rss_mb(),
+        tokens_per_second=seen_tokens / max(training_seconds, 1e-9), peak_rss_mb=peak_rss_mb(),
         resumed_from=start, log=log.records if log is not None else [])
     if dist.main:
         model.save_pretrained(output)
