@@ -17,7 +17,7 @@ import argparse
 import random
 import string
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from dataclasses import dataclass
 
 from instruct.corpus import stdlib_docstrings

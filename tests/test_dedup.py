@@ -71,6 +71,18 @@ def test_bulk_signatures_equal_datasketch_updates(long_docs, monkeypatch):
         assert np.array_equal(reference.hashvalues, signatures[i])
 
 
+def test_hash_family_and_banding_are_datasketchs():
+    from datasketch import MinHash
+    from datasketch.lsh import _optimal_param
+
+    from instruct.dedup.lsh import lsh_params
+
+    assert np.array_equal(MinHash(num_perm=128, seed=5, scheme="affine32").permutations, permutations(128, 5))
+    for threshold in (0.5, 0.7, 0.85):
+        assert lsh_params(threshold, 128, True) == _optimal_param(threshold, 128, 0.05, 0.95)
+        assert lsh_params(threshold, 64, False) == _optimal_param(threshold, 64, 0.5, 0.5)
+
+
 def test_shingle_hashes_are_the_same_in_another_process(long_docs):
     text = long_docs[0]
     here = shingle_hashes([text], Shingling(5)).values.tolist()

@@ -28,10 +28,24 @@ CHUNK_ROWS = 1 << 15  # shingles per (rows x num_perm) block: 16 MB at 128 permu
 
 
 def permutations(num_perm: int, seed: int) -> np.ndarray:
-    """datasketch's affine32 permutation parameters (2 x num_perm uint32: a, b)."""
-    from datasketch import MinHash
+    """datasketch's affine32 permutation parameters (2 x num_perm uint32: odd a, b), bit for bit.
 
-    return np.asarray(MinHash(num_perm=num_perm, seed=seed, scheme="affine32").permutations, dtype=np.uint32)
+    The lines of `MinHash._init_permutations(scheme="affine32")`, repeated here because importing
+    datasketch pulls in scipy (0.8 s per worker process); tests check both are equal.
+    """
+    generator = np.random.RandomState(seed)
+    a = generator.randint(0, 1 << 31, num_perm, dtype=np.uint32) * np.uint32(2) + np.uint32(1)
+    b = generator.randint(0, 1 << 32, num_perm, dtype=np.uint32)
+    return np.array([a, b])
+
+
+def fmix32(values: np.ndarray) -> np.ndarray:
+    """MurmurHash3's 32-bit finaliser, as datasketch applies it before its affine permutations."""
+    values = values ^ (values >> np.uint32(16))
+    values = values * np.uint32(0x85EBCA6B)
+    values = values ^ (values >> np.uint32(13))
+    values = values * np.uint32(0xC2B2AE35)
+    return values ^ (values >> np.uint32(16))
 
 
 def minhash_signatures(shingles: ShingleBatch, perms: np.ndarray) -> np.ndarray:
@@ -39,12 +53,10 @@ def minhash_signatures(shingles: ShingleBatch, perms: np.ndarray) -> np.ndarray:
 
     A text without shingles keeps the all-max signature (and is never a candidate).
     """
-    from datasketch.minhash import _fmix
-
     a, b = perms[0], perms[1]
     n, num_perm = len(shingles), perms.shape[1]
     out = np.full((n, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
-    mixed = _fmix(shingles.values.astype(np.uint32), 32)
+    mixed = fmix32(shingles.values.astype(np.uint32))
     offsets = shingles.offsets
     total = len(mixed)
     for lo in range(0, total, CHUNK_ROWS):
