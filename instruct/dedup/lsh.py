@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from instruct.dedup.text import ShingleBatch, _fmix64, jaccard, sorted_unique
+from instruct.dedup.text import ShingleBatch, fmix, jaccard, sorted_unique
 from instruct.dedup.unionfind import UnionFind
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
@@ -59,7 +59,7 @@ def band_keys(minhashes: np.ndarray, bands: int, rows: int) -> np.ndarray:
     acc = np.zeros((n, bands), dtype=np.uint64)
     for j in range(rows):
         acc = acc * _MIX + cells[:, :, j]
-    return _fmix64(acc + np.arange(bands, dtype=np.uint64))
+    return fmix(acc + np.arange(bands, dtype=np.uint64))
 
 
 def candidate_pairs(keys: np.ndarray, rows: np.ndarray | None = None) -> np.ndarray:

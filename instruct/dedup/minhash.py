@@ -21,7 +21,7 @@ from instruct.dedup.clusters import KeepConfig, check_keep, cluster_decision, co
     priority_columns
 from instruct.dedup.lsh import band_keys, candidate_pairs, candidate_probability, jaccard_check, lsh_params, \
     signature_check, split_by_representative, verified_components
-from instruct.dedup.text import ShingleBatch, Shingling, record_texts, shingle_hashes
+from instruct.dedup.text import ShingleBatch, Shingling, fmix, record_texts, shingle_hashes
 from instruct.pipeline.step import Decision, GlobalStep
 
 CHUNK_ROWS = 1 << 15  # shingles per (rows x num_perm) block: 16 MB at 128 permutations
@@ -39,15 +39,6 @@ def permutations(num_perm: int, seed: int) -> np.ndarray:
     return np.array([a, b])
 
 
-def fmix32(values: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 32-bit finaliser, as datasketch applies it before its affine permutations."""
-    values = values ^ (values >> np.uint32(16))
-    values = values * np.uint32(0x85EBCA6B)
-    values = values ^ (values >> np.uint32(13))
-    values = values * np.uint32(0xC2B2AE35)
-    return values ^ (values >> np.uint32(16))
-
-
 def minhash_signatures(shingles: ShingleBatch, perms: np.ndarray) -> np.ndarray:
     """(texts x num_perm) uint32 MinHash signatures, equal to datasketch's `update` of each hash.
 
@@ -56,7 +47,7 @@ def minhash_signatures(shingles: ShingleBatch, perms: np.ndarray) -> np.ndarray:
     a, b = perms[0], perms[1]
     n, num_perm = len(shingles), perms.shape[1]
     out = np.full((n, num_perm), np.iinfo(np.uint32).max, dtype=np.uint32)
-    mixed = fmix32(shingles.values.astype(np.uint32))
+    mixed = fmix(shingles.values.astype(np.uint32), 32)
     offsets = shingles.offsets
     total = len(mixed)
     for lo in range(0, total, CHUNK_ROWS):

@@ -140,7 +140,7 @@ def _char_units(texts: Sequence[str], lowercase: bool) -> tuple[np.ndarray, np.n
     cleaned = [_SPACES.sub(" ", t.lower() if lowercase else t).strip() for t in texts]
     lengths = np.fromiter(map(len, cleaned), dtype=np.int64, count=len(cleaned))
     codes = np.frombuffer("".join(cleaned).encode("utf-32-le"), dtype=np.uint32).astype(np.uint64)
-    return _fmix64(codes + _MIX), lengths
+    return fmix(codes + _MIX), lengths
 
 
 def _ngrams(units: np.ndarray, lengths: np.ndarray, n: int, wide: bool) -> ShingleBatch:
@@ -166,7 +166,7 @@ def _ngrams(units: np.ndarray, lengths: np.ndarray, n: int, wide: bool) -> Shing
         return ShingleBatch(np.zeros(0, dtype=np.uint64 if wide else np.uint32), np.zeros(count + 1, dtype=np.int64))
     hashes = np.concatenate(hashes_parts)
     docs = np.concatenate(docs_parts)
-    folded = _fmix64(hashes)
+    folded = fmix(hashes)
     if wide:
         order = np.lexsort((folded, docs))
         docs, folded = docs[order], folded[order]
@@ -199,13 +199,21 @@ def _combine(units: np.ndarray) -> np.uint64:
     return acc[0]
 
 
-def _fmix64(values: np.ndarray) -> np.ndarray:
-    """MurmurHash3's 64-bit finaliser: spreads structured values over all bits."""
-    values = values ^ (values >> np.uint64(33))
-    values = values * np.uint64(0xFF51AFD7ED558CCD)
-    values = values ^ (values >> np.uint64(33))
-    values = values * np.uint64(0xC4CEB9FE1A85EC53)
-    return values ^ (values >> np.uint64(33))
+_FMIX = {64: (np.uint64, 33, 0xFF51AFD7ED558CCD, 33, 0xC4CEB9FE1A85EC53, 33),
+         32: (np.uint32, 16, 0x85EBCA6B, 13, 0xC2B2AE35, 16)}
+
+
+def fmix(values: np.ndarray, bits: int = 64) -> np.ndarray:
+    """MurmurHash3's finaliser (the one datasketch applies before its affine permutations)."""
+    kind, s1, m1, s2, m2, s3 = _FMIX[bits]
+    values = values ^ (values >> kind(s1))
+    values = values * kind(m1)
+    values = values ^ (values >> kind(s2))
+    values = values * kind(m2)
+    return values ^ (values >> kind(s3))
+
+
+_fmix64 = fmix  # the 64-bit finaliser under the name instruct.pipeline.ray_global imports
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
