@@ -30,7 +30,7 @@ from instruct.schema import content_id
 from instruct.synth.client import ClientConfig, LLMClient, Request, Response, redact
 from instruct.synth.run import ServeConfig, endpoint
 
-DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "quality_annotation.yaml"
+DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "prompts" / "quality_annotation.yaml"
 
 
 @dataclass
