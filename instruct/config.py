@@ -20,12 +20,13 @@ class ConfigError(ValueError):
     """A recipe or parameter that does not fit its dataclass."""
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
+def load_yaml(path: str | Path, loader: type = yaml.SafeLoader, what: str = "recipe") -> dict[str, Any]:
+    """A YAML mapping from `path`; unreadable or invalid files are errors naming file and line."""
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
     except OSError as error:
-        raise ConfigError(f"{path}: cannot read recipe ({error.strerror})") from None
+        raise ConfigError(f"{path}: cannot read {what} ({error.strerror})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -33,7 +34,7 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     if data is None:
         return {}
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: a recipe must be a mapping, got {type(data).__name__}")
+        raise ConfigError(f"{path}: a {what} must be a mapping, got {type(data).__name__}")
     return data
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from instruct.config import ConfigError
+from instruct.config import ConfigError, load_yaml
 from instruct.schema import content_id
 from instruct.templates.render import Template, TemplateError, TemplateMetadata
 
@@ -83,15 +83,8 @@ def library_names() -> list[str]:
 def read_template_file(path: str | Path) -> dict[str, Any]:
     """The raw YAML of a template file (either format) as plain data."""
     path = Path(path)
-    try:
-        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_Loader)
-    except OSError as error:
-        raise ConfigError(f"{path}: cannot read templates ({error.strerror})") from None
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
-        raise ConfigError(f"{where}: invalid YAML ({getattr(error, 'problem', error)})") from None
-    if not isinstance(data, dict) or "templates" not in data:
+    data = load_yaml(path, _Loader, "template file")
+    if "templates" not in data:
         raise ConfigError(f"{path}: a template file is a mapping with a 'templates' key")
     return data
 
