@@ -135,10 +135,10 @@ def _split(block: pa.Table, key: str, partitions: int) -> tuple[pa.Table, ...] |
 
 def partition_of(column: pa.ChunkedArray, partitions: int) -> np.ndarray:
     """Partition of each key: a fixed-seed hash, so equal keys meet whatever block they come from."""
-    from instruct.dedup.text import _fmix64, token_hashes
+    from instruct.dedup.text import fmix, token_hashes
 
     if pa.types.is_integer(column.type):
-        hashes = _fmix64(column.to_numpy().astype(np.uint64))
+        hashes = fmix(column.to_numpy().astype(np.uint64))
     else:
         hashes = token_hashes(column.to_pylist())
     return (hashes % np.uint64(partitions)).astype(np.int64)
@@ -456,14 +456,19 @@ def _band_rows(num_perm: int, bands: int, rows: int, table: pa.Table, base: int)
 
 
 def _bucket_pairs(batch: pa.Table) -> pa.Table:
-    """Candidate pairs of every (band, key) bucket in this partition, by the step's own rule."""
+    """Candidate pairs of every (band, key) bucket in this partition, by the step's own rule.
+
+    `candidate_pairs` gets positions within the band (it packs a pair into one int64 as
+    i * n + j, which global row numbers, unit << 32 | row, would overflow); rows ascend within
+    a band, so mapping positions back to rows keeps i < j and the pairs' order.
+    """
     from instruct.dedup.lsh import candidate_pairs
 
     band, key, row = _numpy(batch, "band", "key", "row")
     order = np.lexsort((row, band))
     band, key, row = band[order], key[order], row[order]
     starts, sizes = _segments(band)
-    found = [candidate_pairs(key[s:s + n].reshape(-1, 1), row[s:s + n]) for s, n in zip(starts, sizes)]
+    found = [row[s:s + n][candidate_pairs(key[s:s + n].reshape(-1, 1))] for s, n in zip(starts, sizes)]
     pairs = np.concatenate(found) if found else np.zeros((0, 2), np.int64)
     return pa.table({"u": pa.array(pairs[:, 0], pa.int64()), "v": pa.array(pairs[:, 1], pa.int64())})
 
