@@ -87,10 +87,10 @@ def candidate_pairs(keys: np.ndarray, rows: np.ndarray | None = None) -> np.ndar
             found.append(np.array(list(combinations(order[start:start + size], 2)), dtype=np.int64))
     if not found:
         return np.zeros((0, 2), dtype=np.int64)
-    pairs = np.sort(rows[np.concatenate(found)], axis=1)
-    size = np.int64(rows.max() + 1) if len(rows) else np.int64(1)
-    codes = sorted_unique(pairs[:, 0] * size + pairs[:, 1])
-    return np.stack([codes // size, codes % size], axis=1)
+    local = np.sort(np.concatenate(found), axis=1)  # dedupe on 0..n-1, whose packed codes cannot overflow
+    codes = sorted_unique(local[:, 0] * np.int64(n) + local[:, 1])
+    pairs = np.sort(rows[np.stack([codes // n, codes % n], axis=1)], axis=1)
+    return pairs[np.lexsort((pairs[:, 1], pairs[:, 0]))]
 
 
 def jaccard_check(shingles: ShingleBatch, threshold: float) -> Callable[[int, int], bool]:

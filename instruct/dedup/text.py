@@ -213,7 +213,6 @@ def fmix(values: np.ndarray, bits: int = 64) -> np.ndarray:
     return values ^ (values >> kind(s3))
 
 
-_fmix64 = fmix  # the 64-bit finaliser under the name instruct.pipeline.ray_global imports
 
 
 def jaccard(a: np.ndarray, b: np.ndarray) -> float:
