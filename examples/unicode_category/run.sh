@@ -12,4 +12,4 @@ instruct build examples/unicode_category/heldout.yaml --input "$data/test.jsonl"
 instruct tune trainer/lora.yaml --data out/unicode/train --output out/unicode/adapter --max-steps 30 \
     train.lr=1e-3 train.micro_batch_tokens=1024 train.grad_accum=1 train.eval_every=10 train.save_every=10 \
     data.eval_path=out/unicode/validation data.max_eval_examples=60 data.max_length=512
-instruct eval --data out/unicode/test --adapter out/unicode/adapter --output out/unicode/eval --limit 150
+instruct eval --data out/unicode/test --adapter out/unicode/adapter --output out/unicode/eval
