@@ -49,7 +49,7 @@ def test_resume_after_sigkill_is_exact(tiny_model, tiny_data, tmp_path):
               "def die(record):\n"
               "    if record['step'] == 6: os.kill(os.getpid(), signal.SIGKILL)\n"
               "train(config, on_step=die, show_progress=False)\n")
-    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900)
     assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
     assert not (killed / "adapter_model.safetensors").exists()
 
