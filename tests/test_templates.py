@@ -4,13 +4,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 from jinja2 import BaseLoader, Environment
 
-from instruct.config import ConfigError
 from instruct.io.readers.base import InputError
-from instruct.io.shards import read_shards, read_table, shard_paths, write_table
+from instruct.io.shards import read_shards, write_table
 from instruct.pipeline.recipe import load_recipe
 from instruct.pipeline.runner import build
 from instruct.schema import examples_table, load_meta, to_example

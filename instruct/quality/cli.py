@@ -1,7 +1,6 @@
 """`instruct classify train|annotate`: build a quality classifier from labels or LLM scores."""
 from __future__ import annotations
 
-from pathlib import Path
 
 import click
 

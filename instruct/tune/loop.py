@@ -7,7 +7,6 @@ data parallelism give the gradient of one big batch, whatever the micro-batch si
 from __future__ import annotations
 
 import contextlib
-import json
 import math
 import os
 import random
