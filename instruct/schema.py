@@ -1,7 +1,9 @@
-"""The two Arrow schemas every stage speaks, and converters to the chat formats users bring.
+"""The three Arrow schemas every stage speaks, and converters to the chat formats users bring.
 
-DOCUMENT rows are raw text (web pages, books, code files); EXAMPLE rows are conversations.
-`meta` is a JSON string so that steps can add scores without changing the schema.
+DOCUMENT rows are raw text (web pages, books, code files); EXAMPLE rows are conversations;
+PREFERENCE rows are a prompt with a chosen and a rejected answer (converters in
+`instruct.preferences`). `meta` is a JSON string so that steps can add scores without
+changing the schema.
 """
 from __future__ import annotations
 
@@ -32,6 +34,17 @@ EXAMPLE_SCHEMA = pa.schema(
     ]
 )
 
+PREFERENCE_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("prompt", pa.list_(MESSAGE_TYPE)),  # the conversation so far, ending with a user turn
+        pa.field("chosen", pa.list_(MESSAGE_TYPE)),  # the preferred continuation (assistant turns)
+        pa.field("rejected", pa.list_(MESSAGE_TYPE)),  # the dispreferred continuation
+        pa.field("source", pa.string()),
+        pa.field("meta", pa.string()),  # scores, ranks, judge, rationale
+    ]
+)
+
 ROLES = ("system", "user", "assistant")
 
 
@@ -58,32 +71,46 @@ def load_meta(meta: str | None) -> dict[str, Any]:
 
 def documents_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Build a DOCUMENT table from dicts; `meta` may be a dict or a JSON string."""
-    columns: dict[str, list] = {name: [] for name in DOCUMENT_SCHEMA.names}
-    for row in rows:
-        for name in DOCUMENT_SCHEMA.names:
-            value = row.get(name)
-            if name == "meta" and not isinstance(value, str):
-                value = dump_meta(value)
-            columns[name].append(value)
-    return pa.Table.from_pydict(columns, schema=DOCUMENT_SCHEMA)
+    return _table(rows, DOCUMENT_SCHEMA)
 
 
 def examples_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
     """Build an EXAMPLE table from dicts with `messages` as a list of {role, content}."""
-    columns: dict[str, list] = {name: [] for name in EXAMPLE_SCHEMA.names}
+    return _table(rows, EXAMPLE_SCHEMA)
+
+
+def preferences_table(rows: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Build a PREFERENCE table from dicts with `prompt`, `chosen`, `rejected` as lists of {role, content}."""
+    return _table(rows, PREFERENCE_SCHEMA)
+
+
+def _table(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
+    """Columns of `schema` from dicts: `meta` dicts dumped to JSON, message lists cut to {role, content}."""
+    columns: dict[str, list] = {name: [] for name in schema.names}
     for row in rows:
-        for name in EXAMPLE_SCHEMA.names:
+        for name in schema.names:
             value = row.get(name)
             if name == "meta" and not isinstance(value, str):
                 value = dump_meta(value)
-            if name == "messages":
+            elif schema.field(name).type == pa.list_(MESSAGE_TYPE):
                 value = [{"role": m["role"], "content": m["content"]} for m in value]
             columns[name].append(value)
-    return pa.Table.from_pydict(columns, schema=EXAMPLE_SCHEMA)
+    return pa.Table.from_pydict(columns, schema=schema)
 
 
 def is_example_schema(schema: pa.Schema) -> bool:
     return "messages" in schema.names
+
+
+def is_preference_schema(schema: pa.Schema) -> bool:
+    return {"prompt", "chosen", "rejected"} <= set(schema.names)
+
+
+def schema_kind(schema: pa.Schema) -> str:
+    """'PREFERENCE', 'EXAMPLE' or 'DOCUMENT': which of the three data models a table holds."""
+    if is_preference_schema(schema):
+        return "PREFERENCE"
+    return "EXAMPLE" if is_example_schema(schema) else "DOCUMENT"
 
 
 def validate_messages(messages: list[Mapping[str, str]]) -> None:
