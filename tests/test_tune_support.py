@@ -66,3 +66,19 @@ def tiny_config(model: Path, data: Path, output: Path, *overrides: str):
             "train.eval_every=5", "train.save_every=5", "data.eval_fraction=0.1", "train.threads=1",
             "method.dropout=0.1"]
     return load_config(None, base + list(overrides), {"model": str(model), "data.path": str(data), "output": str(output)})
+
+
+def train_until_killed(model: Path, data: Path, output: Path, args: list[str], kill_at_step: int) -> None:
+    """Train in a child process that SIGKILLs itself right after optimizer step `kill_at_step`."""
+    import signal
+    import subprocess
+    import sys
+
+    script = (f"import os, signal, sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+              "from test_tune_support import tiny_config\nfrom instruct.tune import train\n"
+              f"config = tiny_config({str(model)!r}, {str(data)!r}, {str(output)!r}, *{args!r})\n"
+              "def die(record):\n"
+              f"    if record['step'] == {kill_at_step}: os.kill(os.getpid(), signal.SIGKILL)\n"
+              "train(config, on_step=die, show_progress=False)\n")
+    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900)
+    assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]

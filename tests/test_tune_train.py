@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+from test_tune_support import (  # noqa: F401  (fixtures)
+    make_tiny_model,
+    tiny_config,
+    tiny_data,
+    tiny_model,
+    train_until_killed,
+)
 
 from instruct.tune import load_config, load_model, train
-from instruct.tune.config import METHODS
+from instruct.tune.config import METHODS, VIRTUAL_TOKEN_METHODS
 from instruct.tune.methods import apply_method, load_base
-from test_tune_support import make_tiny_model, tiny_config, tiny_data, tiny_model  # noqa: F401  (fixtures)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -43,14 +48,7 @@ def test_resume_after_sigkill_is_exact(tiny_model, tiny_data, tmp_path):
     straight = train(tiny_config(tiny_model, tiny_data, tmp_path / "straight", *args), show_progress=False)
 
     killed = tmp_path / "killed"
-    script = (f"import os, signal, sys; sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
-              "from test_tune_support import tiny_config\nfrom instruct.tune import train\n"
-              f"config = tiny_config({str(tiny_model)!r}, {str(tiny_data)!r}, {str(killed)!r}, *{args!r})\n"
-              "def die(record):\n"
-              "    if record['step'] == 6: os.kill(os.getpid(), signal.SIGKILL)\n"
-              "train(config, on_step=die, show_progress=False)\n")
-    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900)
-    assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+    train_until_killed(tiny_model, tiny_data, killed, args, kill_at_step=6)
     assert not (killed / "adapter_model.safetensors").exists()
 
     resumed = train(tiny_config(tiny_model, tiny_data, killed, *args), show_progress=False)
@@ -99,7 +97,7 @@ def test_every_method_trains_a_step(tmp_path_factory, tiny_data, method, tmp_pat
     result = train(config, show_progress=False)
     assert 0 < result.trainable_parameters < result.total_parameters or method == "full"
     assert all(r["grad_norm"] > 0 for r in result.log if "loss" in r)
-    assert result.packing == (method not in ("prompt_tuning", "prefix_tuning"))
+    assert result.packing == (method not in VIRTUAL_TOKEN_METHODS)
     if method in ("full", "freeze", "bitfit"):
         assert (Path(result.output) / "config.json").is_file()
     else:
@@ -137,7 +135,8 @@ def test_qlora_step_on_cpu_and_merge_dequantises(tiny_model, tiny_data, tmp_path
 
 @pytest.mark.parametrize("recipe", sorted((ROOT / "trainer").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_recipe_loads_and_validates(recipe):
-    config = load_config(recipe, ["train.lr=1e-5"], {"data.path": "d", "output": "o"})
+    teacher = {"distill.teacher": "t"} if "distill:" in recipe.read_text() else {}
+    config = load_config(recipe, ["train.lr=1e-5"], {"data.path": "d", "output": "o", **teacher})
     assert config.method.name in METHODS and config.train.lr == 1e-5
     assert {"lora.yaml", "qlora.yaml", "full.yaml"} <= {p.name for p in recipe.parent.glob("*.yaml")}
 

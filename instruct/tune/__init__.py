@@ -5,7 +5,13 @@ Python API:
     result = train(load_config("trainer/lora.yaml", ["train.max_steps=50"], {"data.path": "shards/", "output": "out"}))
     model, tokenizer = load_model(adapter="out")   # base + adapter, ready for generate()
 """
-from instruct.tune.config import DataConfig, MethodConfig, TrainConfig, TuneConfig, load_config
+from instruct.tune.config import (
+           DataConfig,
+           MethodConfig,
+           TrainConfig,
+           TuneConfig,
+           load_config,
+)
 from instruct.tune.loop import TrainResult, evaluate, prepare_data, train
 from instruct.tune.methods import load_base, load_model, merge_adapter
 

@@ -12,7 +12,9 @@ from instruct.errors import user_errors
 @click.option("--output", "output", required=True, type=click.Path(file_okay=False), help="Folder for the adapter, log, plot, checkpoints.")
 @click.option("--max-steps", "max_steps", type=int, default=None, help="Optimizer steps (default: train.epochs over the data).")
 @click.option("--merge", is_flag=True, default=None, help="Also write DIR/merged: the adapter folded into the base model.")
-def tune(args: tuple[str, ...], data: str, output: str, max_steps: int | None, merge: bool | None) -> None:
+@click.option("--teacher", "teacher", default=None, help="Distil from this model (HF folder or .gguf; = distill.teacher).")
+def tune(args: tuple[str, ...], data: str, output: str, max_steps: int | None, merge: bool | None,
+         teacher: str | None) -> None:
     """Fine-tune a model on instruction data. RECIPE is a YAML file (see trainer/); any recipe key can be
     overridden as key=value, e.g. method.r=32 train.lr=1e-4 model=path/to/model.gguf.
 
@@ -27,7 +29,8 @@ def tune(args: tuple[str, ...], data: str, output: str, max_steps: int | None, m
         if bad:
             raise click.UsageError(f"expected key=value overrides after the recipe, got {bad[0]!r}")
         config = load_config(recipe, overrides, {"data.path": data, "output": output,
-                                                 "train.max_steps": max_steps, "merge": merge})
+                                                 "train.max_steps": max_steps, "merge": merge,
+                                                 "distill.teacher": teacher})
         result = train(config)
     click.echo(f"adapter: {result.output}  steps: {result.steps}  train loss: {_fmt(result.train_loss)}  "
                f"eval loss: {_fmt(result.initial_eval_loss)} -> {_fmt(result.eval_loss)}  "

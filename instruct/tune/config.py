@@ -7,9 +7,13 @@ from typing import Literal
 
 from instruct.config import ConfigError, apply_overrides, from_dict, load_yaml
 
-METHODS = ("lora", "dora", "rslora", "qlora", "full", "freeze", "bitfit", "prompt_tuning", "prefix_tuning", "ia3")
-PEFT_ADAPTERS = ("lora", "dora", "rslora", "qlora", "prompt_tuning", "prefix_tuning", "ia3")
-VIRTUAL_TOKEN_METHODS = ("prompt_tuning", "prefix_tuning")
+METHODS = ("lora", "dora", "rslora", "qlora", "adalora", "lora_plus", "pissa", "full", "freeze", "bitfit",
+           "prompt_tuning", "prefix_tuning", "p_tuning", "ia3", "houlsby", "pfeiffer", "parallel_adapter", "unipelt")
+PEFT_ADAPTERS = ("lora", "dora", "rslora", "qlora", "adalora", "lora_plus", "pissa", "prompt_tuning", "prefix_tuning",
+                 "p_tuning", "ia3")
+LORA_FAMILY = ("lora", "dora", "rslora", "qlora", "lora_plus", "pissa")
+VIRTUAL_TOKEN_METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning")
+BOTTLENECK_ADAPTERS = ("houlsby", "pfeiffer", "parallel_adapter", "unipelt")  # instruct.tune.bottleneck
 
 
 @dataclass
@@ -31,17 +35,49 @@ class DataConfig:
 class MethodConfig:
     """Which parameters train. Keys not used by the chosen method are ignored."""
 
-    name: Literal["lora", "dora", "rslora", "qlora", "full", "freeze", "bitfit",
-                  "prompt_tuning", "prefix_tuning", "ia3"] = "lora"
-    r: int = 16
+    name: Literal["lora", "dora", "rslora", "qlora", "adalora", "lora_plus", "pissa", "full", "freeze", "bitfit",
+                  "prompt_tuning", "prefix_tuning", "p_tuning", "ia3", "houlsby", "pfeiffer", "parallel_adapter",
+                  "unipelt"] = "lora"
+    r: int = 16  # LoRA rank (AdaLoRA: the initial rank of every module)
     alpha: float = 32.0
     dropout: float = 0.05
     target_modules: list[str] | str = "all-linear"
-    num_virtual_tokens: int = 20  # prompt/prefix tuning
+    init_lora_weights: str = "default"  # default | gaussian | pissa | pissa_niter_N | olora (peft's initialisations)
+    target_r: int = 8  # adalora: the average rank the budget shrinks to
+    tinit: int = 0  # adalora: steps before ranks start to shrink
+    tfinal: int = 0  # adalora: last steps with ranks fixed
+    delta_t: int = 1  # adalora: steps between budget allocations
+    lora_plus_ratio: float = 16.0  # lora_plus: lr(B) = ratio * lr(A) (Hayou et al. 2024)
+    num_virtual_tokens: int = 20  # prompt/prefix/p-tuning
     prompt_init_text: str | None = None  # prompt tuning: initialise virtual tokens from this text
+    prefix_projection: bool = False  # prefix tuning: reparameterise the prefix through an MLP (Li & Liang 2021)
+    encoder_hidden_size: int = 128  # p_tuning's prompt encoder / the prefix projection MLP width
+    reduction_factor: int = 16  # bottleneck adapters: hidden size / bottleneck size
+    non_linearity: Literal["relu", "gelu", "silu", "tanh"] = "relu"  # bottleneck adapters
+    adapter_scaling: float = 4.0  # parallel_adapter: output scale s (He et al. 2022)
     trainable_layers: int = 2  # freeze: train only the top k decoder layers (+ final norm)
     include_norms: bool = False  # bitfit: also train normalisation weights (needed for bias-free models like Llama)
     double_quant: bool = True  # qlora: NF4 with double quantisation
+
+
+@dataclass
+class UnfreezeSchedule:
+    """Gradual unfreezing (ULMFiT): the top `initial_layers` blocks train first, `add_layers` more every `every_steps`."""
+
+    initial_layers: int = 1
+    every_steps: int = 50
+    add_layers: int = 1
+
+
+@dataclass
+class DistillConfig:
+    """Knowledge distillation (Hinton et al. 2015): the student also matches the teacher's token distributions."""
+
+    teacher: str = ""  # a local HF folder or .gguf sharing the student's tokenizer
+    loss: Literal["forward_kl", "reverse_kl", "jsd"] = "forward_kl"
+    temperature: float = 2.0  # both distributions are softened by T; the loss is scaled by T^2
+    alpha: float = 0.5  # weight of the distillation term; (1 - alpha) weighs cross-entropy on the labels
+    jsd_beta: float = 0.5  # jsd: the mixture weight of the generalised Jensen-Shannon divergence
 
 
 @dataclass
@@ -71,6 +107,7 @@ class TrainConfig:
     log_every: int = 1
     resume: bool = True  # continue from the newest checkpoint in the output folder
     threads: int | None = None  # torch CPU threads; default: torch's choice
+    unfreeze_schedule: UnfreezeSchedule | None = None  # freeze/full: unfreeze blocks top-down as training goes
 
 
 @dataclass
@@ -83,6 +120,7 @@ class TuneConfig:
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     merge: bool = False  # also write DIR/merged: the adapter folded into the base (dequantised after QLoRA)
+    distill: DistillConfig | None = None  # train against a teacher's distributions (trainer/distill.yaml)
 
     def validate(self) -> "TuneConfig":
         if not self.data.path:
@@ -102,8 +140,22 @@ class TuneConfig:
             (self.train.epochs > 0, "train.epochs must be > 0"),
             (self.train.save_every > 0 and self.train.eval_every > 0 and self.train.log_every > 0,
              "train.save_every, eval_every and log_every must be > 0"),
-            (not (self.merge and self.method.name in VIRTUAL_TOKEN_METHODS),
-             f"merge: {self.method.name} adds virtual tokens, there are no weights to merge"),
+            (not (self.merge and self.method.name in VIRTUAL_TOKEN_METHODS + BOTTLENECK_ADAPTERS),
+             f"merge: {self.method.name} adds modules of its own, there are no weights to merge"),
+            (self.method.reduction_factor >= 1, "method.reduction_factor must be >= 1"),
+            (self.method.lora_plus_ratio > 0, "method.lora_plus_ratio must be > 0"),
+            (self.method.name != "adalora" or 0 < self.method.target_r <= self.method.r,
+             "method.target_r must be in 1..method.r for adalora"),
+            (self.train.unfreeze_schedule is None or self.method.name in ("freeze", "full"),
+             "train.unfreeze_schedule works with method.name freeze or full"),
+            (self.train.unfreeze_schedule is None or (self.train.unfreeze_schedule.every_steps >= 1
+                                                     and self.train.unfreeze_schedule.initial_layers >= 1),
+             "train.unfreeze_schedule: every_steps and initial_layers must be >= 1"),
+            (self.distill is None or bool(self.distill.teacher),
+             "distill.teacher: no teacher model given (use --teacher MODEL)"),
+            (self.distill is None or (self.distill.temperature > 0 and 0 <= self.distill.alpha <= 1
+                                      and 0 < self.distill.jsd_beta < 1),
+             "distill: temperature must be > 0, alpha in [0, 1], jsd_beta in (0, 1)"),
         ]
         for ok, message in checks:
             if not ok:

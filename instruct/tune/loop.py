@@ -25,11 +25,32 @@ from instruct.config import ConfigError, to_dict
 from instruct.io.shards import write_json
 from instruct.models import cache_dir
 from instruct.progress import progress_bar
+from instruct.tune import bottleneck
 from instruct.tune.attention import register as register_packed_sdpa
 from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from instruct.tune.config import PEFT_ADAPTERS, TuneConfig
-from instruct.tune.data import IGNORE, TokenizedSet, load_examples, split_eval, tokenize_table
-from instruct.tune.methods import (apply_method, compute_dtype, load_base, merge_adapter, trainable_parameters)
+from instruct.tune.config import (
+    BOTTLENECK_ADAPTERS,
+    PEFT_ADAPTERS,
+    DistillConfig,
+    TuneConfig,
+)
+from instruct.tune.data import (
+    IGNORE,
+    TokenizedSet,
+    load_examples,
+    split_eval,
+    tokenize_table,
+)
+from instruct.tune.distill import distill_loss_sum, load_teacher
+from instruct.tune.method_hooks import StepHooks
+from instruct.tune.methods import (
+    apply_method,
+    compute_dtype,
+    load_base,
+    merge_adapter,
+    parameter_groups,
+    trainable_parameters,
+)
 from instruct.tune.packing import Batch, BatchPlan, collate
 from instruct.tune.report import JsonLog, peak_rss_mb, plot_losses
 from instruct.tune.templates import select_template
@@ -56,6 +77,7 @@ class TrainResult:
     peak_rss_mb: float
     resumed_from: int = 0
     merged: str | None = None
+    method_summary: dict[str, Any] = field(default_factory=dict)  # e.g. AdaLoRA's final ranks
     log: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
@@ -127,8 +149,9 @@ def prepare_data(config: TuneConfig, tokenizer: Any, show_progress: bool = True)
 
 # --- one forward/backward -----------------------------------------------------------------------
 
-def loss_sum(model: nn.Module, batch: Batch, select_logits: bool) -> torch.Tensor:
-    """Summed cross-entropy over the batch's trained tokens.
+def loss_sum(model: nn.Module, batch: Batch, select_logits: bool, teacher: nn.Module | None = None,
+             distill: DistillConfig | None = None) -> torch.Tensor:
+    """Summed cross-entropy (or, with a teacher, the distillation loss) over the batch's trained tokens.
 
     `select_logits` (packed rows): the LM head runs only where a token is trained, via
     transformers' `logits_to_keep` (a [tokens, vocab] logits tensor is the largest activation).
@@ -137,14 +160,24 @@ def loss_sum(model: nn.Module, batch: Batch, select_logits: bool) -> torch.Tenso
     if select_logits:
         keep = torch.nonzero(targets[0] != IGNORE).squeeze(1)
         logits = model(**batch.inputs, use_cache=False, logits_to_keep=keep).logits[0]
+        if teacher is not None and distill is not None:
+            with torch.no_grad():
+                teacher_logits = teacher(**batch.inputs, use_cache=False, logits_to_keep=keep).logits[0]
+            return distill_loss_sum(logits, teacher_logits, targets[0, keep], distill)
         return F.cross_entropy(logits.float(), targets[0, keep], reduction="sum")
     logits = model(**batch.inputs, use_cache=False).logits
     logits = logits[:, -targets.shape[1]:]  # prompt tuning prepends virtual tokens to the logits
+    if teacher is not None and distill is not None:
+        trained = targets != IGNORE
+        with torch.no_grad():
+            teacher_logits = teacher(**batch.inputs, use_cache=False).logits[:, -targets.shape[1]:]
+        return distill_loss_sum(logits[trained], teacher_logits[trained], targets[trained], distill)
     return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="sum")
 
 
 def accumulate_gradients(model: nn.Module, batches: list[Batch], step_trained: int, dist: Distributed,
-                         select_logits: bool, autocast: Any = contextlib.nullcontext) -> torch.Tensor:
+                         select_logits: bool, autocast: Any = contextlib.nullcontext,
+                         teacher: nn.Module | None = None, distill: DistillConfig | None = None) -> torch.Tensor:
     """Backward over this process's micro-batches; returns their summed loss.
 
     Each micro-batch's summed loss is divided by `step_trained`, the trained tokens of the whole
@@ -156,7 +189,7 @@ def accumulate_gradients(model: nn.Module, batches: list[Batch], step_trained: i
         batch = batch.to(dist.device)
         sync = dist.world == 1 or index == len(batches) - 1
         with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
-            summed = loss_sum(model, batch, select_logits)
+            summed = loss_sum(model, batch, select_logits, teacher, distill)
             (summed * dist.world / step_trained).backward()
         step_loss += summed.detach().double()
     return step_loss
@@ -173,7 +206,7 @@ def warmup_cosine(total: int, warmup: int, floor: float) -> Callable[[int], floa
 
 
 def build_optimizer(model: nn.Module, config: TuneConfig, device: torch.device) -> torch.optim.Optimizer:
-    params = [p for p in model.parameters() if p.requires_grad]
+    params = parameter_groups(model, config.method, config.train.lr)
     choice = config.train.optimizer
     if choice == "auto":
         choice = ("paged_adamw_8bit" if device.type == "cuda" else "adamw_8bit") if config.method.name == "qlora" else "adamw"
@@ -237,8 +270,10 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     warmup = config.train.warmup_steps if config.train.warmup_steps is not None else int(config.train.warmup_ratio * total_steps)
 
     # 3. method, optimizer, schedule
-    model = apply_method(model, config.method, config.train.grad_checkpointing)
+    model = apply_method(model, config.method, config.train.grad_checkpointing, total_steps)
     model.train()
+    hooks = StepHooks(model, config)
+    hooks.prepare_optimizer()
     optimizer = build_optimizer(model, config, dist.device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup, config.train.min_lr_ratio))
     trainable, total_params = trainable_parameters(model)
@@ -248,7 +283,9 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     start = 0
     checkpoint = latest_checkpoint(output) if config.train.resume else None
     if checkpoint is not None:
+        hooks.before_step(int(checkpoint.name.removeprefix("step-")))  # the checkpoint's trainable set
         start = load_checkpoint(checkpoint, model, optimizer, scheduler)["step"]
+    teacher = load_teacher(config.distill.teacher, tokenizer, dist.device, dtype) if config.distill else None
     if dist.main:
         output.mkdir(parents=True, exist_ok=True)
         write_json(to_dict(config), output / "tune_config.json")
@@ -266,16 +303,19 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     bar = progress_bar(show_progress and dist.main, total=total_steps, initial=start, desc="tune", unit="step")
     for step in range(start + 1, total_steps + 1):
         step_started = time.perf_counter()
+        hooks.before_step(step)
         batches = [collate(train_set, plan.micro_batch((step - 1) * per_step + i)[1], config.packing)
                    for i in range(per_step)]
         step_trained = sum(b.trained for b in batches)  # the normaliser: every micro-batch of every process
         mine = batches[dist.rank::dist.world]
-        step_loss = accumulate_gradients(wrapped, mine, step_trained, dist, select_logits, autocast)
+        step_loss = accumulate_gradients(wrapped, mine, step_trained, dist, select_logits, autocast, teacher,
+                                         config.distill)
         if dist.world > 1:
             torch.distributed.all_reduce(step_loss)
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.train.max_grad_norm)
         lr = scheduler.get_last_lr()[0]
         optimizer.step()
+        hooks.after_optimizer_step(step)
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
 
@@ -307,9 +347,12 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         dropped=dict(train_set.dropped + eval_set.dropped), truncated_prompts=train_set.truncated_prompts + eval_set.truncated_prompts,
         template=template, packing=config.packing, trainable_parameters=trainable, total_parameters=total_params,
         tokens_per_second=seen_tokens / max(training_seconds, 1e-9), peak_rss_mb=peak_rss_mb(),
-        resumed_from=start, log=log.records if log is not None else [])
+        resumed_from=start, method_summary=hooks.summary(total_steps), log=log.records if log is not None else [])
     if dist.main:
-        model.save_pretrained(output)
+        if config.method.name in BOTTLENECK_ADAPTERS:
+            bottleneck.save(model, output, config.method, str(model.config._name_or_path))
+        else:
+            model.save_pretrained(output)
         tokenizer.save_pretrained(output)
         plot_losses(result.log, output / "loss.png")
         if config.merge and peft_method:

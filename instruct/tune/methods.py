@@ -1,8 +1,10 @@
 """Which weights train, and loading a (base model, adapter) pair: one function for tune, eval and serving.
 
-PEFT methods (LoRA, DoRA, rsLoRA, QLoRA, prompt/prefix tuning, IA3) go through peft, so the saved
-adapter is a plain peft folder. Full, freeze (top k layers) and BitFit train the model's own
-weights and save a whole model folder.
+PEFT methods (LoRA, DoRA, rsLoRA, QLoRA, AdaLoRA, LoRA+, PiSSA/OLoRA, prompt/prefix/P-tuning, IA3)
+go through peft, so the saved adapter is a plain peft folder. Bottleneck adapters (Houlsby,
+Pfeiffer, parallel) and UniPELT are our own modules (`instruct.tune.bottleneck`: the `adapters`
+library pins transformers 4) with a folder of their own. Full, freeze (top k layers) and BitFit
+train the model's own weights and save a whole model folder.
 """
 from __future__ import annotations
 
@@ -15,7 +17,13 @@ from torch import nn
 
 from instruct.config import ConfigError
 from instruct.models import resolve_model
-from instruct.tune.config import MethodConfig, PEFT_ADAPTERS
+from instruct.tune import bottleneck
+from instruct.tune.config import (
+    BOTTLENECK_ADAPTERS,
+    LORA_FAMILY,
+    PEFT_ADAPTERS,
+    MethodConfig,
+)
 
 
 def compute_dtype(setting: str = "auto") -> torch.dtype:
@@ -65,8 +73,12 @@ def _require_bitsandbytes() -> None:
         raise ConfigError("method qlora needs bitsandbytes: pip install bitsandbytes") from None
 
 
-def apply_method(model: nn.Module, method: MethodConfig, grad_checkpointing: bool = False) -> nn.Module:
-    """Make the chosen parameters trainable (wrapping in peft where the method is an adapter)."""
+def apply_method(model: nn.Module, method: MethodConfig, grad_checkpointing: bool = False,
+                 total_steps: int | None = None) -> nn.Module:
+    """Make the chosen parameters trainable (wrapping in peft where the method is an adapter).
+
+    `total_steps` is the length of the run: AdaLoRA's rank budget schedule is planned over it.
+    """
     if method.name == "qlora":
         from peft import prepare_model_for_kbit_training
 
@@ -77,20 +89,17 @@ def apply_method(model: nn.Module, method: MethodConfig, grad_checkpointing: boo
     if method.name in PEFT_ADAPTERS:
         from peft import get_peft_model
 
-        model = get_peft_model(model, peft_config(method, model))
+        model = get_peft_model(model, peft_config(method, model, total_steps))
         for parameter in model.parameters():  # adapters train in fp32 even over a bf16 base
             if parameter.requires_grad and parameter.dtype != torch.float32:
                 parameter.data = parameter.data.float()
         return model
+    if method.name in BOTTLENECK_ADAPTERS:
+        return bottleneck.inject(model, method)
     for parameter in model.parameters():
         parameter.requires_grad_(method.name == "full")
     if method.name == "freeze":
-        layers = decoder_layers(model)
-        if method.trainable_layers > len(layers):
-            raise ConfigError(f"method.trainable_layers: the model has only {len(layers)} layers")
-        top = list(layers)[len(layers) - method.trainable_layers:]
-        for module in top + [m for n, m in model.named_modules() if n.endswith("model.norm")]:
-            module.requires_grad_(True)
+        unfreeze_top_layers(model, method.trainable_layers)
     elif method.name == "bitfit":
         for name, parameter in model.named_parameters():
             if name.endswith(".bias"):
@@ -105,18 +114,48 @@ def apply_method(model: nn.Module, method: MethodConfig, grad_checkpointing: boo
     return model
 
 
-def peft_config(method: MethodConfig, model: nn.Module) -> Any:
+def unfreeze_top_layers(model: nn.Module, count: int) -> None:
+    """Make the top `count` decoder blocks and the final norm trainable (freeze; unfreezing schedules)."""
+    layers = decoder_layers(model)
+    if count > len(layers):
+        raise ConfigError(f"method.trainable_layers: the model has only {len(layers)} layers")
+    top = list(layers)[len(layers) - count:]
+    for module in top + [m for n, m in model.named_modules() if n.endswith("model.norm")]:
+        module.requires_grad_(True)
+
+
+def lora_init(method: MethodConfig) -> bool | str:
+    """peft's `init_lora_weights`: PiSSA for `pissa`, else what `method.init_lora_weights` names."""
+    if method.name == "pissa" and method.init_lora_weights == "default":
+        return "pissa"
+    return True if method.init_lora_weights == "default" else method.init_lora_weights
+
+
+def peft_config(method: MethodConfig, model: nn.Module, total_steps: int | None = None) -> Any:
     import peft
 
-    if method.name in ("lora", "dora", "rslora", "qlora"):
+    if method.name in LORA_FAMILY:
         return peft.LoraConfig(r=method.r, lora_alpha=method.alpha, lora_dropout=method.dropout,
                                target_modules=method.target_modules, use_dora=method.name == "dora",
-                               use_rslora=method.name == "rslora", init_lora_weights=True, task_type="CAUSAL_LM")
+                               use_rslora=method.name == "rslora", init_lora_weights=lora_init(method),
+                               task_type="CAUSAL_LM")
+    if method.name == "adalora":
+        if not total_steps:
+            raise ConfigError("method adalora: the run length (total steps) must be known to plan the rank budget")
+        return peft.AdaLoraConfig(init_r=method.r, target_r=method.target_r, lora_alpha=method.alpha,
+                                  lora_dropout=method.dropout, target_modules=method.target_modules,
+                                  tinit=method.tinit, tfinal=method.tfinal, deltaT=method.delta_t,
+                                  total_step=total_steps, task_type="CAUSAL_LM")
     if method.name == "ia3":
         targets = None if method.target_modules == "all-linear" else method.target_modules
         return peft.IA3Config(target_modules=targets, task_type="CAUSAL_LM")
     if method.name == "prefix_tuning":
-        return peft.PrefixTuningConfig(num_virtual_tokens=method.num_virtual_tokens, task_type="CAUSAL_LM")
+        return peft.PrefixTuningConfig(num_virtual_tokens=method.num_virtual_tokens, task_type="CAUSAL_LM",
+                                       prefix_projection=method.prefix_projection,
+                                       encoder_hidden_size=method.encoder_hidden_size)
+    if method.name == "p_tuning":
+        return peft.PromptEncoderConfig(num_virtual_tokens=method.num_virtual_tokens, task_type="CAUSAL_LM",
+                                        encoder_hidden_size=method.encoder_hidden_size)
     init = {}
     if method.prompt_init_text:
         init = {"prompt_tuning_init": peft.PromptTuningInit.TEXT, "prompt_tuning_init_text": method.prompt_init_text,
@@ -132,6 +171,16 @@ def decoder_layers(model: nn.Module) -> nn.ModuleList:
     return max(lists, key=len)
 
 
+def parameter_groups(model: nn.Module, method: MethodConfig, lr: float) -> list[dict[str, Any]]:
+    """Optimizer groups: one at `lr`, except LoRA+, whose B matrices learn `lora_plus_ratio` times faster."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if method.name != "lora_plus":
+        return [{"params": [p for _, p in trainable], "lr": lr}]
+    fast = [p for n, p in trainable if "lora_B" in n or "lora_embedding_B" in n]
+    slow = [p for n, p in trainable if not ("lora_B" in n or "lora_embedding_B" in n)]
+    return [{"params": slow, "lr": lr}, {"params": fast, "lr": lr * method.lora_plus_ratio}]
+
+
 def trainable_parameters(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
@@ -141,7 +190,8 @@ def trainable_parameters(model: nn.Module) -> tuple[int, int]:
 # --- saving and loading -------------------------------------------------------------------------
 
 def is_adapter(folder: str | Path) -> bool:
-    return (Path(folder) / "adapter_config.json").is_file()
+    """A folder holding an adapter (peft's or a bottleneck adapter) rather than a whole model."""
+    return (Path(folder) / "adapter_config.json").is_file() or bottleneck.is_bottleneck(folder)
 
 
 def load_model(model: str | Path | None = None, adapter: str | Path | None = None, *, dtype: str = "auto",
@@ -160,6 +210,9 @@ def load_model(model: str | Path | None = None, adapter: str | Path | None = Non
     if adapter is not None and not is_adapter(adapter):
         loaded, tokenizer = load_base(adapter, dtype=torch_dtype, device=device, attn_implementation=attn_implementation)
         return loaded.eval(), tokenizer
+    if adapter is not None and bottleneck.is_bottleneck(adapter):
+        return bottleneck.load(adapter, model, lambda base: load_base(
+            base, dtype=torch_dtype, device=device, attn_implementation=attn_implementation))
     settings = _adapter_settings(adapter) if adapter is not None else {}
     base = model if model is not None else settings.get("base_model_name_or_path")
     quantize = settings.get("method") == "qlora" if quantize_4bit is None else quantize_4bit

@@ -1,0 +1,65 @@
+"""What some methods do between optimizer steps: AdaLoRA's rank allocation and gradual unfreezing.
+
+Both are pure functions of the step (AdaLoRA's importance scores aside), so a resumed run
+re-applies the unfreezing of its checkpoint's step before loading the weights, and every
+parameter the schedule will ever train sits in the optimizer from the start (AdamW skips
+parameters without a gradient, so frozen ones are untouched until their turn).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import nn
+
+from instruct.tune.config import TuneConfig
+from instruct.tune.methods import decoder_layers, unfreeze_top_layers
+
+
+class StepHooks:
+    """Per-step work of the chosen method; does nothing for methods that need none."""
+
+    def __init__(self, model: nn.Module, config: TuneConfig) -> None:
+        self.model, self.config = model, config
+        self.schedule = config.train.unfreeze_schedule
+        self.layers = len(decoder_layers(model)) if self.schedule else 0
+
+    def prepare_optimizer(self) -> None:
+        """With a schedule, every parameter it will unfreeze must be in the optimizer: mark them before it is built."""
+        if self.schedule:
+            unfreeze_top_layers(self.model, self.layers)
+            if self.config.method.name == "full":
+                self.model.requires_grad_(True)
+
+    def unfrozen_layers(self, step: int) -> int:
+        """Blocks trainable during optimizer step `step` (1-based)."""
+        assert self.schedule is not None
+        grown = self.schedule.initial_layers + self.schedule.add_layers * ((step - 1) // self.schedule.every_steps)
+        return min(self.layers, grown)
+
+    def before_step(self, step: int) -> None:
+        if not self.schedule:
+            return
+        count = self.unfrozen_layers(step)
+        self.model.requires_grad_(False)
+        unfreeze_top_layers(self.model, count)
+        if count == self.layers and self.config.method.name == "full":
+            self.model.requires_grad_(True)  # all blocks thawed: the embeddings follow
+
+    def after_optimizer_step(self, step: int) -> None:
+        """AdaLoRA: update importance scores and mask ranks (after the step, before zero_grad)."""
+        if self.config.method.name == "adalora":
+            self.model.base_model.update_and_allocate(step)
+
+    def summary(self, step: int) -> dict[str, Any]:
+        """Extra result.json fields: AdaLoRA's final rank per module, the layers unfrozen at the end."""
+        if self.config.method.name == "adalora":
+            return {"adalora_ranks": adalora_ranks(self.model)}
+        if self.schedule:
+            return {"unfrozen_layers": self.unfrozen_layers(max(step, 1))}
+        return {}
+
+
+def adalora_ranks(model: nn.Module) -> dict[str, int]:
+    """Ranks AdaLoRA kept per module: non-zero entries of each singular-value vector lora_E."""
+    return {name.replace(".lora_E.default", "").removeprefix("base_model.model."): int((p != 0).sum())
+            for name, p in model.named_parameters() if ".lora_E." in name}
