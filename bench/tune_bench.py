@@ -46,7 +46,7 @@ LADDER = [
 def write_data(folder: Path, examples: int, evals: int, long: bool) -> tuple[Path, Path]:
     from instruct.corpus import stdlib_docstrings
 
-    docs = [d for d in stdlib_docstrings(limit=6000) if len(d[1]) > (2000 if long else 80)]
+    docs = [d for d in stdlib_docstrings(limit=6000) if len(d[1]) > (1600 if long else 80)]
     rows = [{"id": f"d{i}", "messages": [{"role": "user", "content": f"Explain `{name}` from the Python standard library."},
                                          {"role": "assistant", "content": doc[:3000 if long else 900]}]}
             for i, (name, doc) in enumerate(docs[: examples + evals])]

@@ -93,7 +93,7 @@ def plan(count: int, mean: int, memory_micro: int = 4096, **explicit):
 
 
 def test_small_data_gets_three_epochs_of_about_a_hundred_steps():
-    small, lengths = plan(400, 150)
+    small, _ = plan(400, 150)
     assert small.epochs == 3
     assert 0.85 * TARGET_STEPS <= small.steps <= 1.15 * TARGET_STEPS
     assert 10 <= small.examples_per_step <= 14  # 3 x 400 / 100 = 12

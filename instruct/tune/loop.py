@@ -263,8 +263,15 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
                             config.train.loss_chunk_tokens)
 
     saved = read_saved_plan(output) if config.train.resume and latest_checkpoint(output) is not None else {}
-    config, run_plan, plan = plan_run(model, config, train_set, dist.device, dist.world, probe, dtype, dtype_reason,
+    given = config
+    config, run_plan, plan = plan_run(model, given, train_set, dist.device, dist.world, probe, dtype, dtype_reason,
                                       saved)
+    if dist.world > 1:  # every process runs rank 0's plan (free memory differs from one moment to the next)
+        chosen = [run_plan["resolved"]]
+        torch.distributed.broadcast_object_list(chosen, src=0)
+        if chosen[0] != run_plan["resolved"]:
+            config, run_plan, plan = plan_run(model, given, train_set, dist.device, dist.world, probe, dtype,
+                                              dtype_reason, chosen[0])
     if run_plan["memory"]["grad_checkpointing"] and not checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if show_progress and dist.main:

@@ -10,7 +10,7 @@ on lm_head, say) go through activation checkpointing per chunk instead. The loss
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F

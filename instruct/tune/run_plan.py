@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -18,8 +19,15 @@ from torch import nn
 from instruct.tune.attention import packed_kwargs
 from instruct.tune.config import TuneConfig
 from instruct.tune.data import TokenizedSet
-from instruct.tune.memory import (GB, OPTIMIZER_BYTES, activation_bytes, budget_for, checkpointed_per_token, plan_memory,
-                                  resident_bytes)
+from instruct.tune.memory import (
+    GB,
+    OPTIMIZER_BYTES,
+    activation_bytes,
+    budget_for,
+    checkpointed_per_token,
+    plan_memory,
+    resident_bytes,
+)
 from instruct.tune.methods import trainable_parameters
 from instruct.tune.packing import Batch, BatchPlan
 from instruct.tune.plan import plan_steps
