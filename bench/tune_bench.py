@@ -38,8 +38,7 @@ LADDER = [
                                                    "train.trained_logits_only=false"]),
     ("+ LM head on trained tokens only", []),
     ("+ gradient checkpointing", ["train.grad_checkpointing=true"]),
-    ("defaults: planned micro-batch + checkpointing", ["train.grad_checkpointing=null",
-                                                       "train.micro_batch_tokens=null"]),
+    ("defaults: checkpointing as the memory plan says", ["train.grad_checkpointing=null"]),
 ]
 
 
