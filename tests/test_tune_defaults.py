@@ -172,3 +172,16 @@ def test_report_to_tensorboard_writes_events_tensorboard_reads(tiny_model, tiny_
     assert "train/eval_loss" in events.Tags()["scalars"]
     memory = json.loads((tmp_path / "out" / "plan.json").read_text())["memory"]
     assert memory["estimate"] > memory["resident"] and result.plan["memory"] == memory
+
+
+def test_a_resumed_run_keeps_the_plan_it_started_with(tiny_model, tiny_data, tmp_path):
+    planned = ["train.micro_batch_tokens=null", "train.grad_accum=null", "train.lr=null", "train.save_every=2"]
+    first = train(tiny_config(tiny_model, tiny_data, tmp_path / "out", "train.max_steps=2", *planned),
+                  show_progress=False)
+    # far less memory on restart: planning afresh would refuse (budget too small); the saved plan runs as it was
+    resumed = train(tiny_config(tiny_model, tiny_data, tmp_path / "out", "train.max_steps=3", *planned[:-1],
+                                "train.memory_budget=10MB"), show_progress=False)
+    assert resumed.resumed_from == 2
+    pinned = ("micro_batch_tokens", "grad_accum", "grad_checkpointing", "lr")  # epochs follow max_steps here
+    assert [resumed.plan["resolved"][k] for k in pinned] == [first.plan["resolved"][k] for k in pinned]
+    assert first.plan["lr_source"] == "lora default"
