@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from instruct.filters.text_stats import duplicates, first_failure, ratio, rounded, tokenize
 from instruct.filters.prose import prose_text
+from instruct.filters.text_stats import duplicates, first_failure, ratio, rounded, tokenize
 from instruct.pipeline.step import DocumentFilter
 
 STOP_CHARS = (".", "'", '"', "!", "?")

@@ -11,11 +11,11 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from instruct.filters.prose import prose_text
 from instruct.filters.text_stats import (
     ALPHA_RE, GOPHER_STOP_WORDS, above, below, duplicate_ngram_chars, duplicates, first_failure,
     ratio, rounded, tokenize, top_ngram_chars,
 )
-from instruct.filters.prose import prose_text
 from instruct.pipeline.step import DocumentFilter
 
 BULLET_LINE_RE = re.compile(r"^[ \t]*[•\-*‣◦]", re.MULTILINE)
