@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from instruct.corpus import stdlib_docstrings
-from instruct.pii.detectors import IBAN_LENGTHS, TYPES, Span, detectors, find_pii, luhn_valid
+from instruct.pii.detectors import DEFAULT_TYPES, IBAN_LENGTHS, TYPES, Span, detectors, find_pii, luhn_valid
 
 # --- value generators ---------------------------------------------------------------------------
 
@@ -320,7 +320,7 @@ def build_set(docs: int, seed: int) -> tuple[list[str], list[list[Label]], list[
     rng = random.Random(seed)
     carriers = [doc for _, doc in stdlib_docstrings(limit=docs)]
     texts, labels = [], []
-    kinds = [(t, None) for t in TYPES] + [(None, d) for d in DECOYS]
+    kinds = [(t, None) for t in DEFAULT_TYPES] + [(None, d) for d in DECOYS]
     for index, carrier in enumerate(carriers):
         picks = [kinds[(index * 4 + k) % len(kinds)] for k in range(4)]
         cut_points = sorted(rng.sample([i for i, c in enumerate(carrier) if c == " "] or [len(carrier)],
@@ -500,7 +500,7 @@ def real_main(args: argparse.Namespace) -> None:
     texts, labels = real_world_set(args.docs, args.seed, names)
     megabytes = sum(len(t.encode()) for t in texts) / 1e6
     types = ("IBAN", "PHONE", "SECRET", "IP_ADDRESS") + (("NAME",) if names else ())
-    active = detectors("phonenumbers", [*TYPES[:-1], *(["NAME"] if names else [])])
+    active = detectors("phonenumbers", [*DEFAULT_TYPES, *(["NAME"] if names else [])])
     spans, seconds = run_detectors(texts, active)
     result = score(spans, labels, types)
     print(f"real-world set: {len(texts)} stdlib docstrings, {megabytes:.2f} MB\n")
@@ -541,7 +541,7 @@ def main() -> None:
           f"{sum(len(d) for d in labels) - values} decoys\n")
 
     ours, seconds = run_detectors(texts, detectors("phonenumbers"))
-    result = score(ours, labels, TYPES)
+    result = score(ours, labels, DEFAULT_TYPES)
     print(f"{'type':<12} {'n':>5} {'recall':>7} {'precision':>9} {'detections':>10}")
     for t, row in result["types"].items():
         print(f"{t:<12} {row['n']:>5} {row['recall']:>7.3f} {row['precision']:>9.3f} {row['detections']:>10}")
