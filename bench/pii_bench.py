@@ -30,7 +30,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from instruct.corpus import stdlib_docstrings
-from instruct.pii.detectors import DEFAULT_TYPES, IBAN_LENGTHS, TYPES, Span, detectors, find_pii, luhn_valid
+from instruct.pii.detectors import DEFAULT_TYPES, IBAN_LENGTHS, Span, detectors, find_pii, luhn_valid
 
 # --- value generators ---------------------------------------------------------------------------
 
