@@ -59,6 +59,13 @@ class StepHooks:
         return {}
 
 
+def set_total_steps(model: nn.Module, steps: int) -> None:
+    """AdaLoRA plans its rank budget over the run: give it the planned length (its allocator reads the same config)."""
+    for config in getattr(model, "peft_config", {}).values():
+        if hasattr(config, "total_step"):
+            config.total_step = steps
+
+
 def adalora_ranks(model: nn.Module) -> dict[str, int]:
     """Ranks AdaLoRA kept per module: non-zero entries of each singular-value vector lora_E."""
     return {name.replace(".lora_E.default", "").removeprefix("base_model.model."): int((p != 0).sum())

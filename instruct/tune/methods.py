@@ -27,7 +27,8 @@ from instruct.tune.config import (
 
 
 def compute_dtype(setting: str = "auto") -> torch.dtype:
-    """bf16 where the accelerator has bf16 units, else fp32 (CPUs here have none)."""
+    """Weights dtype for loading a model to run it: bf16 on bf16 GPUs, else fp32 (training picks its autocast
+    dtype in precision.training_dtype, bf16 on AVX512-BF16/AMX CPUs too)."""
     if setting == "bf16":
         return torch.bfloat16
     if setting == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
@@ -139,13 +140,11 @@ def peft_config(method: MethodConfig, model: nn.Module, total_steps: int | None 
                                target_modules=method.target_modules, use_dora=method.name == "dora",
                                use_rslora=method.name == "rslora", init_lora_weights=lora_init(method),
                                task_type="CAUSAL_LM")
-    if method.name == "adalora":
-        if not total_steps:
-            raise ConfigError("method adalora: the run length (total steps) must be known to plan the rank budget")
+    if method.name == "adalora":  # the planned run length replaces a provisional total_step (method_hooks)
         return peft.AdaLoraConfig(init_r=method.r, target_r=method.target_r, lora_alpha=method.alpha,
                                   lora_dropout=method.dropout, target_modules=method.target_modules,
                                   tinit=method.tinit, tfinal=method.tfinal, deltaT=method.delta_t,
-                                  total_step=total_steps, task_type="CAUSAL_LM")
+                                  total_step=total_steps or 1, task_type="CAUSAL_LM")
     if method.name == "ia3":
         targets = None if method.target_modules == "all-linear" else method.target_modules
         return peft.IA3Config(target_modules=targets, task_type="CAUSAL_LM")
