@@ -191,3 +191,96 @@ def test_non_utf8_recipe_is_one_line_error(tmp_path):
     path.write_bytes(b"read:\n  format: jsonl\n  source: caf\xe9\n")
     with pytest.raises(ConfigError, match=r"r\.yaml:3: recipe is not UTF-8 text \(byte 0xe9\)"):
         load_yaml(path)
+
+
+# --- item 18: the dataset reader rejects only the bad rows -------------------------------------------------
+
+def test_dataset_reader_rejects_only_the_bad_line_when_not_strict(tmp_path):
+    path = tmp_path / "train.jsonl"
+    rows = [json.dumps({"id": f"q{i}", "text": f"row {i}", "label": i % 2}) for i in range(5)]
+    path.write_text("\n".join(rows[:2] + ['{"id": "broken", "text": '] + rows[2:]) + "\n")
+    table, rejects = read_all("dataset", [path])
+    assert table.column("id").to_pylist() == ["q0", "q1", "q2", "q3", "q4"]
+    assert [(r.where, r.reason) for r in rejects] == [(f"{path}:3", "invalid_json")]
+    with pytest.raises(InputError, match=r"train\.jsonl:3: invalid JSON"):
+        read_all("dataset", [path], strict=True)
+
+
+# --- items 3, 5, 14: resume identity, the output lock, ownership of the output folder ----------------------
+
+def sentences(prefix: str, n: int) -> bytes:
+    return b"".join(json.dumps({"id": f"{prefix}{i}", "text": " ".join(f"{prefix}{i}w{j}" for j in range(12))}
+                               ).encode() + b"\n" for i in range(n))
+
+
+def build_dir(tmp_path, output, paths, steps=(), **write):
+    from instruct.pipeline.recipe import load_recipe
+    from instruct.pipeline.runner import build
+
+    data = {"read": {"format": "jsonl", "paths": [str(p) for p in paths]}, "steps": list(steps),
+            "write": {"output": str(output), "shard_size": 1000, **write}}
+    return build(load_recipe(None, data=data), data, show_progress=False)
+
+
+def shard_rows(output) -> int:
+    from instruct.io.shards import read_shards
+
+    return read_shards(output).num_rows
+
+
+def test_rerun_after_an_input_is_deleted_drops_its_shards_and_counts(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_bytes(sentences("a", 30))
+    (tmp_path / "in" / "b.jsonl").write_bytes(sentences("b", 20))
+    output = tmp_path / "out"
+    assert build_dir(tmp_path, output, [tmp_path / "in" / "*.jsonl"])["counts"]["written"] == 50
+    (tmp_path / "in" / "b.jsonl").unlink()
+    manifest = build_dir(tmp_path, output, [tmp_path / "in" / "*.jsonl"])
+    assert manifest["counts"]["written"] == shard_rows(output) == 30  # before: manifest 30, shards 50
+    assert manifest["shards"] == sorted(p.name for p in (output / "shards").glob("*.arrow"))
+
+
+def test_rerun_redoes_a_changed_input_and_a_changed_eval_set(tmp_path):
+    (tmp_path / "in").mkdir()
+    first, second = tmp_path / "in" / "a.jsonl", tmp_path / "in" / "b.jsonl"
+    first.write_bytes(sentences("a", 10))
+    second.write_bytes(sentences("b", 10))
+    evals = tmp_path / "eval.jsonl"
+    evals.write_bytes(sentences("zzz", 3))
+    steps = [{"decontaminate": {"eval_sets": [str(evals)], "ngram": 5}}]
+    output = tmp_path / "out"
+    assert build_dir(tmp_path, output, [first, second], steps)["counts"]["written"] == 20
+    first.write_bytes(sentences("a", 4))  # same name, new content
+    assert build_dir(tmp_path, output, [first, second], steps)["counts"]["written"] == shard_rows(output) == 14
+    evals.write_bytes(sentences("b", 2))  # the eval set now holds two of b's records
+    manifest = build_dir(tmp_path, output, [first, second], steps)
+    assert manifest["counts"]["written"] == shard_rows(output) == 12
+
+
+def test_second_build_into_a_locked_folder_exits_with_one_line(tmp_path):
+    from instruct.pipeline.resume import output_lock
+
+    (tmp_path / "a.jsonl").write_bytes(sentences("a", 3))
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(json.dumps({"read": {"format": "jsonl", "paths": [str(tmp_path / "a.jsonl")]},
+                                  "write": {"output": str(tmp_path / "out")}}))
+    with output_lock(tmp_path / "out"):
+        run = subprocess.run([sys.executable, "-m", "instruct", "build", str(recipe)], capture_output=True, text=True,
+                             timeout=120)
+    assert run.returncode == 2 and run.stderr.strip() == f"Error: {tmp_path / 'out'}: in use by another build (pid {os.getpid()})"
+    assert not (tmp_path / "out" / "shards").exists()
+
+
+def test_build_refuses_to_delete_in_a_folder_it_did_not_create(tmp_path):
+    (tmp_path / "a.jsonl").write_bytes(sentences("a", 3))
+    theirs = tmp_path / "theirs"
+    (theirs / "shards").mkdir(parents=True)
+    (theirs / "shards" / "precious.arrow").write_bytes(b"mine")
+    (theirs / "notes.txt").write_text("keep")
+    with pytest.raises(ConfigError, match=r"theirs: not a folder instruct build created .* it has shards"):
+        build_dir(tmp_path, theirs, [tmp_path / "a.jsonl"])
+    assert (theirs / "shards" / "precious.arrow").read_bytes() == b"mine"
+    fresh = tmp_path / "fresh"  # an existing folder without any of the names a build writes is fine
+    fresh.mkdir()
+    (fresh / "README").write_text("x")
+    assert build_dir(tmp_path, fresh, [tmp_path / "a.jsonl"])["counts"]["written"] == 3
