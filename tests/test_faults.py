@@ -16,6 +16,7 @@ import zstandard
 from instruct.config import ConfigError, load_yaml
 from instruct.io.readers import InputError, ReadConfig, open_reader
 from instruct.io.readers.base import expand_paths
+from test_tune_support import tiny_config, tiny_data, tiny_model  # noqa: F401  (fixtures)
 
 
 def read_all(format_name: str, paths: list, strict: bool = False, **settings) -> tuple[pa.Table, list]:
@@ -284,3 +285,57 @@ def test_build_refuses_to_delete_in_a_folder_it_did_not_create(tmp_path):
     fresh.mkdir()
     (fresh / "README").write_text("x")
     assert build_dir(tmp_path, fresh, [tmp_path / "a.jsonl"])["counts"]["written"] == 3
+
+
+# --- items 4, 12, 21: tune resume loads no pickles, resumes only its own run, writes outputs atomically ------
+
+class _Planted:
+    def __init__(self, marker: str) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (Path(self.marker), "code ran"))
+
+
+@pytest.mark.slow
+def test_tune_resume_never_unpickles_and_refuses_another_config(tiny_model, tiny_data, tmp_path):  # noqa: F811
+    import torch
+
+    from instruct.tune import train
+
+    out = tmp_path / "out"
+    first = train(tiny_config(tiny_model, tiny_data, out, "train.max_steps=2", "train.save_every=1"),
+                  show_progress=False)
+    assert first.steps == 2 and (out / "adapter_model.safetensors").is_file()
+    assert oct((out / "adapter_model.safetensors").stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
+    with pytest.raises(ConfigError, match=r"holds a run with another config \(train\.lr 0\.003 -> 0\.01\)"):
+        train(tiny_config(tiny_model, tiny_data, out, "train.max_steps=2", "train.lr=1e-2"), show_progress=False)
+    with pytest.raises(ConfigError, match=r"does not match this method's shapes .* was method\.r changed"):
+        train(tiny_config(tiny_model, tiny_data, out, "train.max_steps=2", "method.r=4", "train.resume=force"),
+              show_progress=False)
+    (checkpoint,) = sorted((out / "checkpoints").glob("step-0000002"))
+    marker = tmp_path / "pwned"
+    torch.save({"optimizer": _Planted(str(marker))}, checkpoint / "optimizer.pt")
+    with pytest.raises(ConfigError, match=r"optimizer\.pt: refused to load"):
+        train(tiny_config(tiny_model, tiny_data, out, "train.max_steps=3", "train.resume=force"), show_progress=False)
+    assert not marker.exists()
+    again = train(tiny_config(tiny_model, tiny_data, out, "train.max_steps=2", "train.lr=1e-2", "train.resume=false"),
+                  show_progress=False)
+    assert again.resumed_from == 0 and again.log[-1]["lr"] != first.log[-1]["lr"]
+
+
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def test_atomic_writes_respect_the_umask(tmp_path):
+    from instruct.io.shards import write_json
+
+    old = os.umask(0o027)
+    try:
+        path = write_json({"a": 1}, tmp_path / "x.json")
+    finally:
+        os.umask(old)
+    assert path.stat().st_mode & 0o777 == 0o640  # before: 0o600 whatever the umask

@@ -22,11 +22,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from instruct.config import ConfigError, to_dict
-from instruct.io.shards import write_json
+from instruct.io.shards import atomic_files, write_json
 from instruct.models import cache_dir
 from instruct.progress import progress_bar
 from instruct.tune.attention import register as register_packed_sdpa
-from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from instruct.tune.checkpoint import load_checkpoint, resume_checkpoint, save_checkpoint
 from instruct.tune.config import PEFT_ADAPTERS, TuneConfig
 from instruct.tune.data import IGNORE, TokenizedSet, load_examples, split_eval, tokenize_table
 from instruct.tune.methods import (apply_method, compute_dtype, load_base, merge_adapter, trainable_parameters)
@@ -246,7 +246,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
 
     # 4. resume exactly where a checkpoint left off (weights, optimizer, schedule, RNG; data order follows the step)
     start = 0
-    checkpoint = latest_checkpoint(output) if config.train.resume else None
+    checkpoint = resume_checkpoint(config, output, dist.main)
     if checkpoint is not None:
         start = load_checkpoint(checkpoint, model, optimizer, scheduler)["step"]
     if dist.main:
@@ -309,8 +309,9 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         tokens_per_second=seen_tokens / max(training_seconds, 1e-9), peak_rss_mb=peak_rss_mb(),
         resumed_from=start, log=log.records if log is not None else [])
     if dist.main:
-        model.save_pretrained(output)
-        tokenizer.save_pretrained(output)
+        with atomic_files(output) as staging:  # each adapter/model file is replaced whole, never half-written
+            model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
         plot_losses(result.log, output / "loss.png")
         if config.merge and peft_method:
             result.merged = str(merge_adapter(output, output / "merged"))
