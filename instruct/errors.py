@@ -34,3 +34,12 @@ def user_errors() -> Iterator[None]:
         yield
     except USER_ERRORS as error:
         raise UserError(str(error)) from None
+
+
+def fail_if_nothing_written(written: int, usage: dict, output: str) -> None:
+    """A run whose every result was lost to failed requests is an error, not an empty success."""
+    failures = usage.get("failures") or {}
+    if written == 0 and failures:
+        reasons = ", ".join(f"{reason}: {n}" for reason, n in sorted(failures.items()))
+        raise UserError(f"wrote nothing: {sum(failures.values())} request(s) failed ({reasons}); "
+                        f"see {output}/manifest.json")

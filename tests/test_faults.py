@@ -339,3 +339,61 @@ def test_atomic_writes_respect_the_umask(tmp_path):
     finally:
         os.umask(old)
     assert path.stat().st_mode & 0o777 == 0o640  # before: 0o600 whatever the umask
+
+
+# --- items 13, 16, 17, 23: endpoint failures, credentials in URLs, the cache key ---------------------------
+
+def synth_cli(tmp_path, base_url: str, *extra: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
+    return subprocess.run([sys.executable, "-m", "instruct", "synth", "--num", "3", "--output", str(tmp_path / "s"),
+                           "--base-url", base_url, "--model", "fake", "progress=false", *extra],
+                          capture_output=True, text=True, timeout=120, env=env)
+
+
+@pytest.mark.parametrize("status", [401, 404])
+def test_synth_stops_at_the_first_auth_or_routing_failure(tmp_path, status):
+    from instruct.serve.engines import FakeEngine
+    from instruct.serve.server import Faults, serve_in_thread
+
+    log = tmp_path / "server.jsonl"
+    with serve_in_thread(FakeEngine(), request_log=str(log), faults=Faults(10**6, status)) as server:
+        url = server.base_url.replace("http://", "http://user:hunter2@")
+        run = synth_cli(tmp_path, url)
+    assert run.returncode == 2, run.stderr[-2000:]
+    (line,) = [x for x in run.stderr.splitlines() if x.startswith("Error:")]
+    assert f"HTTP {status}" in line and "hunter2" not in run.stderr and "Traceback" not in run.stderr
+    assert len(log.read_text().splitlines()) <= 16  # the first failure stops the run (before: 321 requests)
+
+
+def test_wrong_base_url_is_one_line(tmp_path):
+    from instruct.serve.engines import FakeEngine
+    from instruct.serve.server import serve_in_thread
+
+    with serve_in_thread(FakeEngine()) as server:
+        env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
+        run = subprocess.run([sys.executable, "-m", "instruct", "synth", "--num", "2", "--output", str(tmp_path / "s"),
+                              "--base-url", server.base_url.removesuffix("/v1") + "/wrong", "progress=false"],
+                             capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 2 and "Traceback" not in run.stderr, run.stderr[-2000:]
+    assert run.stderr.strip().splitlines()[-1].startswith("Error: http://127.0.0.1:") and "HTTP 404" in run.stderr
+
+
+def test_nothing_written_because_requests_failed_exits_non_zero(tmp_path):
+    from instruct.serve.engines import FakeEngine
+    from instruct.serve.server import Faults, serve_in_thread
+
+    with serve_in_thread(FakeEngine(), faults=Faults(10**6, 500)) as server:
+        run = synth_cli(tmp_path, server.base_url, "client.max_retries=0")
+    assert run.returncode == 2 and "Error: wrote nothing:" in run.stderr and "http_500" in run.stderr
+
+
+def test_recorded_urls_carry_no_credentials_and_cache_keys_name_the_endpoint():
+    from instruct.synth.client import ClientConfig, Request, public_url, redact
+
+    url = "http://alice:s3cret@example.org:8000/v1?api_key=abc123&x=1"
+    assert public_url(url) == "http://example.org:8000/v1?api_key=<redacted>&x=1"
+    assert "s3cret" not in redact(f"connect to {url} failed") and "abc123" not in redact(url)
+    assert ClientConfig(base_url=url).public()["base_url"] == public_url(url)
+    request = Request(prompt="hi")
+    one, other = (ClientConfig(base_url=u, model="m") for u in ("http://a:1/v1", "http://b:1/v1"))
+    assert request.key("m", one.cache_scope()) != request.key("m", other.cache_scope())
