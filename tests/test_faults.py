@@ -397,3 +397,22 @@ def test_recorded_urls_carry_no_credentials_and_cache_keys_name_the_endpoint():
     request = Request(prompt="hi")
     one, other = (ClientConfig(base_url=u, model="m") for u in ("http://a:1/v1", "http://b:1/v1"))
     assert request.key("m", one.cache_scope()) != request.key("m", other.cache_scope())
+
+
+# --- item 20: template resource limits ---------------------------------------------------------------------
+
+@pytest.mark.parametrize("source", ["{{ 'ab' * 10**9 }}", "{{ 7 ** 99999999 }}",
+                                    "{% for i in range(99999) %}{% for j in range(99999) %}{{ j }}{% endfor %}"
+                                    "{% endfor %}",
+                                    "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
+                                    "{{ text|center(10**9) }}", "{{ '%s'|format(text) * 3000000 }}"])
+def test_template_resource_limits_stop_with_one_line(source):
+    import time
+
+    from instruct.templates.render import Template, TemplateError
+
+    template = Template(name="bomb", id="b1", jinja=source + " ||| x", dataset="d")
+    started = time.perf_counter()
+    with pytest.raises(TemplateError, match=r"template 'bomb' .* row id 7: refused by the sandbox: "):
+        template.render({"id": 7, "text": "row text"})
+    assert time.perf_counter() - started < 10
