@@ -2,7 +2,7 @@
 
 Exit codes of every `instruct` command (also in the README):
     0  success
-    1  an unexpected error (a bug: Python prints a traceback)
+    1  an unexpected error (a bug: Python prints a traceback); `templates check`: a template failed
     2  a user error: a bad recipe, flag or input, an output folder in use or not ours, an endpoint that
        refuses us, or a run that wrote nothing because its requests failed (one line, `Error: ...`)
 """
