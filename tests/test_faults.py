@@ -12,11 +12,11 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 import zstandard
+from test_tune_support import tiny_config, tiny_data, tiny_model  # noqa: F401  (fixtures)
 
 from instruct.config import ConfigError, load_yaml
 from instruct.io.readers import InputError, ReadConfig, open_reader
 from instruct.io.readers.base import expand_paths
-from test_tune_support import tiny_config, tiny_data, tiny_model  # noqa: F401  (fixtures)
 
 
 def read_all(format_name: str, paths: list, strict: bool = False, **settings) -> tuple[pa.Table, list]:
@@ -402,8 +402,8 @@ def test_recorded_urls_carry_no_credentials_and_cache_keys_name_the_endpoint():
 # --- item 20: template resource limits ---------------------------------------------------------------------
 
 @pytest.mark.parametrize("source", ["{{ 'ab' * 10**9 }}", "{{ 7 ** 99999999 }}",
-                                    "{% for i in range(99999) %}{% for j in range(99999) %}{{ j }}{% endfor %}"
-                                    "{% endfor %}",
+                                    ("{% for i in range(99999) %}{% for j in range(99999) %}{{ j }}{% endfor %}"
+                                     "{% endfor %}"),
                                     "{% for i in range(99999) %}{% for j in range(99999) %}{% endfor %}{% endfor %}",
                                     "{{ text|center(10**9) }}", "{{ '%s'|format(text) * 3000000 }}"])
 def test_template_resource_limits_stop_with_one_line(source):

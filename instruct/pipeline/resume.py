@@ -25,7 +25,7 @@ from typing import Any, Iterator
 
 from instruct.config import ConfigError, to_dict
 from instruct.io.readers import WorkUnit
-from instruct.io.shards import read_json, write_json
+from instruct.io.shards import read_json
 
 LOCK_NAME = ".lock"
 STATS_SUFFIX = ".stats.json"

@@ -31,7 +31,6 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from instruct.config import to_dict
 from instruct.io.readers import Reader, Reject, WorkUnit, open_reader
 from instruct.io.shards import ShardWriter, read_json, read_table, write_json, write_table
 from instruct.pipeline.recipe import Recipe, WriteConfig

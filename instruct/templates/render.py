@@ -129,22 +129,21 @@ class LimitedSandbox(SandboxedEnvironment):
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         self.check_time()
-        if operator == "**" and isinstance(left, int) and isinstance(right, int) and right > 0:
-            if max(left.bit_length(), 1) * right > MAX_INT_BITS:
-                raise TemplateLimit(f"{left} ** {right} is too large")
-        if operator == "*" and isinstance(left, int) and isinstance(right, int):
-            if left.bit_length() + right.bit_length() > MAX_INT_BITS:
-                raise TemplateLimit("a product too large")
+        integers = isinstance(left, int) and isinstance(right, int)
+        if operator == "**" and integers and right > 0 and max(left.bit_length(), 1) * right > MAX_INT_BITS:
+            raise TemplateLimit(f"{left} ** {right} is too large")
+        if operator == "*" and integers and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise TemplateLimit("a product too large")
         if operator == "*":
             sized, count = (left, right) if isinstance(right, int) else (right, left)
             if isinstance(count, int) and hasattr(sized, "__len__") and len(sized) * count > MAX_RENDER_CHARS:
                 raise TemplateLimit(f"a repetition of {len(sized) * count:,} items > {MAX_RENDER_CHARS:,}")
-        if operator == "+" and hasattr(left, "__len__") and hasattr(right, "__len__"):
-            if len(left) + len(right) > MAX_RENDER_CHARS:
-                raise TemplateLimit(f"a concatenation of {len(left) + len(right):,} items > {MAX_RENDER_CHARS:,}")
+        sized = hasattr(left, "__len__") and hasattr(right, "__len__")
+        if operator == "+" and sized and len(left) + len(right) > MAX_RENDER_CHARS:
+            raise TemplateLimit(f"a concatenation of {len(left) + len(right):,} items > {MAX_RENDER_CHARS:,}")
         return super().call_binop(context, operator, left, right)
 
-    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:  # noqa: N805 - Jinja's signature
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
         __self.check_time()
         _check_sizes(args, kwargs)  # padding widths etc.: refuse before allocating
         result = super().call(__context, __obj, *args, **kwargs)
