@@ -308,6 +308,7 @@ def test_tune_resume_never_unpickles_and_refuses_another_config(tiny_model, tiny
                   show_progress=False)
     assert first.steps == 2 and (out / "adapter_model.safetensors").is_file()
     assert oct((out / "adapter_model.safetensors").stat().st_mode & 0o777) == oct(0o666 & ~current_umask())
+    assert (out / "checkpoints" / "step-0000002").stat().st_mode & 0o777 == 0o777 & ~current_umask()
     with pytest.raises(ConfigError, match=r"holds a run with another config \(train\.lr 0\.003 -> 0\.01\)"):
         train(tiny_config(tiny_model, tiny_data, out, "train.max_steps=2", "train.lr=1e-2"), show_progress=False)
     with pytest.raises(ConfigError, match=r"does not match this method's shapes .* was method\.r changed"):

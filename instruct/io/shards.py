@@ -16,6 +16,11 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 
+def created_mode(folder: bool = False) -> int:
+    """The mode a plain open()/mkdir() would give under the current umask (mkstemp/mkdtemp give 0600/0700)."""
+    return (0o777 if folder else 0o666) & ~_umask()
+
+
 def _umask() -> int:
     """The process umask, read without changing it where /proc allows (os.umask must set to read)."""
     try:
@@ -49,7 +54,7 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.fchmod(fd, 0o666 & ~_umask())
+    os.fchmod(fd, created_mode())
     os.close(fd)
     try:
         yield Path(tmp)
@@ -80,7 +85,7 @@ def atomic_files(folder: str | Path) -> Iterator[Path]:
                     os.fsync(handle.fileno())
                 target = folder / path.relative_to(staging)
                 target.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(path, 0o666 & ~_umask())
+                os.chmod(path, created_mode())
                 os.replace(path, target)
         fsync_dir(folder)
     finally:
@@ -96,7 +101,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     old = target.parent / f".{target.name}.old"
     try:
         yield staging
-        os.chmod(staging, 0o777 & ~_umask())
+        os.chmod(staging, created_mode(folder=True))
         for path in staging.rglob("*"):
             if path.is_file():
                 with open(path, "rb+") as handle:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import pickle
 import random
 import shutil
@@ -27,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from instruct.config import ConfigError
+from instruct.io.shards import created_mode
 
 PREFIX = "step-"
 RUN_RECORD = "run.json"
@@ -77,6 +79,7 @@ def save_checkpoint(output: str | Path, step: int, model: nn.Module, optimizer: 
     root.mkdir(parents=True, exist_ok=True)
     target = root / f"{PREFIX}{step:07d}"
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=root))
+    os.chmod(staging, created_mode(folder=True))
     try:
         save_file(trainable_state(model), str(staging / "trainable.safetensors"))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
