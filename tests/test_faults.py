@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import zlib
 from collections import Counter
 from pathlib import Path
 
@@ -99,13 +100,9 @@ def test_cut_gzip_jsonl_keeps_every_complete_line(tmp_path):
     packed = gzip.compress(data)
     path = tmp_path / "cut.jsonl.gz"
     path.write_bytes(packed[: len(packed) * 3 // 4])
-    decompressed = gzip.decompress  # the readable prefix, as zlib itself sees it
-    import zlib
-
-    prefix = zlib.decompressobj(31).decompress(path.read_bytes())
-    complete = prefix.count(b"\n")
+    complete = zlib.decompressobj(31).decompress(path.read_bytes()).count(b"\n")  # the readable prefix
     table, rejects = read_all("jsonl", [path])
-    assert decompressed and table.num_rows == complete
+    assert table.num_rows == complete  # before: 21 complete lines of the read-ahead buffer lost
     assert [(r.where, r.reason) for r in rejects] == [(f"{path}:{complete + 1}", "truncated_file")]
 
 
@@ -128,8 +125,6 @@ def test_cut_gzip_warc_keeps_the_complete_records(tmp_path):
 
 
 def zlib_member_end(data: bytes, start: int) -> int:
-    import zlib
-
     member = zlib.decompressobj(31)
     member.decompress(data[start:])
     return len(data) - len(member.unused_data)
