@@ -361,6 +361,20 @@ def test_synth_stops_at_the_first_auth_or_routing_failure(tmp_path, status):
     assert len(log.read_text().splitlines()) <= 16  # the first failure stops the run (before: 321 requests)
 
 
+def test_classify_annotate_stops_at_a_refused_key(tmp_path):
+    from instruct.serve.engines import FakeEngine
+    from instruct.serve.server import Faults, serve_in_thread
+
+    (tmp_path / "docs.jsonl").write_bytes(lines(5))
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENAI_BASE_URL", "OPENAI_API_KEY")}
+    with serve_in_thread(FakeEngine(), faults=Faults(10**6, 401)) as server:
+        run = subprocess.run([sys.executable, "-m", "instruct", "classify", "annotate", "--input",
+                              str(tmp_path / "docs.jsonl"), "--output", str(tmp_path / "ann"), "--num", "5",
+                              "--base-url", server.base_url, "--model", "fake"],
+                             capture_output=True, text=True, timeout=120, env=env)
+    assert run.returncode == 2 and "HTTP 401" in run.stderr and "Traceback" not in run.stderr, run.stderr[-2000:]
+
+
 def test_wrong_base_url_is_one_line(tmp_path):
     from instruct.serve.engines import FakeEngine
     from instruct.serve.server import serve_in_thread
