@@ -18,6 +18,7 @@ Folder layout of a run:
 """
 from __future__ import annotations
 
+import glob
 import re
 import shutil
 import time
@@ -217,11 +218,7 @@ def final_stage(stage: Stage) -> bool:
 def unit_shards(folder: Path, prefix: str) -> list[Path]:
     """The numbered shards `PREFIX-NNNN.arrow` of one unit, exactly (a longer unit key is another unit)."""
     pattern = re.compile(re.escape(prefix) + r"-\d{4}\.arrow")
-    return sorted(p for p in folder.glob(f"{glob_escape(prefix)}-*.arrow") if pattern.fullmatch(p.name))
-
-
-def glob_escape(text: str) -> str:
-    return re.sub(r"([*?\[])", r"[\1]", text)
+    return sorted(p for p in folder.glob(f"{glob.escape(prefix)}-*.arrow") if pattern.fullmatch(p.name))
 
 
 def _add_lengths(histogram: list[int], table: pa.Table) -> None:
