@@ -397,6 +397,17 @@ def test_nothing_written_because_requests_failed_exits_non_zero(tmp_path):
     assert run.returncode == 2 and "Error: wrote nothing:" in run.stderr and "http_500" in run.stderr
 
 
+def test_synth_manifest_and_cache_carry_no_url_credentials(tmp_path):
+    from instruct.serve.engines import FakeEngine
+    from instruct.serve.server import serve_in_thread
+
+    with serve_in_thread(FakeEngine()) as server:
+        run = synth_cli(tmp_path, server.base_url.replace("http://", "http://user:hunter2@"))
+    assert run.returncode == 0, run.stderr[-2000:]
+    written = "".join(p.read_text() for p in (tmp_path / "s").rglob("*.json*"))
+    assert '"base_url": "http://127.0.0.1:' in written and "hunter2" not in written + run.stderr + run.stdout
+
+
 def test_recorded_urls_carry_no_credentials_and_cache_keys_name_the_endpoint():
     from instruct.synth.client import ClientConfig, Request, public_url, redact
 
