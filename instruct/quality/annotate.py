@@ -114,7 +114,7 @@ def run_annotate(config: AnnotateConfig) -> dict[str, Any]:
     with endpoint(config) as (base_url, model, served):
         cache = config.client.cache or str(output / "cache" / "requests.jsonl")
         client_config = dataclasses.replace(config.client, base_url=base_url, model=model, cache=cache,
-                                        endpoint_id="served-locally" if served else None)
+                                            endpoint_id="served-locally" if served else None)
         responses, usage, client_config.model = asyncio.run(_send(client_config, requests, config.progress))
     return write_outputs(config, client_config, served, prompt, documents, responses, usage,
                          time.perf_counter() - started)

@@ -102,7 +102,7 @@ def run_synth(recipe: SynthRecipe, recipe_data: dict[str, Any] | None = None) ->
     with endpoint(recipe) as (base_url, model, served):
         cache = recipe.client.cache or str(output / "cache" / "requests.jsonl")
         client_config = dataclasses.replace(recipe.client, base_url=base_url, model=model, cache=cache,
-                                        endpoint_id="served-locally" if served else None)
+                                            endpoint_id="served-locally" if served else None)
         result, usage, model = asyncio.run(_generate(recipe, client_config, inputs))
     client_config.model = model
     return write_outputs(recipe, recipe_data, client_config, served, result, usage, time.perf_counter() - started)
