@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from instruct.config import ConfigError
-from instruct.io.shards import created_mode
+from instruct.io.shards import created_mode, fsync_dir
 
 PREFIX = "step-"
 RUN_RECORD = "run.json"
@@ -88,6 +88,7 @@ def save_checkpoint(output: str | Path, step: int, model: nn.Module, optimizer: 
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
+        fsync_dir(root)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     for old in sorted(root.glob(f"{PREFIX}*"))[:-keep] if keep > 0 else []:
