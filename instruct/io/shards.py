@@ -44,6 +44,15 @@ def fsync_dir(folder: str | Path) -> None:
         os.close(fd)
 
 
+def fsync_files(folder: Path) -> list[Path]:
+    """Flush every file under `folder` to disk (before it is renamed into place); returns them, sorted."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    for path in files:
+        with open(path, "rb+") as handle:
+            os.fsync(handle.fileno())
+    return files
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success it is renamed onto `path`, else removed.
@@ -79,14 +88,11 @@ def atomic_files(folder: str | Path) -> Iterator[Path]:
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
     try:
         yield staging
-        for path in sorted(staging.rglob("*")):
-            if path.is_file():
-                with open(path, "rb+") as handle:
-                    os.fsync(handle.fileno())
-                target = folder / path.relative_to(staging)
-                target.parent.mkdir(parents=True, exist_ok=True)
-                os.chmod(path, created_mode())
-                os.replace(path, target)
+        for path in fsync_files(staging):
+            target = folder / path.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, created_mode())
+            os.replace(path, target)
         fsync_dir(folder)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -102,10 +108,7 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
     try:
         yield staging
         os.chmod(staging, created_mode(folder=True))
-        for path in staging.rglob("*"):
-            if path.is_file():
-                with open(path, "rb+") as handle:
-                    os.fsync(handle.fileno())
+        fsync_files(staging)
         shutil.rmtree(old, ignore_errors=True)
         if target.exists():
             os.replace(target, old)

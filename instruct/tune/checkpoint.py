@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from instruct.config import ConfigError
-from instruct.io.shards import created_mode, fsync_dir
+from instruct.io.shards import created_mode, fsync_dir, fsync_files
 
 PREFIX = "step-"
 RUN_RECORD = "run.json"
@@ -85,6 +85,7 @@ def save_checkpoint(output: str | Path, step: int, model: nn.Module, optimizer: 
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
                    staging / "optimizer.pt")
         (staging / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))
+        fsync_files(staging)
         if target.exists():
             shutil.rmtree(target)
         staging.rename(target)
