@@ -16,6 +16,7 @@ import json
 import os
 import pickle
 import random
+import re
 import shutil
 import tempfile
 from dataclasses import asdict
@@ -115,9 +116,10 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     try:
         saved = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError, ValueError) as error:
-        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        what = f"it would import {found[1]}" if found else type(error).__name__
         raise ConfigError(f"{path / 'optimizer.pt'}: refused to load: it holds more than tensors and numbers "
-                          f"({first[:160]}); delete {path} or set train.resume=false") from None
+                          f"({what}); delete {path} or set train.resume=false") from None
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     set_rng_state(saved["rng"])
