@@ -27,6 +27,9 @@ def load_yaml(path: str | Path, loader: type = yaml.SafeLoader, what: str = "rec
         data = yaml.load(path.read_text(encoding="utf-8"), Loader=loader)
     except OSError as error:
         raise ConfigError(f"{path}: cannot read {what} ({error.strerror})") from None
+    except UnicodeDecodeError as error:
+        line = path.read_bytes().count(b"\n", 0, error.start) + 1
+        raise ConfigError(f"{path}:{line}: {what} is not UTF-8 text (byte {error.object[error.start]:#04x})") from None
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark else str(path)
@@ -55,6 +58,14 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "") -> 
         elif field.default is dataclasses.MISSING and field.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{where or cls.__name__}: missing required key {name!r}")
     return cls(**values)
+
+
+def require_positive(instance: Any, where: str, *names: str) -> None:
+    """Sizes and counts that must be at least 1 (0 would loop forever, a negative one crash later)."""
+    for name in names:
+        value = getattr(instance, name)
+        if isinstance(value, int) and not isinstance(value, bool) and value < 1:
+            raise ConfigError(f"{where}.{name}: must be at least 1, got {value}")
 
 
 def to_dict(instance: Any) -> dict[str, Any]:

@@ -19,6 +19,9 @@ class SlowStep(Step):
         seconds: float = 0.1  # sleep per table
         log: str = ""  # file to append "pid first-id" lines to
 
+    def input_files(self) -> list[str]:
+        return []  # `log` is written, not read: it must not change the run's identity
+
     def apply(self, table: pa.Table) -> StepOutput:
         time.sleep(self.config.seconds)
         if self.config.log:

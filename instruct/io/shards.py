@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,21 +16,107 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 
+def created_mode(folder: bool = False) -> int:
+    """The mode a plain open()/mkdir() would give under the current umask (mkstemp/mkdtemp give 0600/0700)."""
+    return (0o777 if folder else 0o666) & ~_umask()
+
+
+def _umask() -> int:
+    """The process umask, read without changing it where /proc allows (os.umask must set to read)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def fsync_dir(folder: str | Path) -> None:
+    """Make a rename in `folder` durable (the directory entry, not only the file's data)."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_files(folder: Path) -> list[Path]:
+    """Flush every file under `folder` to disk (before it is renamed into place); returns them, sorted."""
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    for path in files:
+        with open(path, "rb+") as handle:
+            os.fsync(handle.fileno())
+    return files
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temp path beside `path`; on success it is renamed onto `path`, else removed."""
+    """Yield a temp path beside `path`; on success it is renamed onto `path`, else removed.
+
+    The file gets the mode a plain `open` would give (0666 less the umask, not mkstemp's 0600), so
+    a group sharing a dataset can read it; data and the rename are fsynced.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.fchmod(fd, created_mode())
     os.close(fd)
     try:
         yield Path(tmp)
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+        fsync_dir(path.parent)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def atomic_files(folder: str | Path) -> Iterator[Path]:
+    """Yield a staging folder inside `folder`; on success each file in it replaces its namesake in `folder`.
+
+    For outputs written by a library's `save_pretrained` (an adapter, a merged model): a kill
+    leaves each file either old or new, never half-written.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=folder))
+    try:
+        yield staging
+        for path in fsync_files(staging):
+            target = folder / path.relative_to(staging)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.chmod(path, created_mode())
+            os.replace(path, target)
+        fsync_dir(folder)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+@contextmanager
+def atomic_dir(target: str | Path) -> Iterator[Path]:
+    """Yield a staging folder beside `target`; on success it replaces `target` whole (old one removed)."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    old = target.parent / f".{target.name}.old"
+    try:
+        yield staging
+        os.chmod(staging, created_mode(folder=True))
+        fsync_files(staging)
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(staging, target)
+        fsync_dir(target.parent)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_table(table: pa.Table, path: str | Path) -> Path:

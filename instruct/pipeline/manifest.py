@@ -132,7 +132,8 @@ def write_outputs(recipe: Any, recipe_data: dict[str, Any] | None, pipeline: Any
         "schema": _output_schema(output),
         "counts": counts,
         "global_steps": global_reports,
-        "shards": [p.name for p in shard_paths(output)],
+        "shards": sorted(name.split("/", 1)[1] for unit in stage_stats[-1] for name in unit.get("outputs", [])
+                         if name.startswith("shards/")),
         "seconds": round(seconds, 3),
         "length_bins": LENGTH_BINS.tolist(),
     }

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from instruct.config import ConfigError, apply_overrides, from_dict, load_yaml
+from instruct.config import ConfigError, apply_overrides, from_dict, load_yaml, require_positive
 from instruct.io.readers.base import ReadConfig
 
 
@@ -16,6 +16,9 @@ class WriteConfig:
     shard_size: int = 50_000  # rows per output shard
     keep_rejected: bool = True  # write every dropped record to rejected/ with its step and reason
     report: bool = True  # write report.html
+
+    def __post_init__(self) -> None:
+        require_positive(self, "write", "shard_size")
 
 
 @dataclass

@@ -14,10 +14,12 @@ Folder layout of a run:
     DIR/report.html             human report
     DIR/.work/                  per-stage intermediates and stats (resume state)
     DIR/.work/recipe.json       what decides the output; a different recipe starts the folder over
+    DIR/.lock                   held by the running build (see pipeline/resume.py for what a re-run reuses)
 """
 from __future__ import annotations
 
-import json
+import glob
+import re
 import shutil
 import time
 from collections import Counter
@@ -30,11 +32,12 @@ from typing import Any, Callable, Iterable, Iterator
 import numpy as np
 import pyarrow as pa
 
-from instruct.config import to_dict
 from instruct.io.readers import Reader, Reject, WorkUnit, open_reader
 from instruct.io.shards import ShardWriter, read_json, read_table, write_json, write_table
 from instruct.pipeline.recipe import Recipe, WriteConfig
 from instruct.pipeline.registry import make_step
+from instruct.pipeline.resume import (forget_changed_units, output_lock, owned_entries, run_identity,
+                                      sweep_unclaimed, unit_fingerprint)
 from instruct.pipeline.step import GlobalStep, Step
 from instruct.progress import progress_bar
 
@@ -102,6 +105,8 @@ class UnitStats:
     lengths_kept: list[int] = field(default_factory=lambda: [0] * (len(LENGTH_BINS) - 1))
     lengths_dropped: list[int] = field(default_factory=lambda: [0] * (len(LENGTH_BINS) - 1))
     seconds: float = 0.0
+    fingerprint: str = ""  # of the unit's input files when it was read (stage 0): a change redoes the unit
+    outputs: list[str] = field(default_factory=list)  # files it wrote under DIR (shards/..., rejected/...)
 
     def drop(self, step: str, reasons: list[str]) -> None:
         bucket = self.dropped.setdefault(step, {})
@@ -116,7 +121,7 @@ class UnitRun:
         self.pipeline, self.stage, self.unit = pipeline, stage, unit
         self.workdir, self.output = workdir, output
         self.stats = UnitStats(unit.key, stage.index)
-        final = stage.closing is None
+        final = final_stage(stage)
         prefix = f"{unit.key}" if final else f"s{stage.index}-{unit.key}"
         self.kept_writer = ShardWriter(output / "shards" if final else workdir / f"stage{stage.index}",
                                        prefix, pipeline.write.shard_size)
@@ -135,9 +140,10 @@ class UnitRun:
             _add_lengths(self.stats.lengths_kept, table)
             if self.stage.closing is not None and table.num_rows:
                 self.signatures.append(self.stage.closing.signatures(table))
-        self.kept_writer.close()
-        if self.rejected_writer:
-            self.rejected_writer.close()
+        kept = self.kept_writer.close()
+        rejected = self.rejected_writer.close() if self.rejected_writer else []
+        self.stats.outputs = [str(p.relative_to(self.output)) for p in (kept if final_stage(self.stage) else [])
+                              + rejected]
         if self.signatures:
             write_table(pa.concat_tables(self.signatures), signature_path(self.workdir, self.stage.index, self.unit))
         self.stats.seconds = time.perf_counter() - started
@@ -154,7 +160,7 @@ class UnitRun:
         previous = self.workdir / f"stage{self.stage.index - 1}"
         decision = load_decision(self.workdir, self.stage.index - 1, self.unit.key)
         closing_name = self.pipeline.stages[self.stage.index - 1].closing.label
-        for path in sorted(previous.glob(f"s{self.stage.index - 1}-{self.unit.key}-*.arrow")):
+        for path in unit_shards(previous, f"s{self.stage.index - 1}-{self.unit.key}"):
             table = read_table(path)
             self.stats.read += table.num_rows
             self.stats.step_in[closing_name] = self.stats.step_in.get(closing_name, 0) + table.num_rows
@@ -201,7 +207,18 @@ class UnitRun:
 
     def flush_read_rejects(self) -> None:
         if self.read_rejects:
-            write_table(pa.concat_tables(self.read_rejects), self.output / "rejected" / f"read-{self.unit.key}.arrow")
+            path = write_table(pa.concat_tables(self.read_rejects), self.output / "rejected" / f"read-{self.unit.key}.arrow")
+            self.stats.outputs.append(str(path.relative_to(self.output)))
+
+
+def final_stage(stage: Stage) -> bool:
+    return stage.closing is None
+
+
+def unit_shards(folder: Path, prefix: str) -> list[Path]:
+    """The numbered shards `PREFIX-NNNN.arrow` of one unit, exactly (a longer unit key is another unit)."""
+    pattern = re.compile(re.escape(prefix) + r"-\d{4}\.arrow")
+    return sorted(p for p in folder.glob(f"{glob.escape(prefix)}-*.arrow") if pattern.fullmatch(p.name))
 
 
 def _add_lengths(histogram: list[int], table: pa.Table) -> None:
@@ -259,6 +276,8 @@ def run_unit(pipeline: Pipeline, stage_index: int, unit: WorkUnit, workdir: Path
     stage = pipeline.stages[stage_index]
     _remove_partial_outputs(stage, unit, workdir, output)
     unit_run = UnitRun(pipeline, stage, unit, workdir, output)
+    if stage_index == 0:
+        unit_run.stats.fingerprint = unit_fingerprint(unit)  # before reading: a change while reading shows next run
     stats = unit_run.run()
     if stage_index == 0:
         unit_run.flush_read_rejects()
@@ -273,15 +292,14 @@ def stats_path(workdir: Path, stage_index: int, unit: WorkUnit) -> Path:
 
 def _remove_partial_outputs(stage: Stage, unit: WorkUnit, workdir: Path, output: Path) -> None:
     """A unit interrupted mid-way may have left some of its files; it is redone from scratch."""
-    final = stage.closing is None
-    patterns = [(output / "rejected", f"s{stage.index}-{unit.key}-*.arrow")]
-    if stage.index == 0:
-        patterns.append((output / "rejected", f"read-{unit.key}.arrow"))
-    patterns.append((output / "shards", f"{unit.key}-*.arrow") if final
-                    else (workdir / f"stage{stage.index}", f"s{stage.index}-{unit.key}-*.arrow"))
-    for folder, pattern in patterns:
-        for path in folder.glob(pattern):
+    prefixes = [(output / "rejected", f"s{stage.index}-{unit.key}"),
+                (output / "shards", unit.key) if final_stage(stage)
+                else (workdir / f"stage{stage.index}", f"s{stage.index}-{unit.key}")]
+    for folder, prefix in prefixes:
+        for path in unit_shards(folder, prefix):
             path.unlink()
+    if stage.index == 0:
+        (output / "rejected" / f"read-{unit.key}.arrow").unlink(missing_ok=True)
 
 
 class LocalExecutor:
@@ -379,27 +397,28 @@ def build(recipe: Recipe, recipe_data: dict[str, Any] | None = None, show_progre
         executor: Any = RayExecutor(recipe.workers, show_progress)
     else:
         executor = LocalExecutor(recipe.workers, show_progress)
-    started = time.perf_counter()
-    start_or_resume(recipe, pipeline, output)
-    stage_stats = executor.run(pipeline, output)
-    return write_outputs(recipe, recipe_data, pipeline, stage_stats, output, time.perf_counter() - started)
+    with output_lock(output):
+        started = time.perf_counter()
+        start_or_resume(recipe, pipeline, output)
+        stage_stats = executor.run(pipeline, output)
+        sweep_unclaimed(output, {name for stage in stage_stats for unit in stage for name in unit.get("outputs", [])})
+        return write_outputs(recipe, recipe_data, pipeline, stage_stats, output, time.perf_counter() - started)
 
 
 def start_or_resume(recipe: Recipe, pipeline: Pipeline, output: Path) -> None:
-    """Resume only the same work: if what decides the output changed, the folder starts over.
+    """Resume only the same work (pipeline/resume.py): a changed identity starts the folder over,
+    changed or vanished inputs redo their units.
 
-    The reader config, the steps with their parameters and the write layout are recorded in
-    .work/recipe.json; workers, executor and --strict do not change results and may differ.
+    Workers, executor and --strict do not change results and may differ between runs.
     """
-    identity = {"read": to_dict(recipe.read), "steps": recipe.step_specs(),
-                "shard_size": recipe.write.shard_size, "keep_rejected": recipe.write.keep_rejected}
-    identity = json.loads(json.dumps(identity, default=str))
+    identity = run_identity(recipe, pipeline.steps)
     marker = output / ".work" / "recipe.json"
+    side_folders = [stage.closing.label for stage in pipeline.stages if stage.closing is not None]
+    ours = owned_entries(output, [".work", "shards", "rejected", *side_folders, "manifest.json", "report.html"])
     if marker.exists() and read_json(marker) == identity:
+        forget_changed_units(len(pipeline.stages), pipeline.reader.units(), output / ".work")
         return
-    side_folders = [output / stage.closing.label for stage in pipeline.stages if stage.closing is not None]
-    for folder in [output / ".work", output / "shards", output / "rejected", *side_folders]:
-        shutil.rmtree(folder, ignore_errors=True)
-    for name in ("manifest.json", "report.html"):
-        (output / name).unlink(missing_ok=True)
+    for name in ours:
+        target = output / name
+        shutil.rmtree(target) if target.is_dir() and not target.is_symlink() else target.unlink()
     write_json(identity, marker)

@@ -52,6 +52,13 @@ class Step:
     def setup(self) -> None:
         """Load heavy resources (models, tables). Called once per worker process before use."""
 
+    def input_files(self) -> list[str]:
+        """Files this step reads (templates, models, eval sets): their fingerprints join the resume identity,
+        so a changed file redoes the build. By default every parameter that names an existing path."""
+        from instruct.pipeline.resume import referenced_files
+
+        return referenced_files(dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {})
+
     def ensure_setup(self) -> None:
         if not self._ready:
             self.setup()

@@ -27,7 +27,7 @@ from instruct.config import ConfigError, from_dict, load_yaml, to_dict
 from instruct.io.shards import atomic_path, write_json
 from instruct.quality.data import iter_records
 from instruct.schema import content_id
-from instruct.synth.client import ClientConfig, LLMClient, Request, Response, redact
+from instruct.synth.client import ClientConfig, LLMClient, Request, Response, public_url, redact
 from instruct.synth.run import ServeConfig, endpoint
 
 DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "prompts" / "quality_annotation.yaml"
@@ -113,7 +113,8 @@ def run_annotate(config: AnnotateConfig) -> dict[str, Any]:
     output = Path(config.output)
     with endpoint(config) as (base_url, model, served):
         cache = config.client.cache or str(output / "cache" / "requests.jsonl")
-        client_config = dataclasses.replace(config.client, base_url=base_url, model=model, cache=cache)
+        client_config = dataclasses.replace(config.client, base_url=base_url, model=model, cache=cache,
+                                            endpoint_id="served-locally" if served else None)
         responses, usage, client_config.model = asyncio.run(_send(client_config, requests, config.progress))
     return write_outputs(config, client_config, served, prompt, documents, responses, usage,
                          time.perf_counter() - started)
@@ -151,7 +152,7 @@ def write_outputs(config: AnnotateConfig, client: ClientConfig, served: bool, pr
     manifest = {
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "classify annotate",
-        "endpoint": {"base_url": client.base_url, "model": client.model, "served_locally": served},
+        "endpoint": {"base_url": public_url(client.base_url), "model": client.model, "served_locally": served},
         "config": settings,
         "counts": {"sampled": len(documents), "scored": len(scored), "unscored": len(unscored),
                    "unscored_reasons": dict(Counter(r["reason"] for r in unscored)),

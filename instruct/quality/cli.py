@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from instruct.errors import user_errors
+from instruct.errors import fail_if_nothing_written, user_errors
 
 
 @click.group()
@@ -99,6 +99,7 @@ def annotate(input_path: str, output: str, num: int, template: str | None, promp
                                 seed=seed, client=ClientConfig(base_url=base_url, model=model, concurrency=concurrency))
         manifest = run_annotate(config)
     counts, usage = manifest["counts"], manifest["usage"]
+    fail_if_nothing_written(counts["scored"], usage, output)
     click.echo(f"graded {counts['scored']:,} of {counts['sampled']:,} documents (unscored {counts['unscored']:,}: "
                f"{counts['unscored_reasons']}) · scores {counts['scores']} · requests sent {usage['requests_sent']:,} "
                f"(cached {usage['cache_hits']:,}) in {manifest['seconds']:.1f}s -> {output}")

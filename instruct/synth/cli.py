@@ -7,7 +7,7 @@ import os
 
 import click
 
-from instruct.errors import user_errors
+from instruct.errors import fail_if_nothing_written, user_errors
 
 
 @click.command()
@@ -58,6 +58,7 @@ def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, se
         redactor.secrets.append(loaded.client.api_key or "")
         manifest = run_synth(loaded, data)
     counts, usage = manifest["counts"], manifest["usage"]
+    fail_if_nothing_written(counts["written"], usage, loaded.output)
     rejected = sum(n for stage in counts["stages"].values() for reason, n in stage.items() if reason != "kept")
     click.echo(f"{loaded.method}: wrote {counts['written']:,} examples · rejected {rejected:,} candidates · "
                f"requests sent {usage['requests_sent']:,} (cached {usage['cache_hits']:,}, retries "

@@ -11,12 +11,15 @@ One object, `LLMClient`, is shared by `instruct synth` and LLM annotation. Typic
   `params` are the endpoint's generation parameters (max_tokens, temperature, stop, response_format, ...).
 * Concurrency is bounded by `ClientConfig.concurrency`; identical requests in flight are sent once.
 * 429, 408/409, 5xx, timeouts and connection errors are retried with exponential backoff and jitter;
-  a server's Retry-After (or retry-after-ms) wins over the computed delay.
+  a server's Retry-After (or retry-after-ms) wins over the computed delay. 401/403/404 (a wrong key, a
+  wrong base URL or model) stop the whole run at the first one with a one-line `EndpointError`.
 * Every successful response is appended to the cache file as one JSON line with a single `write()` on an
   O_APPEND descriptor: a SIGKILL loses at most the request in transit, several processes may share a file,
-  and a torn last line (power loss) is ignored on load. Failures are never cached, so a re-run retries them.
+  and a torn last line (power loss) is skipped on load and never truncated (another process may be
+  appending to it); the next write starts a fresh line. Failures are never cached, so a re-run retries them.
+  Cache keys include the endpoint: the same model name at another base URL is another model.
 * The API key is never stored in `Response`, `Usage`, the cache or `ClientConfig.public()`; `redact()` and
-  `RedactingFilter` scrub it from any text or log record.
+  `RedactingFilter` scrub it, and credentials in URLs (`user:pass@`, `?api_key=`), from any text or log record.
 """
 from __future__ import annotations
 
@@ -34,11 +37,28 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
+from instruct.config import ConfigError
+
 log = logging.getLogger("instruct.synth.client")
 
 RETRYABLE_STATUS = frozenset({408, 409, 429}) | frozenset(range(500, 600))
+FATAL_STATUS = {401: "the API key was refused (check OPENAI_API_KEY)", 403: "access denied for this key or model",
+                404: "not found: check the base URL (it usually ends in /v1) and the model name"}
+_URL_USERINFO = re.compile(r"(?<=://)[^/\s@]+@")
+_SECRET_QUERY = re.compile(r"(?i)([?&](?:api[_-]?key|key|token|access_token|secret|password|sig|signature)=)[^&\s#]+")
 LOCAL_API_KEY = "not-needed"  # local servers ignore the key, but the openai client insists on one
 _KEY_PATTERN = re.compile(r"\b(sk-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9_\-\.]{8,})")
+
+
+class EndpointError(ConfigError):
+    """The endpoint refuses us (401/403/404) or cannot be reached at all: retrying cannot help."""
+
+
+def public_url(url: str | None) -> str | None:
+    """A URL fit for manifests and messages: no `user:password@`, no key/token query values."""
+    if not url:
+        return url
+    return _SECRET_QUERY.sub(r"\1<redacted>", _URL_USERINFO.sub("", url))
 
 
 @dataclass
@@ -55,6 +75,7 @@ class ClientConfig:
     backoff_max: float = 60.0
     max_retry_after: float = 300.0  # a longer Retry-After is capped to this
     cache: str | None = None  # JSONL request cache; None disables caching
+    endpoint_id: str | None = None  # names the endpoint in cache keys; default: the base URL (credentials stripped)
 
     def resolved_key(self) -> str:
         return self.api_key or os.environ.get("OPENAI_API_KEY") or LOCAL_API_KEY
@@ -66,8 +87,12 @@ class ClientConfig:
         """The settings as plain data for manifests: the key is reduced to whether one was set."""
         data = asdict(self)
         data["api_key"] = "<set>" if (self.api_key or os.environ.get("OPENAI_API_KEY")) else None
-        data["base_url"] = self.resolved_base_url()
+        data["base_url"] = public_url(self.resolved_base_url())
         return data
+
+    def cache_scope(self) -> str:
+        """What, besides the model, tells this endpoint's answers apart from another's."""
+        return self.endpoint_id or (public_url(self.resolved_base_url()) or "https://api.openai.com/v1").rstrip("/")
 
 
 @dataclass(frozen=True)
@@ -91,9 +116,10 @@ class Request:
     def endpoint(self) -> str:
         return "chat" if self.messages is not None else "completions"
 
-    def key(self, model: str | None) -> str:
-        """Cache key: a hash of (endpoint, model, parameters, prompt, salt)."""
-        body = {"endpoint": self.endpoint, "model": model, "params": dict(self.params), "salt": self.salt,
+    def key(self, model: str | None, base_url: str | None = None) -> str:
+        """Cache key: a hash of (endpoint kind, base URL, model, parameters, prompt, salt)."""
+        body = {"endpoint": self.endpoint, "base_url": base_url, "model": model, "params": dict(self.params),
+                "salt": self.salt,
                 "prompt": self.prompt,
                 "messages": [dict(m) for m in self.messages] if self.messages is not None else None}
         canonical = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -151,7 +177,7 @@ class RequestCache:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._entries: dict[str, dict[str, Any]] = {}
         self._load()
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        self._fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
 
     def _load(self) -> None:
         if not self.path.exists():
@@ -159,11 +185,11 @@ class RequestCache:
         with open(self.path, "rb") as handle:
             data = handle.read()
         complete = data.rfind(b"\n") + 1
-        if complete < len(data):  # a torn last line from a crash mid-write: drop it before appending
+        if complete < len(data):  # torn by a crash, or another process's append in progress: never cut it
             log.warning("%s: ignoring an incomplete last line (%d bytes)", self.path, len(data) - complete)
-            with open(self.path, "rb+") as handle:
-                handle.truncate(complete)
         for number, line in enumerate(data[:complete].splitlines(), 1):
+            if not line.strip():
+                continue
             try:
                 entry = json.loads(line)
                 self._entries[entry["key"]] = entry
@@ -183,6 +209,9 @@ class RequestCache:
     def put(self, response: Response) -> None:
         entry = response.record()
         line = (json.dumps(entry, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+        size = os.fstat(self._fd).st_size
+        if size and os.pread(self._fd, 1, size - 1) != b"\n":
+            line = b"\n" + line  # after a torn line: start our own, leaving the fragment a skipped line
         os.write(self._fd, line)  # one write on O_APPEND: never interleaved, never half-visible to readers
         self._entries[response.key] = entry
 
@@ -203,6 +232,7 @@ class LLMClient:
         self._semaphore: asyncio.Semaphore | None = None
         self._inflight: dict[str, asyncio.Future] = {}
         self._client = None
+        self._fatal: EndpointError | None = None  # the first 401/403/404: every later request fails with it
 
     async def __aenter__(self) -> "LLMClient":
         return self
@@ -228,7 +258,11 @@ class LLMClient:
 
     async def default_model(self) -> str:
         """The first model the endpoint lists (for servers that host one model under any name)."""
-        models = await self._openai().models.list()
+        try:
+            models = await self._openai().models.list()
+        except Exception as error:  # noqa: BLE001 - classified just below
+            reason, _, _ = classify_error(error)
+            raise self.endpoint_error(reason, error) from None
         if not models.data:
             raise RuntimeError(f"{self.config.resolved_base_url()}: the endpoint lists no models; pass --model")
         return models.data[0].id
@@ -247,7 +281,7 @@ class LLMClient:
 
     async def complete(self, request: Request) -> Response:
         """Answer one request: from the cache, from an identical request in flight, or from the server."""
-        key = request.key(self.config.model)
+        key = request.key(self.config.model, self.config.cache_scope())
         if self.cache is not None and (hit := self.cache.get(key)) is not None:
             self.usage.cache_hits += 1
             return hit
@@ -274,11 +308,17 @@ class LLMClient:
         attempt = 0
         while True:
             async with self._semaphore:
+                if self._fatal is not None:
+                    raise self._fatal
                 self.usage.requests_sent += 1
                 try:
                     reply = await self._call(request)
                 except Exception as error:  # noqa: BLE001 - classified just below
                     reason, retryable, retry_after = classify_error(error)
+                    if reason.startswith("http_") and int(reason[5:]) in FATAL_STATUS:
+                        self.usage.failures[reason] += 1
+                        self._fatal = self.endpoint_error(reason, error)
+                        raise self._fatal from None
                     last_error = f"{reason}: {redact(str(error), self.config.resolved_key())}"
                 else:
                     response = _parse_reply(reply, key, request.endpoint)
@@ -296,6 +336,15 @@ class LLMClient:
             log.info("request %s: %s; retry %d in %.2fs", key[:12], reason, attempt + 1, delay)
             await self._sleep(delay)
             attempt += 1
+
+    def endpoint_error(self, reason: str, error: BaseException) -> EndpointError:
+        """One line naming the endpoint (credentials stripped), the status and what to check."""
+        url = public_url(self.config.resolved_base_url()) or "https://api.openai.com/v1"
+        status = int(reason[5:]) if reason.startswith("http_") else None
+        hint = FATAL_STATUS.get(status, "") if status else "cannot reach the endpoint: check the base URL"
+        detail = redact(str(error), self.config.resolved_key()).splitlines()[0][:200] if str(error) else reason
+        model = f" (model {self.config.model!r})" if self.config.model else ""
+        return EndpointError(f"{url}{model}: {f'HTTP {status}' if status else reason}: {hint} [{detail}]")
 
     def retry_delay(self, attempt: int, retry_after: float | None) -> float:
         """Retry-After when the server gave one, else capped exponential backoff with 'equal jitter'."""
@@ -366,6 +415,7 @@ def redact(text: str, *secrets: str | None) -> str:
     for secret in secrets:
         if secret and secret != LOCAL_API_KEY and len(secret) >= 4:
             text = text.replace(secret, "<redacted>")
+    text = _SECRET_QUERY.sub(r"\1<redacted>", _URL_USERINFO.sub("", text))
     return _KEY_PATTERN.sub("<redacted>", text)
 
 

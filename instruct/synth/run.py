@@ -21,7 +21,7 @@ from typing import Any, Iterator, Literal
 from instruct.config import ConfigError, apply_overrides, from_dict, to_dict
 from instruct.io.shards import ShardWriter, atomic_path, shard_paths, write_json
 from instruct.schema import EXAMPLE_SCHEMA, examples_table
-from instruct.synth.client import ClientConfig, LLMClient, redact
+from instruct.synth.client import ClientConfig, LLMClient, public_url, redact
 from instruct.synth.evol_instruct import EvolInstruct, EvolInstructConfig
 from instruct.synth.self_instruct import SelfInstruct, SelfInstructConfig, SynthOutput, load_seed_tasks
 
@@ -101,7 +101,8 @@ def run_synth(recipe: SynthRecipe, recipe_data: dict[str, Any] | None = None) ->
     inputs = _inputs(recipe)
     with endpoint(recipe) as (base_url, model, served):
         cache = recipe.client.cache or str(output / "cache" / "requests.jsonl")
-        client_config = dataclasses.replace(recipe.client, base_url=base_url, model=model, cache=cache)
+        client_config = dataclasses.replace(recipe.client, base_url=base_url, model=model, cache=cache,
+                                            endpoint_id="served-locally" if served else None)
         result, usage, model = asyncio.run(_generate(recipe, client_config, inputs))
     client_config.model = model
     return write_outputs(recipe, recipe_data, client_config, served, result, usage, time.perf_counter() - started)
@@ -160,7 +161,7 @@ def write_outputs(recipe: SynthRecipe, recipe_data: dict[str, Any] | None, clien
         "command": "synth",
         "method": recipe.method,
         "schema": "EXAMPLE",
-        "endpoint": {"base_url": client.base_url, "model": client.model, "served_locally": served},
+        "endpoint": {"base_url": public_url(client.base_url), "model": client.model, "served_locally": served},
         "config": config,
         "recipe": _without_keys(recipe_data),
         "versions": package_versions(),

@@ -11,9 +11,11 @@ output never depends on worker count or order.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
@@ -31,6 +33,9 @@ UNLABELED = "unlabeled"
 NO_TARGET = "no_target"  # the template rendered no `|||` (target in a branch not taken)
 EMPTY_TARGET = "empty_target"
 EMPTY_PROMPT = "empty_prompt"
+MAX_RENDER_CHARS = 4_000_000  # per rendered row and per value made inside a template (str * n, a + b, filters)
+MAX_RENDER_SECONDS = 2.0  # per rendered row; real templates take microseconds
+MAX_INT_BITS = 1 << 16  # integers a template may build with * and ** (10**9**9 would never finish)
 
 
 class TemplateError(ConfigError):
@@ -101,12 +106,85 @@ def _highlight(text: str) -> str:
     return "<span style='color: #F08080'>" + text + "</span>"
 
 
+class TemplateLimit(SecurityError):
+    """A template exceeded a resource limit (size of a value or of the output, rendering time)."""
+
+
+class LimitedSandbox(SandboxedEnvironment):
+    """The sandbox plus resource limits: sizes of what `*`, `**`, `+` and calls build, and a deadline.
+
+    The deadline is checked at every call, attribute and item access and output piece, so nested
+    loops that do anything stop; `range` is already capped by Jinja's sandbox (MAX_RANGE).
+    """
+
+    intercepted_binops = frozenset({"*", "**", "+"})
+    deadline = float("inf")
+
+    def start(self) -> None:
+        self.deadline = time.monotonic() + MAX_RENDER_SECONDS
+
+    def check_time(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise TemplateLimit(f"rendering took over {MAX_RENDER_SECONDS:g} s")
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        self.check_time()
+        integers = isinstance(left, int) and isinstance(right, int)
+        if operator == "**" and integers and right > 0 and max(left.bit_length(), 1) * right > MAX_INT_BITS:
+            raise TemplateLimit(f"{left} ** {right} is too large")
+        if operator == "*" and integers and left.bit_length() + right.bit_length() > MAX_INT_BITS:
+            raise TemplateLimit("a product too large")
+        if operator == "*":
+            sized, count = (left, right) if isinstance(right, int) else (right, left)
+            if isinstance(count, int) and hasattr(sized, "__len__") and len(sized) * count > MAX_RENDER_CHARS:
+                raise TemplateLimit(f"a repetition of {len(sized) * count:,} items > {MAX_RENDER_CHARS:,}")
+        sized = hasattr(left, "__len__") and hasattr(right, "__len__")
+        if operator == "+" and sized and len(left) + len(right) > MAX_RENDER_CHARS:
+            raise TemplateLimit(f"a concatenation of {len(left) + len(right):,} items > {MAX_RENDER_CHARS:,}")
+        return super().call_binop(context, operator, left, right)
+
+    def call(__self, __context: Context, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        __self.check_time()
+        _check_sizes(args, kwargs)  # padding widths etc.: refuse before allocating
+        result = super().call(__context, __obj, *args, **kwargs)
+        if hasattr(result, "__len__") and not isinstance(result, range) and len(result) > MAX_RENDER_CHARS:
+            raise TemplateLimit(f"a value of {len(result):,} items > {MAX_RENDER_CHARS:,}")
+        return result
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        self.check_time()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        self.check_time()
+        return super().getitem(obj, argument)
+
+
+def _check_sizes(args: tuple, kwargs: dict) -> None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_RENDER_CHARS:
+            raise TemplateLimit(f"argument {value:,} > {MAX_RENDER_CHARS:,}")
+
+
 def make_environment() -> SandboxedEnvironment:
-    """promptsource's settings (default whitespace handling, no autoescape) in a sandbox."""
-    env = SandboxedEnvironment(undefined=StrictUndefined, finalize=_finalize)
+    """promptsource's settings (default whitespace handling, no autoescape) in a limited sandbox."""
+    env = LimitedSandbox(undefined=StrictUndefined, finalize=_finalize)
     env.globals.update(zip=zip)
     env.filters.update(choice=_choice, random=_random, most_frequent=_most_frequent, highlight=_highlight)
+    env.filters = {name: _limited(function) for name, function in env.filters.items()}  # filters bypass env.call
     return env
+
+
+def _limited(function: Any) -> Any:
+    """A filter that refuses size arguments over the limit (`center(10**9)`) before allocating."""
+
+    @functools.wraps(function)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        ENV.check_time()
+        _check_sizes(args, kwargs)
+        return function(*args, **kwargs)
+
+    return call
 
 
 ENV = make_environment()
@@ -234,8 +312,16 @@ class Template:
         try:
             # Template.render minus its per-call copies: the globals were flattened once at compile time
             variables = {**self._globals, **context}
-            return "".join(program.root_render_func(
-                new_context(ENV, program.name, program.blocks, variables, shared=True, globals=self._globals)))
+            ENV.start()
+            pieces, size = [], 0
+            for piece in program.root_render_func(
+                    new_context(ENV, program.name, program.blocks, variables, shared=True, globals=self._globals)):
+                pieces.append(piece)
+                size += len(piece)
+                if size > MAX_RENDER_CHARS:
+                    raise TemplateLimit(f"output over {MAX_RENDER_CHARS:,} characters")
+                ENV.check_time()
+            return "".join(pieces)
         except SecurityError as error:
             raise self.error(f"refused by the sandbox: {error}", row, where) from None
         except _PrintedNone:

@@ -109,7 +109,8 @@ class TrainConfig:
     save_every: int = 100
     keep_checkpoints: int = 2
     log_every: int = 1
-    resume: bool = True  # continue from the newest checkpoint in the output folder
+    resume: bool | Literal["force"] = True  # continue from the newest checkpoint if made under this config and data;
+    # false: start over (old checkpoints removed); force: continue even if config or data changed
     threads: int | None = None  # torch CPU threads; default: torch's choice
     unfreeze_schedule: UnfreezeSchedule | None = None  # freeze/full: unfreeze blocks top-down as training goes
 

@@ -22,12 +22,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from instruct.config import ConfigError, to_dict
-from instruct.io.shards import write_json
+from instruct.io.shards import atomic_files, write_json
 from instruct.models import cache_dir
 from instruct.progress import progress_bar
 from instruct.tune import bottleneck
 from instruct.tune.attention import register as register_packed_sdpa
-from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, resume_checkpoint, save_checkpoint
 from instruct.tune.config import BOTTLENECK_ADAPTERS, PEFT_ADAPTERS, DistillConfig, TuneConfig
 from instruct.tune.data import IGNORE, TokenizedSet, load_examples, split_eval, tokenize_table
 from instruct.tune.distill import distill_loss_sum, load_teacher
@@ -316,7 +316,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
 
     # 5. resume exactly where a checkpoint left off (weights, optimizer, schedule, RNG; data order follows the step)
     start = 0
-    checkpoint = latest_checkpoint(output) if config.train.resume else None
+    checkpoint = resume_checkpoint(config, output, dist.main)
     if checkpoint is not None:
         hooks.before_step(int(checkpoint.name.removeprefix("step-")))  # the checkpoint's trainable set
         start = load_checkpoint(checkpoint, model, optimizer, scheduler)["step"]
@@ -392,11 +392,12 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         resumed_from=start, log=log.records if log is not None else [], plan=run_plan,
         method_summary=hooks.summary(total_steps))
     if dist.main:
-        if config.method.name in BOTTLENECK_ADAPTERS:
-            bottleneck.save(model, output, config.method, str(model.config._name_or_path))
-        else:
-            model.save_pretrained(output)
-        tokenizer.save_pretrained(output)
+        with atomic_files(output) as staging:  # each adapter/model file is replaced whole, never half-written
+            if config.method.name in BOTTLENECK_ADAPTERS:
+                bottleneck.save(model, staging, config.method, str(model.config._name_or_path))
+            else:
+                model.save_pretrained(staging)
+            tokenizer.save_pretrained(staging)
         plot_losses(result.log, output / "loss.png")
         if config.merge and peft_method:
             result.merged = str(merge_adapter(output, output / "merged"))

@@ -254,7 +254,9 @@ def merge_adapter(adapter: str | Path, target: str | Path, model: str | Path | N
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(adapter)
-    target = Path(target)
-    merged.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return target
+    from instruct.io.shards import atomic_dir
+
+    with atomic_dir(target) as staging:  # a kill mid-save leaves the previous merge (or none), never half of one
+        merged.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+    return Path(target)

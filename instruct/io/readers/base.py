@@ -6,7 +6,6 @@ file and line/record, so that read == written + rejected holds for every run.
 """
 from __future__ import annotations
 
-import glob
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +13,8 @@ from typing import Any, ClassVar, Iterator
 
 import pyarrow as pa
 
-from instruct.config import from_dict
+from instruct.config import from_dict, require_positive
+from instruct.io.globs import expand_glob, unique_real_paths
 from instruct.schema import DOCUMENT_SCHEMA, content_id, dump_meta
 
 
@@ -32,7 +32,11 @@ class ReadConfig:
     id_field: str = "id"  # field holding the id; a content hash is used when absent
     source: str = ""  # value of the `source` column; defaults to the format's kind (web, books, code)
     batch_size: int = 1000
+    max_record_bytes: int = 16 << 20  # a longer record (JSONL line, WARC body) is rejected as too_large, unread
     options: dict[str, Any] = field(default_factory=dict)  # format-specific settings
+
+    def __post_init__(self) -> None:
+        require_positive(self, "read", "batch_size", "max_record_bytes")
 
 
 @dataclass(frozen=True)
@@ -118,21 +122,39 @@ class Reader:
                 continue
             rows.append(item)
             if len(rows) >= self.config.batch_size:
-                yield ReadBatch(pa.Table.from_pylist(rows, schema=self.schema), rejects)
+                yield self._batch(rows, rejects)
                 rows, rejects = [], []
         if rows or rejects:
-            yield ReadBatch(pa.Table.from_pylist(rows, schema=self.schema), rejects)
+            yield self._batch(rows, rejects)
+
+    def _batch(self, rows: list[dict], rejects: list[Reject]) -> ReadBatch:
+        """One table of `rows`; a row Arrow cannot hold is rejected alone, never taking its batch down."""
+        try:
+            return ReadBatch(pa.Table.from_pylist(rows, schema=self.schema), rejects)
+        except (pa.ArrowException, UnicodeError, ValueError, TypeError, OverflowError):
+            pass
+        good = []
+        for row in rows:
+            try:
+                good.append(pa.Table.from_pylist([row], schema=self.schema))
+            except (pa.ArrowException, UnicodeError, ValueError, TypeError, OverflowError) as error:
+                where = str(row.get("url_or_path") or row.get("id") or "?")
+                rejects.append(self.reject(where, "invalid_record", f"{type(error).__name__}: {error}"[:300]))
+        table = pa.concat_tables(good) if good else self.schema.empty_table()
+        return ReadBatch(table, rejects)
 
 
 def expand_paths(patterns: list[str]) -> list[str]:
-    """Expand globs (including **) into a sorted, de-duplicated list; a missing input is an error."""
+    """Expand globs (including **, safe on symlink loops) into a sorted list naming each real file once.
+
+    A missing input is an error."""
     found: list[str] = []
     for pattern in patterns:
-        matches = sorted(glob.glob(os.path.expanduser(pattern), recursive=True))
+        matches = expand_glob(pattern)
         if not matches:
             raise InputError(f"{pattern}: no such file or no match for this pattern")
         found.extend(matches)
-    return sorted(dict.fromkeys(found))
+    return unique_real_paths(found)
 
 
 def unit_key(path: str) -> str:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -21,7 +22,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from instruct.config import ConfigError
-from instruct.io.readers.base import InputError, ReadBatch, Reader, WorkUnit
+from instruct.io.readers.base import InputError, ReadBatch, Reader, Reject, WorkUnit
 
 BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
             ".arrow": "arrow"}
@@ -124,7 +125,7 @@ def _describe_load_error(path: Path, builder: str, error: Exception) -> str:
     cause = error
     while cause.__cause__ is not None or cause.__context__ is not None:
         cause = cause.__cause__ or cause.__context__
-    if path.is_file() and (builder == "json" or any(s in (".json", ".jsonl") for s in path.suffixes)):
+    if _is_json_lines(path, builder):
         from instruct.io.readers.jsonl import open_text_stream
 
         with open_text_stream(str(path)) as raw:
@@ -144,12 +145,51 @@ class DatasetReader(Reader):
 
     def read_unit(self, unit: WorkUnit) -> Iterator[ReadBatch]:
         for path in unit.paths:
-            loaded, split, offset = load_split(path, self.options.split, self.options.builder,
-                                               self.options.delimiter)
-            table = loaded.with_format("arrow")[:]
+            rejects: list[Reject] = []
+            try:
+                loaded, split, offset = load_split(path, self.options.split, self.options.builder,
+                                                   self.options.delimiter)
+            except InputError as error:
+                if self.strict:
+                    raise
+                if not _is_json_lines(Path(path), self.options.builder):
+                    yield ReadBatch(self.schema.empty_table(), [self.reject(path, "unreadable_file", str(error))])
+                    continue
+                loaded, split, offset, rejects = self._load_valid_lines(path)
+            table = loaded.with_format("arrow")[:] if loaded is not None else None
+            if table is None or not table.num_rows:
+                yield ReadBatch(self.schema.empty_table(), rejects)
+                continue
             for start in range(0, table.num_rows, self.config.batch_size):
                 batch = table.slice(start, self.config.batch_size)
-                yield ReadBatch(self._with_id_and_meta(batch, unit, path, split, offset + start))
+                yield ReadBatch(self._with_id_and_meta(batch, unit, path, split, offset + start),
+                                rejects if start == 0 else [])
+
+    def _load_valid_lines(self, path: str) -> tuple[Any, str, int, list[Reject]]:
+        """A JSON Lines file `datasets` refused: each bad line a reject naming it, the other lines loaded."""
+        from instruct.io.readers.jsonl import parse_json_line
+        from instruct.io.streams import open_text_stream
+
+        rejects, good = [], []
+        with open_text_stream(path) as raw:
+            for number, line in enumerate(raw, start=1):
+                if not line.strip():
+                    continue
+                value, reason, detail, decoded = parse_json_line(line)
+                if reason is None and not isinstance(value, dict):
+                    reason, detail = "not_an_object", type(value).__name__
+                if reason is not None:
+                    rejects.append(self.reject(f"{path}:{number}", reason, detail, decoded))
+                else:
+                    good.append(line.rstrip(b"\r\n") + b"\n")
+        split = self.options.split or _split_from_name(Path(path))
+        if not good:
+            return None, split, 0, rejects
+        with tempfile.TemporaryDirectory() as folder:
+            clean = Path(folder) / (Path(path).name.split(".")[0] + ".jsonl")
+            clean.write_bytes(b"".join(good))
+            loaded, split, offset = load_split(str(clean), split, "json", self.options.delimiter)
+        return loaded, split, offset, rejects
 
     def _with_id_and_meta(self, table: pa.Table, unit: WorkUnit, path: str, split: str, first_row: int) -> pa.Table:
         rows = range(first_row, first_row + table.num_rows)
@@ -169,6 +209,10 @@ class DatasetReader(Reader):
             metas = [json.dumps({"path": path, "split": split, "row": row}) for row in rows]
             table = table.append_column("meta", pa.array(metas, pa.string()))
         return table
+
+
+def _is_json_lines(path: Path, builder: str) -> bool:
+    return path.is_file() and (builder == "json" or any(s in (".json", ".jsonl") for s in path.suffixes))
 
 
 def row_location(meta: str | None, row_id: str) -> str:

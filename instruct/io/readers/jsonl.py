@@ -1,58 +1,46 @@
-"""JSON Lines, plain or compressed (.gz, .zst), one record per line."""
+"""JSON Lines, plain or compressed (.gz, .zst), one record per line.
+
+Every line becomes a document or a reject naming `file:line`: `invalid_utf8`, `invalid_json`
+(including nesting too deep to parse), `invalid_unicode` (a lone UTF-16 surrogate such as
+"\\ud800": valid JSON, but no UTF-8 text can hold it), `not_an_object`, `missing_text_field`,
+`too_large` (over `read.max_record_bytes`, skipped while reading) and, for a cut compressed
+file, one `truncated_file` for the lost tail after every complete line was kept.
+"""
 from __future__ import annotations
 
-import gzip
 import io
 import json
-import zlib
-from typing import IO, Iterator
-
-import zstandard
+import re
+from typing import Any, Iterator
 
 from instruct.io.readers.base import ReadBatch, Reader, Reject, WorkUnit
+from instruct.io.streams import TruncationGuard, ZstdStream, bounded_lines, open_text_stream
+
+__all__ = ["JsonlReader", "ZstdStream", "open_text_stream", "parse_json_line"]
+
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
-def open_text_stream(path: str) -> IO[bytes]:
-    """Open a possibly compressed file as a binary stream, chosen by extension."""
-    if path.endswith(".gz"):
-        return gzip.open(path, "rb")
-    if path.endswith(".zst") or path.endswith(".zstd"):
-        return io.BufferedReader(ZstdStream(open(path, "rb")))
-    return open(path, "rb")
-
-
-class ZstdStream(io.RawIOBase):
-    """Zstandard frames, decompressed; unlike zstandard's stream_reader, a cut file raises EOFError."""
-
-    def __init__(self, raw: IO[bytes], chunk: int = 1 << 20) -> None:
-        self.raw, self.chunk = raw, chunk
-        self.decompressor = zstandard.ZstdDecompressor().decompressobj()
-        self.in_frame = False  # bytes of the current frame were fed and its end not seen yet
-        self.pending = b""
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: bytearray) -> int:
-        while not self.pending:
-            data = self.raw.read(self.chunk)
-            if not data:
-                if self.in_frame:
-                    raise EOFError("zstd file ended in the middle of a frame")
-                return 0
-            while data:
-                self.pending += self.decompressor.decompress(data)
-                self.in_frame = not self.decompressor.eof
-                data = self.decompressor.unused_data if self.decompressor.eof else b""
-                if self.decompressor.eof:
-                    self.decompressor = zstandard.ZstdDecompressor().decompressobj()
-        size = min(len(buffer), len(self.pending))
-        buffer[:size], self.pending = self.pending[:size], self.pending[size:]
-        return size
-
-    def close(self) -> None:
-        self.raw.close()
-        super().close()
+def parse_json_line(line: bytes) -> tuple[Any, str | None, str, str]:
+    """(value, reject reason or None, detail, decoded text) of one JSON line."""
+    try:
+        decoded = line.decode("utf-8")
+    except UnicodeDecodeError as error:
+        return None, "invalid_utf8", str(error), line.decode("utf-8", "replace")
+    try:
+        value = json.loads(decoded)
+    except json.JSONDecodeError as error:
+        return None, "invalid_json", error.msg, decoded
+    except RecursionError:
+        return None, "invalid_json", "nested too deeply", decoded[:1000]
+    if _SURROGATE_ESCAPE.search(line):  # cheap pre-check; only such lines pay for the exact one
+        try:
+            json.dumps(value, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError as error:
+            return None, "invalid_unicode", f"lone surrogate {error.object[error.start]!r}", decoded
+        except RecursionError:
+            return None, "invalid_json", "nested too deeply", decoded[:1000]
+    return value, None, "", decoded
 
 
 class JsonlReader(Reader):
@@ -65,34 +53,34 @@ class JsonlReader(Reader):
 
     def _records(self, path: str) -> Iterator[dict | Reject]:
         text_field, id_field = self.config.text_field, self.config.id_field
+        limit = self.config.max_record_bytes
         line_number = 0
         try:
             with open_text_stream(path) as raw:
-                for line_number, line in enumerate(io.BufferedReader(raw), start=1):
+                guard = TruncationGuard(raw)
+                for line in bounded_lines(io.BufferedReader(guard), limit):
+                    line_number += 1
                     where = f"{path}:{line_number}"
+                    if line is None:
+                        yield self.reject(where, "too_large", f"line over read.max_record_bytes ({limit:,} bytes)")
+                        continue
+                    if guard.error is not None and not line.endswith(b"\n"):
+                        line_number -= 1  # the cut line is the truncated tail, reported below
+                        break
                     if not line.strip():
                         continue
-                    try:
-                        decoded = line.decode("utf-8")
-                    except UnicodeDecodeError as error:
-                        yield self.reject(where, "invalid_utf8", str(error), line.decode("utf-8", "replace"))
-                        continue
-                    try:
-                        record = json.loads(decoded)
-                    except json.JSONDecodeError as error:
-                        yield self.reject(where, "invalid_json", error.msg, decoded)
-                        continue
-                    if not isinstance(record, dict):
-                        yield self.reject(where, "not_an_object", type(record).__name__, decoded)
-                        continue
-                    text = record.get(text_field)
-                    if not isinstance(text, str):
-                        yield self.reject(where, "missing_text_field", f"no string field {text_field!r}", decoded)
+                    record, reason, detail, decoded = parse_json_line(line)
+                    if reason is None and not isinstance(record, dict):
+                        reason, detail = "not_an_object", type(record).__name__
+                    elif reason is None and not isinstance(record.get(text_field), str):
+                        reason, detail = "missing_text_field", f"no string field {text_field!r}"
+                    if reason is not None:
+                        yield self.reject(where, reason, detail, decoded)
                         continue
                     meta = {k: v for k, v in record.items() if k not in (text_field, id_field)}
-                    yield self.document(text, where, record.get(id_field), meta)
-        except (EOFError, zlib.error, zstandard.ZstdError) as error:
-            # a truncated file: what was read so far stands, the rest is one reject
-            yield self.reject(f"{path}:{line_number + 1}", "truncated_file", str(error) or type(error).__name__)
+                    yield self.document(record[text_field], where, record.get(id_field), meta)
+            if guard.error is not None:
+                # a truncated file: every complete line stands, the cut tail is one reject
+                yield self.reject(f"{path}:{line_number + 1}", "truncated_file", guard.error)
         except OSError as error:
             yield self.reject(f"{path}:{line_number + 1}", "unreadable_file", str(error) or type(error).__name__)

@@ -10,13 +10,13 @@ or globs; inside a folder only files with the reader's extensions are taken.
 from __future__ import annotations
 
 import os
-import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Iterator
 
+from instruct.config import require_positive
 from instruct.io.readers.base import ReadBatch, Reader, Reject, WorkUnit, expand_paths, unit_key
-from instruct.io.readers.jsonl import open_text_stream
+from instruct.io.streams import TRUNCATION_ERRORS, open_text_stream
 from instruct.schema import content_id
 
 
@@ -27,7 +27,10 @@ class FilesOptions:
     files_per_unit: int = 64
     bytes_per_unit: int = 64 << 20
     extensions: list[str] = field(default_factory=list)  # files taken inside folders; empty: the reader's
-    max_file_bytes: int = 64 << 20  # larger files are rejected as too_large instead of read into memory
+    max_file_bytes: int = 64 << 20  # larger files (decompressed) are rejected as too_large, never held whole
+
+    def __post_init__(self) -> None:
+        require_positive(self, "read.options", "files_per_unit", "bytes_per_unit", "max_file_bytes")
 
 
 class FilesReader(Reader):
@@ -108,8 +111,13 @@ class FilesReader(Reader):
                 yield self.reject(path, "too_large", f"{size:,} bytes > max_file_bytes")
                 return None
             with open_text_stream(path) as stream:
-                return stream.read()
-        except (EOFError, zlib.error) as error:
+                data = stream.read(self.options.max_file_bytes + 1)  # a decompression bomb stops here
+            if len(data) > self.options.max_file_bytes:
+                yield self.reject(path, "too_large", f"decompresses to over {self.options.max_file_bytes:,} bytes "
+                                  "(max_file_bytes)")
+                return None
+            return data
+        except TRUNCATION_ERRORS as error:
             yield self.reject(path, "truncated_file", str(error) or type(error).__name__)
         except OSError as error:
             yield self.reject(path, "unreadable_file", error.strerror or str(error))

@@ -3,7 +3,8 @@
 Parsing is FastWARC's; gzip members are inflated by Python's `gzip`, which raises on a cut
 file where FastWARC's own reader would stop quietly. Only `response` and `resource` records
 are documents (`request`, `metadata`, `warcinfo`, `revisit` carry no page). Every response is
-either a document or a reject: `not_html`, `http_status`, `invalid_http`, `no_main_text`, `truncated_record`
+either a document or a reject: `not_html`, `http_status`, `invalid_http`, `no_main_text`, `too_large`
+(a body over `read.max_record_bytes`, skipped unread), `truncated_record`
 (a body shorter than its Content-Length), and for a damaged file `truncated_file` or
 `invalid_warc`, naming the file, the record number and the byte offset, after which the rest
 of that file is skipped and the run goes on.
@@ -20,6 +21,7 @@ from typing import IO, ClassVar, Iterator
 from instruct.io.extract import decode_html
 from instruct.io.readers.base import ReadBatch, Reader, Reject, WorkUnit
 from instruct.io.readers.html import ExtractOptions, main_text
+from instruct.io.streams import TruncationGuard
 
 HTML_TYPES = ("text/html", "application/xhtml+xml")
 GZIP_MAGIC = b"\x1f\x8b"
@@ -31,11 +33,17 @@ class WarcOptions(ExtractOptions):
     keep_non_200: bool = False  # keep 2xx/4xx/5xx pages instead of rejecting every status but 200
 
 
-def open_warc(path: str) -> IO[bytes]:
-    """A binary stream of the uncompressed WARC, gzip detected by its magic bytes."""
+def open_warc(path: str) -> tuple[IO[bytes], TruncationGuard | None]:
+    """A binary stream of the uncompressed WARC (gzip detected by its magic bytes), and its guard if compressed.
+
+    The guard ends a cut gzip stream cleanly, so FastWARC still parses the complete records it
+    had read ahead; the guard's `error` then reports the cut."""
     with open(path, "rb") as handle:
         compressed = handle.read(2) == GZIP_MAGIC
-    return gzip.open(path, "rb") if compressed else open(path, "rb")
+    if not compressed:
+        return open(path, "rb"), None
+    guard = TruncationGuard(gzip.open(path, "rb"))
+    return guard, guard
 
 
 class WarcReader(Reader):
@@ -52,7 +60,8 @@ class WarcReader(Reader):
 
         number, offset = 0, 0
         try:
-            with open_warc(path) as stream:
+            stream, guard = open_warc(path)
+            with stream:
                 records = ArchiveIterator(stream, record_types=WarcRecordType.response | WarcRecordType.resource,
                                           parse_http=False, fsspec_args=False)
                 item: dict | Reject | None = None
@@ -60,9 +69,11 @@ class WarcReader(Reader):
                     number, offset = number + 1, record.stream_pos
                     item = self._document(f"{path}:record {number} @ byte {offset}", record)
                     yield item
-                compressed = isinstance(stream, gzip.GzipFile)
             cut_record = isinstance(item, Reject) and item.reason == "truncated_record"
-            if not compressed and not cut_record and not _ends_cleanly(path):
+            if guard is not None and guard.error is not None and not cut_record:
+                yield self.reject(f"{path}:record {number + 1}", "truncated_file",
+                                  f"after the record at uncompressed byte {offset}: {guard.error}")
+            elif guard is None and not cut_record and not _ends_cleanly(path):
                 yield self.reject(f"{path}:record {number + 1}", "truncated_file",
                                   f"file ends inside a record, after the record at byte {offset}")
         except (EOFError, zlib.error, gzip.BadGzipFile) as error:
@@ -82,9 +93,14 @@ class WarcReader(Reader):
                 record.parse_http()  # payloads are stored identity-encoded, as crawlers (Common Crawl) write them
             except (OSError, ValueError) as error:
                 return self.reject(where, "invalid_http", f"{url}: {error}")
+            if record.http_headers is None:  # the file ends inside this record's HTTP headers
+                return self.reject(where, "truncated_record", f"{url}: no complete HTTP headers")
             status, content_type, charset = (record.http_headers.status_code, record.http_content_type or "",
                                              record.http_charset)
-        body = record.reader.read()
+        limit = self.config.max_record_bytes
+        if record.content_length > limit:  # skipped unread: FastWARC seeks past it to the next record
+            return self.reject(where, "too_large", f"{url}: {record.content_length:,} bytes > read.max_record_bytes")
+        body = record.reader.read(limit + 1)
         if len(body) < record.content_length:
             return self.reject(where, "truncated_record", f"{url}: {len(body):,} of {record.content_length:,} bytes")
         if status != 200 and not (self.options.keep_non_200 and status):
