@@ -219,7 +219,7 @@ class TransformersEngine:
             kwargs["logits_processor"] = [OpenAIPenalties(prompt_length, job.presence_penalty, job.frequency_penalty)]
         if job.seed is not None:
             torch.manual_seed(int(job.seed))
-        if self.adapters and job.adapter is not None:
+        if job.adapter is not None:  # resolve() only names loaded adapters; anything else fails this batch
             self.model.set_adapter(job.adapter)
         base_only = self.model.disable_adapter() if self.adapters and job.adapter is None else nullcontext()
         with torch.inference_mode(), base_only:
