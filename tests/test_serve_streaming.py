@@ -26,7 +26,7 @@ def served(tmp_path_factory):
 
 
 def test_stream_chunks_arrive_before_the_end_and_join_to_the_greedy_text(served):
-    engine, client = served
+    _, client = served
     full = client.completions.create(model="model", prompt=PROMPT, max_tokens=300, temperature=0)
     assert full.usage.completion_tokens >= 200  # long enough for the timing below to mean something
     started, first, texts = time.perf_counter(), None, []
