@@ -13,6 +13,7 @@ COMMANDS = {
     "build": "instruct.pipeline.cli:build",
     "classify": "instruct.quality.cli:classify",
     "export": "instruct.io.export:export_command",
+    "export-model": "instruct.export_model.cli:export_model_command",
     "templates": "instruct.templates.cli:templates",
     "mix": "instruct.mixture:mix_command",
     "tune": "instruct.tune.cli:tune",

@@ -183,8 +183,8 @@ def _adapter_settings(adapter: str | Path) -> dict[str, Any]:
     return settings
 
 
-def merge_adapter(adapter: str | Path, target: str | Path, model: str | Path | None = None) -> Path:
-    """Fold an adapter into its base and save a plain model folder.
+def merged_model(adapter: str | Path, model: str | Path | None = None) -> tuple[nn.Module, Any]:
+    """(model, tokenizer) with the adapter folded into its base, in fp32.
 
     After QLoRA the base is loaded in 4-bit exactly as in training, then dequantised to fp32,
     and only then merged, so the merged weights are the function that was trained.
@@ -202,6 +202,12 @@ def merge_adapter(adapter: str | Path, target: str | Path, model: str | Path | N
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(adapter)
+    return merged, tokenizer
+
+
+def merge_adapter(adapter: str | Path, target: str | Path, model: str | Path | None = None) -> Path:
+    """Fold an adapter into its base and save a plain model folder (see `merged_model`)."""
+    merged, tokenizer = merged_model(adapter, model)
     target = Path(target)
     merged.save_pretrained(target)
     tokenizer.save_pretrained(target)
