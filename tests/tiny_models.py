@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 
-def save_tiny_llama(folder: Path, seed: int = 0) -> Path:
+def save_tiny_llama(folder: Path, seed: int = 0, tied: bool = True) -> Path:
+    """Tied embeddings make a random model echo its last token; untie them for answers that vary."""
     import torch
     from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
 
@@ -16,7 +17,7 @@ def save_tiny_llama(folder: Path, seed: int = 0) -> Path:
     config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
                          num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
                          bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=True)
+                         pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=tied)
     model = LlamaForCausalLM(config)
     model.save_pretrained(folder)
     tokenizer.save_pretrained(folder)

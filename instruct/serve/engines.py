@@ -13,6 +13,7 @@ import random
 import re
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,29 @@ def finish(job: Job, future: Future, result: Generation | None = None, error: Ba
         future.set_exception(error) if error is not None else future.set_result(result)
     if job.deltas is not None:
         job.deltas.put(None)
+
+
+def stream_text(job: Job, future: Future, timeout: float) -> Iterator[str]:
+    """A streaming job's text as it is generated, then whatever the final text adds (JSON mode, a late stop).
+
+    Raises TimeoutError (and cancels the job) when the model is silent for `timeout` seconds, and the
+    engine's own error if generation failed; afterwards `future.result()` is the full Generation.
+    """
+    deadline = time.monotonic() + timeout
+    sent = ""
+    while True:
+        try:
+            delta = job.deltas.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            job.cancelled.set()
+            raise TimeoutError(f"no answer from the model within {timeout:g} s (overloaded or stalled)") from None
+        if delta is None:
+            break
+        sent += delta
+        yield delta
+    text = future.result(timeout=0).text
+    if text.startswith(sent) and len(text) > len(sent):
+        yield text[len(sent):]
 
 
 # --- transformers ---------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from instruct.serve.engines import Generation
+from instruct.serve.engines import Generation, stream_text
 from instruct.serve.requests import Job, RequestError
 
 log = logging.getLogger("instruct.serve")
@@ -277,31 +277,19 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Cache-Control", "no-cache")
         self.send_header("Connection", "close")
         self.end_headers()
-        deadline = time.monotonic() + self.server.limits.request_timeout
-        sent = ""
         try:
             if chat:
                 self._event(chunk(None, first=True))
-            while True:
-                try:
-                    delta = job.deltas.get(timeout=max(0.0, deadline - time.monotonic()))
-                except queue.Empty:
-                    job.cancelled.set()
-                    self._event(_error(f"no answer from the model within {self.server.limits.request_timeout:g} s",
-                                       "timeout"))
-                    return
-                if delta is None:
-                    break
-                self._event(chunk(delta))
-                sent += delta
             try:
+                for delta in stream_text(job, future, self.server.limits.request_timeout):
+                    self._event(chunk(delta))
                 generation = future.result(timeout=0)
+            except TimeoutError as error:
+                self._event(_error(str(error), "timeout"))
+                return
             except Exception as error:  # noqa: BLE001 - reported in the stream
                 self._event(_error(f"generation failed: {error}", "server_error"))
                 return
-            rest = generation.text[len(sent):] if generation.text.startswith(sent) else ""
-            if rest:
-                self._event(chunk(rest))
             self._event(chunk(None, generation.finish_reason))
             usage = self._record(path, body, generation, digest, started)
             if include_usage:
