@@ -21,6 +21,7 @@ setup(
     ],
     extras_require={
         "ray": ["ray[data]>=2.40"],
+        "lm-eval": ["lm-eval>=0.4.13"],
         "test": ["pytest>=8", "pytest-timeout>=2.3", "rouge-score>=0.1.2"],
     },
     entry_points={"console_scripts": ["instruct=instruct.cli:main"]},
