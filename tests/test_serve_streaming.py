@@ -68,7 +68,7 @@ def test_each_adapter_gives_its_own_answer(served):
     assert len(set(answers.values())) == 3
     ids = engine.tokenizer(PROMPT, return_tensors="pt", add_special_tokens=False)
     for name in ("red", "blue"):  # each answer is that adapter's own greedy continuation
-        engine.model.set_adapter(name)
+        engine.model.set_adapter(engine.peft_names[name])
         with torch.inference_mode():
             direct = engine.model.generate(**ids, max_new_tokens=8, do_sample=False)
         assert engine.tokenizer.decode(direct[0, ids["input_ids"].shape[1]:], skip_special_tokens=True) == answers[name]

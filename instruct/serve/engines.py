@@ -137,13 +137,15 @@ class TransformersEngine:
         if adapter:
             self.model_name = adapter_name(self.base_name, adapter)
             named = {self.model_name: adapter, **named}
+        # peft names become module attribute names (no '.', '+'): served names map onto safe ones
+        self.peft_names = {name: f"adapter_{index}" for index, name in enumerate(named)}
         for index, (name, folder) in enumerate(named.items()):
             from peft import PeftModel
 
             if index == 0:
-                model = PeftModel.from_pretrained(model, folder, adapter_name=name)
+                model = PeftModel.from_pretrained(model, folder, adapter_name=self.peft_names[name])
             else:
-                model.load_adapter(folder, adapter_name=name)
+                model.load_adapter(folder, adapter_name=self.peft_names[name])
         self.adapters = named
         self.model = model.eval()
         self.max_batch = max_batch
@@ -244,7 +246,7 @@ class TransformersEngine:
         if job.seed is not None:
             torch.manual_seed(int(job.seed))
         if job.adapter is not None:  # resolve() only names loaded adapters; anything else fails this batch
-            self.model.set_adapter(job.adapter)
+            self.model.set_adapter(self.peft_names[job.adapter])
         base_only = self.model.disable_adapter() if self.adapters and job.adapter is None else nullcontext()
         with torch.inference_mode(), base_only:
             output = self.model.generate(**encoded, **kwargs)
