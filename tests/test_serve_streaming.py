@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import openai
 import pytest
@@ -74,3 +75,18 @@ def test_each_adapter_gives_its_own_answer(served):
         assert engine.tokenizer.decode(direct[0, ids["input_ids"].shape[1]:], skip_special_tokens=True) == answers[name]
     with pytest.raises(openai.NotFoundError, match="does not exist"):
         client.completions.create(model="green", prompt=PROMPT, max_tokens=2)
+
+
+def test_an_unnamed_adapter_keeps_its_meaning(served, tmp_path):
+    from instruct.serve.engines import TransformersEngine
+    from instruct.serve.requests import Job
+
+    engine, _ = served
+    folder = engine.adapters["red"]
+    dotted = tmp_path / "run.v2"  # served as BASE+run.v2: '.' and '+' are not valid peft adapter names
+    dotted.symlink_to(folder, target_is_directory=True)
+    single = TransformersEngine(str(Path(folder).parent / "model"), str(dotted), threads=1)  # the fixture's base
+    assert single.model_name == "model+run.v2" and single.model_names == ["model", "model+run.v2"]
+    job = Job(prompt=PROMPT, max_tokens=8, temperature=0, adapter=single.resolve(None))  # the default: the adapter
+    red = Job(prompt=PROMPT, max_tokens=8, temperature=0, adapter="red")
+    assert single.generate(job, 30).text == engine.generate(red, 30).text
