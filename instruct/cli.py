@@ -11,8 +11,10 @@ import click
 # command name -> "module:attribute" of its click command
 COMMANDS = {
     "build": "instruct.pipeline.cli:build",
+    "chat": "instruct.serve.chat:chat",
     "classify": "instruct.quality.cli:classify",
     "export": "instruct.io.export:export_command",
+    "export-model": "instruct.export_model.cli:export_model_command",
     "templates": "instruct.templates.cli:templates",
     "mix": "instruct.mixture:mix_command",
     "tune": "instruct.tune.cli:tune",

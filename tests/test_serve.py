@@ -30,7 +30,7 @@ def test_openai_client_against_smollm2(engine, tmp_path):
     with serve_in_thread(engine, request_log=str(log)) as server:
         client = openai.OpenAI(base_url=server.base_url, api_key="unused", max_retries=0)
         assert [m.id for m in client.models.list().data] == [engine.model_name]
-        completion = client.completions.create(model="smol", prompt=PROMPT, max_tokens=5, temperature=0)
+        completion = client.completions.create(model=engine.model_name, prompt=PROMPT, max_tokens=5, temperature=0)
         # the served greedy continuation is the model's own greedy continuation
         encoded = engine.tokenizer(PROMPT, return_tensors="pt", add_special_tokens=False)
         with torch.inference_mode():
@@ -39,13 +39,13 @@ def test_openai_client_against_smollm2(engine, tmp_path):
         assert completion.choices[0].text == expected and completion.choices[0].finish_reason == "length"
         assert completion.usage.completion_tokens == 5
         assert completion.usage.prompt_tokens == encoded["input_ids"].shape[1]
-        stopped = client.completions.create(model="smol", prompt=PROMPT, max_tokens=5, temperature=0,
+        stopped = client.completions.create(model=engine.model_name, prompt=PROMPT, max_tokens=5, temperature=0,
                                             stop=[expected.strip().split()[0]])
         assert stopped.choices[0].finish_reason == "stop" and expected.strip().split()[0] not in stopped.choices[0].text
-        chat = client.chat.completions.create(model="smol", max_tokens=4, temperature=0,
+        chat = client.chat.completions.create(model=engine.model_name, max_tokens=4, temperature=0,
                                               messages=[{"role": "user", "content": "What is the capital of France?"}])
         assert chat.choices[0].message.role == "assistant" and chat.choices[0].message.content
-        as_json = client.chat.completions.create(model="smol", max_tokens=6, temperature=0,
+        as_json = client.chat.completions.create(model=engine.model_name, max_tokens=6, temperature=0,
                                                  response_format={"type": "json_object"},
                                                  messages=[{"role": "user", "content": "Reply in JSON."}])
         valid = as_json.choices[0].model_extra["json_valid"]
@@ -54,7 +54,7 @@ def test_openai_client_against_smollm2(engine, tmp_path):
             json.loads(as_json.choices[0].message.content)
         with ThreadPoolExecutor(3) as pool:  # concurrent requests share batched generate() calls
             texts = list(pool.map(lambda i: client.completions.create(
-                model="smol", prompt=f"{i} + {i} =", max_tokens=2, temperature=0).choices[0].text, range(3)))
+                model=engine.model_name, prompt=f"{i} + {i} =", max_tokens=2, temperature=0).choices[0].text, range(3)))
         assert all(isinstance(t, str) for t in texts)
     entries = [json.loads(line) for line in log.read_text().splitlines()]
     assert len(entries) == 7 and {e["status"] for e in entries} == {200}

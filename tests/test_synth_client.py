@@ -54,7 +54,7 @@ def test_5xx_retried_with_backoff_and_400_not_retried(tmp_path):
         config = ClientConfig(base_url=server.base_url, model="fake", backoff_base=0.05)
         responses, usage = run(config, prompts(3))
         assert all(r.ok for r in responses) and usage["retry_reasons"] == {"http_503": 3}
-        bad = [Request(messages=[{"role": "user", "content": "hi"}], params={"max_tokens": 4, "stream": True})]
+        bad = [Request(messages=[{"role": "user", "content": "hi"}], params={"max_tokens": 4, "stop": [{}]})]
         responses, usage = run(config, bad)
     assert not responses[0].ok and usage["retries"] == 0 and usage["failures"] == {"http_400": 1}
 

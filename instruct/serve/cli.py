@@ -1,4 +1,4 @@
-"""`instruct serve [--model PATH] [--adapter DIR] [--port P]`: an OpenAI-compatible endpoint on a local model."""
+"""`instruct serve [--model PATH] [--adapter [NAME=]DIR ...] [--port P]`: an OpenAI-compatible endpoint on a local model."""
 from __future__ import annotations
 
 import click
@@ -6,32 +6,65 @@ import click
 from instruct.errors import user_errors
 
 
+def parse_adapters(values: tuple[str, ...]) -> tuple[str | None, dict[str, str]]:
+    """`--adapter DIR` (at most one: the default model, as before) and `--adapter NAME=DIR` (picked by `model`)."""
+    from pathlib import Path
+
+    unnamed = [v for v in values if "=" not in v]
+    if len(unnamed) > 1:
+        raise click.BadParameter("only one adapter may be unnamed; name the others as NAME=DIR", param_hint="--adapter")
+    named: dict[str, str] = {}
+    for value in values:
+        name, _, folder = value.rpartition("=")
+        if name in named:
+            raise click.BadParameter(f"the name {name!r} is given twice", param_hint="--adapter")
+        if not Path(folder).is_dir():
+            raise click.BadParameter(f"{folder}: no such adapter folder", param_hint="--adapter")
+        if name:
+            named[name] = folder
+    return (unnamed[0] if unnamed else None), named
+
+
 @click.command()
 @click.option("--model", help="HF folder or .gguf file (default: the embedded SmolLM2-135M-Instruct).")
-@click.option("--adapter", type=click.Path(file_okay=False, exists=True), help="A peft adapter folder to apply.")
+@click.option("--adapter", "adapters", multiple=True, metavar="[NAME=]DIR",
+              help="A peft adapter folder. Repeat as NAME=DIR to serve several on one base: a request's `model` "
+                   "picks one, the base model's name picks none.")
 @click.option("--port", type=int, default=8000, show_default=True, help="TCP port (0: any free port).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind.")
-@click.option("--engine", type=click.Choice(["transformers", "fake"]), default="transformers", show_default=True,
-              help="'fake': a deterministic scripted model, for benchmarks and tests.")
+@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (off loopback: --api-key).")
+@click.option("--api-key", envvar="INSTRUCT_SERVE_API_KEY", help="Require `Authorization: Bearer KEY` "
+              "(env INSTRUCT_SERVE_API_KEY).")
+@click.option("--max-tokens", "max_tokens_limit", type=click.IntRange(1), default=4096, show_default=True,
+              help="The most tokens one request may ask for.")
+@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
+              help="Seconds a request may wait for the model before a 503.")
 @click.option("--threads", type=int, help="CPU threads for the transformers engine (default: torch's).")
-@click.option("--fake-latency", type=float, default=0.0, help="Seconds the fake engine takes per request.")
 @click.option("--request-log", type=click.Path(dir_okay=False), help="Append one JSON line per request here.")
-@click.option("--fail-first-attempts", type=int, default=0, help="Refuse each distinct request this many times.")
-@click.option("--fail-status", type=int, default=429, show_default=True, help="Status of refused attempts.")
-@click.option("--retry-after", type=float, help="Retry-After seconds sent with refused attempts.")
-@click.option("--hold-after", type=int, help="After this many answers, hold every later request unanswered.")
-def serve(model: str | None, adapter: str | None, port: int, host: str, engine: str, threads: int | None,
-          fake_latency: float, request_log: str | None, fail_first_attempts: int, fail_status: int,
-          retry_after: float | None, hold_after: int | None) -> None:
-    """Serve /v1/chat/completions, /v1/completions and /v1/models until interrupted."""
+# test harness (hidden from --help): a scripted model and injected faults, for benchmarks and crash/retry tests
+@click.option("--engine", type=click.Choice(["transformers", "fake"]), default="transformers", hidden=True)
+@click.option("--fake-latency", type=float, default=0.0, hidden=True)
+@click.option("--fail-first-attempts", type=int, default=0, hidden=True)
+@click.option("--fail-status", type=int, default=429, hidden=True)
+@click.option("--retry-after", type=float, hidden=True)
+@click.option("--hold-after", type=int, hidden=True)
+def serve(model: str | None, adapters: tuple[str, ...], port: int, host: str, api_key: str | None,
+          max_tokens_limit: int, request_timeout: float, threads: int | None, request_log: str | None, engine: str,
+          fake_latency: float, fail_first_attempts: int, fail_status: int, retry_after: float | None,
+          hold_after: int | None) -> None:
+    """Serve /v1/chat/completions, /v1/completions (stream=true: server-sent events) and /v1/models."""
     from instruct.serve.engines import FakeEngine, TransformersEngine
-    from instruct.serve.server import Faults, OpenAIServer
+    from instruct.serve.server import Faults, Limits, OpenAIServer, is_loopback
 
+    if not is_loopback(host) and not api_key:
+        raise click.UsageError(f"--host {host} is reachable from other machines: set --api-key to serve there")
+    adapter, named = parse_adapters(adapters)
     with user_errors():
-        backend = FakeEngine(fake_latency) if engine == "fake" else TransformersEngine(model, adapter, threads=threads)
+        backend = (FakeEngine(fake_latency) if engine == "fake"
+                   else TransformersEngine(model, adapter, threads=threads, adapters=named))
         server = OpenAIServer(backend, host, port, request_log,
-                              Faults(fail_first_attempts, fail_status, retry_after, hold_after))
-    click.echo(f"serving {backend.model_name} on {server.base_url}", err=False)
+                              Faults(fail_first_attempts, fail_status, retry_after, hold_after),
+                              Limits(request_timeout=request_timeout, max_tokens=max_tokens_limit, api_key=api_key))
+    click.echo(f"serving {', '.join(backend.model_names)} on {server.base_url}", err=False)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

@@ -1,7 +1,8 @@
-"""Text generators behind `instruct serve`: a transformers model (optionally with a peft adapter) and a
-scripted fake with a controlled latency, for throughput benchmarks and crash/retry tests.
+"""Text generators behind `instruct serve`: a transformers model (optionally with several peft adapters)
+and a scripted fake with a controlled latency, for throughput benchmarks and crash/retry tests.
 
-Both take a `Job` (prompt text + OpenAI-style parameters) and return a `Generation`.
+Both take a validated `Job` through `submit()` and resolve a Future to a `Generation`; a job with a
+`deltas` queue also receives its text as it is generated (None ends it), for streaming.
 """
 from __future__ import annotations
 
@@ -12,68 +13,17 @@ import random
 import re
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from instruct.serve.requests import Job, RequestError
+
+__all__ = ["FakeEngine", "Generation", "Job", "TransformersEngine", "adapter_name"]
+
 MAX_BATCH = 16
-
-
-@dataclass
-class Job:
-    """One request, normalised: the prompt to continue and the sampling parameters."""
-
-    prompt: str | None = None  # completions
-    messages: list[dict[str, str]] | None = None  # chat
-    max_tokens: int = 16
-    temperature: float = 1.0
-    top_p: float = 1.0
-    stop: list[str] = field(default_factory=list)
-    presence_penalty: float = 0.0
-    frequency_penalty: float = 0.0
-    seed: int | None = None
-    json_mode: bool = False
-
-    @classmethod
-    def from_body(cls, body: dict[str, Any], chat: bool) -> "Job":
-        stop = body.get("stop") or []
-        response_format = body.get("response_format") or {}
-        max_tokens = body.get("max_tokens", body.get("max_completion_tokens"))
-        job = cls(max_tokens=int(16 if max_tokens is None else max_tokens),
-                  temperature=float(body.get("temperature", 1.0) if body.get("temperature") is not None else 1.0),
-                  top_p=float(body.get("top_p", 1.0) if body.get("top_p") is not None else 1.0),
-                  stop=[stop] if isinstance(stop, str) else list(stop),
-                  presence_penalty=float(body.get("presence_penalty") or 0.0),
-                  frequency_penalty=float(body.get("frequency_penalty") or 0.0),
-                  seed=body.get("seed"),
-                  json_mode=response_format.get("type") in ("json_object", "json_schema"))
-        if chat:
-            messages = body.get("messages")
-            if not isinstance(messages, list) or not messages:
-                raise ValueError("'messages' must be a non-empty list")
-            job.messages = [{"role": m.get("role", "user"), "content": _content_text(m.get("content"))}
-                            for m in messages]
-        else:
-            prompt = body.get("prompt")
-            if isinstance(prompt, list):
-                if len(prompt) != 1:
-                    raise ValueError("only one prompt per request is supported")
-                prompt = prompt[0]
-            if not isinstance(prompt, str):
-                raise ValueError("'prompt' must be a string")
-            job.prompt = prompt
-        return job
-
-    def sampling_key(self) -> tuple:
-        """Jobs with equal keys can share one batched generate() call."""
-        return (self.max_tokens, self.temperature, self.top_p, tuple(self.stop), self.presence_penalty,
-                self.frequency_penalty, self.seed, self.json_mode)
-
-    def text(self) -> str:
-        """The prompt text a fake model continues (the last user turn for chat)."""
-        if self.prompt is not None:
-            return self.prompt
-        return next((m["content"] for m in reversed(self.messages) if m["role"] == "user"), "")
 
 
 @dataclass
@@ -85,16 +35,20 @@ class Generation:
     json_valid: bool | None = None
 
 
-def _content_text(content: Any) -> str:
-    if isinstance(content, list):  # content parts: keep the text ones
-        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
-    return "" if content is None else str(content)
-
-
 def truncate_at_stop(text: str, stop: list[str]) -> tuple[str, bool]:
     """Cut `text` at the earliest stop sequence, as OpenAI does (the stop string is not returned)."""
     cut = min((i for i in (text.find(s) for s in stop if s) if i >= 0), default=-1)
     return (text[:cut], True) if cut >= 0 else (text, False)
+
+
+def streamable_prefix(text: str, stop: list[str]) -> str:
+    """The part of partial output that is final: before any stop string, without a tail that may begin one."""
+    text, stopped = truncate_at_stop(text, stop)
+    if stopped:
+        return text
+    text = text.rstrip("\ufffd")  # an incomplete UTF-8 sequence: wait for its next token
+    held = max((n for s in stop for n in range(1, len(s)) if text.endswith(s[:n])), default=0)
+    return text[:len(text) - held]
 
 
 def extract_json(text: str) -> tuple[str, bool]:
@@ -110,13 +64,58 @@ def extract_json(text: str) -> tuple[str, bool]:
     return text, False
 
 
+class Cancelled(Exception):
+    """The job's client went away before it was generated."""
+
+
+def adapter_name(base_name: str, folder: str) -> str:
+    """The model name an unnamed `--adapter DIR` is served under (what `instruct serve` always printed)."""
+    return f"{base_name}+{Path(folder.rstrip('/')).name}"
+
+
+def finish(job: Job, future: Future, result: Generation | None = None, error: BaseException | None = None) -> None:
+    """Resolve a job once: its future and, when streaming, the end of its delta queue."""
+    if not future.done():
+        future.set_exception(error) if error is not None else future.set_result(result)
+    if job.deltas is not None:
+        job.deltas.put(None)
+
+
+def stream_text(job: Job, future: Future, timeout: float) -> Iterator[str]:
+    """A streaming job's text as it is generated, then whatever the final text adds (JSON mode, a late stop).
+
+    Raises TimeoutError (and cancels the job) when the model is silent for `timeout` seconds, and the
+    engine's own error if generation failed; afterwards `future.result()` is the full Generation.
+    """
+    deadline = time.monotonic() + timeout
+    sent = ""
+    while True:
+        try:
+            delta = job.deltas.get(timeout=max(0.0, deadline - time.monotonic()))
+        except queue.Empty:
+            job.cancelled.set()
+            raise TimeoutError(f"no answer from the model within {timeout:g} s (overloaded or stalled)") from None
+        if delta is None:
+            break
+        sent += delta
+        yield delta
+    text = future.result(timeout=0).text
+    if text.startswith(sent) and len(text) > len(sent):
+        yield text[len(sent):]
+
+
 # --- transformers ---------------------------------------------------------------------------------
 
 class TransformersEngine:
-    """A causal LM served with dynamic batching: requests that arrive together share one generate() call."""
+    """A causal LM served with dynamic batching: requests that arrive together share one generate() call.
+
+    `adapters` maps served model names to peft adapter folders, all loaded onto the one base (as
+    vLLM's multi-LoRA): a request's `model` picks its adapter, the base name picks none. A lone
+    `adapter` keeps its old meaning: served as `BASE+DIR` and the default for requests naming no model.
+    """
 
     def __init__(self, model_path: str | None = None, adapter: str | None = None, max_batch: int = MAX_BATCH,
-                 threads: int | None = None):
+                 threads: int | None = None, adapters: dict[str, str] | None = None):
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -131,43 +130,92 @@ class TransformersEngine:
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token
         model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32)
+        self.base_name = path.name
+        self.context_length = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
+        named = dict(adapters or {})
+        self.model_name = self.base_name
         if adapter:
+            self.model_name = adapter_name(self.base_name, adapter)
+            named = {self.model_name: adapter, **named}
+        # peft names become module attribute names (no '.', '+'): served names map onto safe ones
+        self.peft_names = {name: f"adapter_{index}" for index, name in enumerate(named)}
+        for index, (name, folder) in enumerate(named.items()):
             from peft import PeftModel
 
-            model = PeftModel.from_pretrained(model, adapter)
+            if index == 0:
+                model = PeftModel.from_pretrained(model, folder, adapter_name=self.peft_names[name])
+            else:
+                model.load_adapter(folder, adapter_name=self.peft_names[name])
+        self.adapters = named
         self.model = model.eval()
-        self.model_name = path.name + (f"+{adapter.rstrip('/').split('/')[-1]}" if adapter else "")
         self.max_batch = max_batch
         self._queue: queue.Queue[tuple[Job, Future]] = queue.Queue()
-        threading.Thread(target=self._worker, name="instruct-serve-batcher", daemon=True).start()
+        self._thread = threading.Thread(target=self._worker, name="instruct-serve-batcher", daemon=True)
+        self._thread.start()
 
-    def generate(self, job: Job) -> Generation:
+    @property
+    def model_names(self) -> list[str]:
+        return [self.base_name, *(name for name in self.adapters if name != self.base_name)]
+
+    def resolve(self, model: str | None) -> str | None:
+        """The adapter serving `model` (None: the base); RequestError 404 for a name not served."""
+        name = model or self.model_name
+        if name in self.adapters:
+            return name
+        if name == self.base_name:
+            return None
+        raise RequestError(f"the model '{name}' does not exist; this server serves: {', '.join(self.model_names)}",
+                           404, "model_not_found")
+
+    def healthy(self) -> bool:
+        return self._thread.is_alive()
+
+    def submit(self, job: Job) -> Future:
+        """Queue a job after checking it fits the context; RequestError if it cannot."""
+        if self.context_length:
+            prompt_tokens = len(self.tokenizer(self._prompt_text(job), add_special_tokens=False)["input_ids"])
+            if prompt_tokens + job.max_tokens > self.context_length:
+                raise RequestError(f"this model's maximum context length is {self.context_length} tokens; the "
+                                   f"prompt has {prompt_tokens} and max_tokens asks for {job.max_tokens}")
         future: Future = Future()
         self._queue.put((job, future))
-        return future.result()
+        return future
+
+    def generate(self, job: Job, timeout: float | None = None) -> Generation:
+        return self.submit(job).result(timeout)
 
     def _worker(self) -> None:
-        while True:
+        while True:  # nothing may end this loop: every request depends on it
             pending = [self._queue.get()]
             while len(pending) < self.max_batch * 4:
                 try:
                     pending.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            groups: dict[tuple, list[tuple[Job, Future]]] = {}
-            for item in pending:
-                groups.setdefault(item[0].sampling_key(), []).append(item)
-            for items in groups.values():
-                for start in range(0, len(items), self.max_batch):
-                    chunk = items[start:start + self.max_batch]
-                    try:
-                        results = self._generate_batch([job for job, _ in chunk])
-                    except Exception as error:  # noqa: BLE001 - handed to the waiting request threads
-                        for _, future in chunk:
-                            future.set_exception(error)
-                        continue
-                    for (_, future), result in zip(chunk, results):
-                        future.set_result(result)
+            try:
+                self._run(pending)
+            except BaseException as error:  # noqa: BLE001 - handed to the waiting request threads
+                for job, future in pending:
+                    finish(job, future, error=error)
+
+    def _run(self, pending: list[tuple[Job, Future]]) -> None:
+        groups: dict[tuple, list[tuple[Job, Future]]] = {}
+        for job, future in pending:
+            if job.cancelled.is_set():  # the client left while this waited
+                finish(job, future, error=Cancelled("the client went away"))
+            else:
+                groups.setdefault((job.adapter, job.sampling_key()), []).append((job, future))
+        for items in groups.values():
+            for start in range(0, len(items), self.max_batch):
+                chunk = items[start:start + self.max_batch]
+                try:
+                    results = self._generate_batch([job for job, _ in chunk])
+                except Exception as error:  # noqa: BLE001 - fails this batch's requests only
+                    for job, future in chunk:
+                        finish(job, future, error=error)
+                    continue
+                for (job, future), result in zip(chunk, results):
+                    finish(job, future, result)
 
     def _prompt_text(self, job: Job) -> str:
         if job.messages is None:
@@ -176,11 +224,17 @@ class TransformersEngine:
         return text + "{" if job.json_mode else text  # prefill: a cheap nudge towards a JSON object
 
     def _generate_batch(self, jobs: list[Job]) -> list[Generation]:
+        from contextlib import nullcontext
+
+        from transformers import StoppingCriteriaList
+
         torch = self.torch
         job = jobs[0]
         texts = [self._prompt_text(j) for j in jobs]
         encoded = self.tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
-        kwargs: dict[str, Any] = {"max_new_tokens": max(job.max_tokens, 1), "pad_token_id": self.tokenizer.pad_token_id}
+        prompt_length = encoded["input_ids"].shape[1]
+        kwargs: dict[str, Any] = {"max_new_tokens": max(job.max_tokens, 1), "pad_token_id": self.tokenizer.pad_token_id,
+                                  "stopping_criteria": StoppingCriteriaList([_Watcher(jobs, prompt_length, self)])}
         if job.temperature > 0 and job.top_p > 0:
             kwargs.update(do_sample=True, temperature=job.temperature, top_p=job.top_p)
         else:
@@ -188,28 +242,54 @@ class TransformersEngine:
         if job.stop:
             kwargs.update(stop_strings=job.stop, tokenizer=self.tokenizer)
         if job.presence_penalty or job.frequency_penalty:
-            kwargs["logits_processor"] = [OpenAIPenalties(encoded["input_ids"].shape[1], job.presence_penalty,
-                                                          job.frequency_penalty)]
+            kwargs["logits_processor"] = [OpenAIPenalties(prompt_length, job.presence_penalty, job.frequency_penalty)]
         if job.seed is not None:
             torch.manual_seed(int(job.seed))
-        with torch.inference_mode():
+        if job.adapter is not None:  # resolve() only names loaded adapters; anything else fails this batch
+            self.model.set_adapter(self.peft_names[job.adapter])
+        base_only = self.model.disable_adapter() if self.adapters and job.adapter is None else nullcontext()
+        with torch.inference_mode(), base_only:
             output = self.model.generate(**encoded, **kwargs)
-        new_tokens = output[:, encoded["input_ids"].shape[1]:]
         results = []
         for row, item in enumerate(jobs):
-            tokens = new_tokens[row]
-            pad = self.tokenizer.pad_token_id
-            generated = tokens[tokens != pad] if pad is not None else tokens
-            ended = bool((tokens == self.tokenizer.eos_token_id).any())
+            generated = self.reply_tokens(output[row, prompt_length:])
+            ended = len(generated) < output.shape[1] - prompt_length
             text = self.tokenizer.decode(generated, skip_special_tokens=True)
             text, stopped = truncate_at_stop(text, item.stop)
             json_valid = None
             if item.json_mode and item.messages is not None:
                 text, json_valid = extract_json("{" + text)
-            finish = "stop" if (stopped or ended or len(generated) < item.max_tokens) else "length"
+            reason = "stop" if (stopped or ended or len(generated) < item.max_tokens) else "length"
             prompt_tokens = int(encoded["attention_mask"][row].sum())
-            results.append(Generation(text, finish, prompt_tokens, int(len(generated)), json_valid))
+            results.append(Generation(text, reason, prompt_tokens, len(generated), json_valid))
         return results
+
+    def reply_tokens(self, tokens: Any) -> Any:
+        """Generated tokens up to (not including) the first end-of-sequence or padding token."""
+        ends = {self.tokenizer.eos_token_id, self.tokenizer.pad_token_id} - {None}
+        done = [i for i, token in enumerate(tokens.tolist()) if token in ends]
+        return tokens[:done[0]] if done else tokens
+
+
+class _Watcher:
+    """A stopping criterion run after every token: streams each streaming job's new text and ends the rows
+    whose client went away (per-row stopping, so the rest of the batch carries on)."""
+
+    def __init__(self, jobs: list[Job], prompt_length: int, engine: TransformersEngine):
+        self.jobs, self.prompt_length, self.engine = jobs, prompt_length, engine
+        self.sent = ["" for _ in jobs]
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+        torch = self.engine.torch
+        for row, job in enumerate(self.jobs):
+            if job.deltas is None or job.json_mode:  # JSON mode's text is only known at the end
+                continue
+            tokens = self.engine.reply_tokens(input_ids[row, self.prompt_length:])
+            text = streamable_prefix(self.engine.tokenizer.decode(tokens, skip_special_tokens=True), job.stop)
+            if len(text) > len(self.sent[row]) and text.startswith(self.sent[row]):
+                job.deltas.put(text[len(self.sent[row]):])
+                self.sent[row] = text
+        return torch.tensor([job.cancelled.is_set() for job in self.jobs], dtype=torch.bool, device=input_ids.device)
 
 
 class OpenAIPenalties:
@@ -250,11 +330,31 @@ class FakeEngine:
     """
 
     model_name = "fake"
+    model_names = ("fake",)  # listed; any requested name is answered, as by hosted single-model servers
 
     def __init__(self, latency: float = 0.0):
         self.latency = latency
 
-    def generate(self, job: Job) -> Generation:
+    def resolve(self, model: str | None) -> None:
+        return None
+
+    def healthy(self) -> bool:
+        return True
+
+    def submit(self, job: Job) -> Future:
+        """Answer inline (in the request's thread); streamed word by word."""
+        future: Future = Future()
+        try:
+            generation = self.generate(job)
+            if job.deltas is not None:
+                for word in re.findall(r"\s*\S+\s*", generation.text):
+                    job.deltas.put(word)
+            finish(job, future, generation)
+        except Exception as error:  # noqa: BLE001 - the request thread reports it
+            finish(job, future, error=error)
+        return future
+
+    def generate(self, job: Job, timeout: float | None = None) -> Generation:
         if self.latency:
             time.sleep(self.latency)
         prompt = job.text()

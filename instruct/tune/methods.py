@@ -235,8 +235,8 @@ def _adapter_settings(adapter: str | Path) -> dict[str, Any]:
     return settings
 
 
-def merge_adapter(adapter: str | Path, target: str | Path, model: str | Path | None = None) -> Path:
-    """Fold an adapter into its base and save a plain model folder.
+def merged_model(adapter: str | Path, model: str | Path | None = None) -> tuple[nn.Module, Any]:
+    """(model, tokenizer) with the adapter folded into its base, in fp32.
 
     After QLoRA the base is loaded in 4-bit exactly as in training, then dequantised to fp32,
     and only then merged, so the merged weights are the function that was trained.
@@ -254,8 +254,14 @@ def merge_adapter(adapter: str | Path, target: str | Path, model: str | Path | N
         from transformers import AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(adapter)
+    return merged, tokenizer
+
+
+def merge_adapter(adapter: str | Path, target: str | Path, model: str | Path | None = None) -> Path:
+    """Fold an adapter into its base and save a plain model folder (see `merged_model`)."""
     from instruct.io.shards import atomic_dir
 
+    merged, tokenizer = merged_model(adapter, model)
     with atomic_dir(target) as staging:  # a kill mid-save leaves the previous merge (or none), never half of one
         merged.save_pretrained(staging)
         tokenizer.save_pretrained(staging)
