@@ -65,6 +65,20 @@ class JsonlReader(Reader):
 
     def _records(self, path: str) -> Iterator[dict | Reject]:
         text_field, id_field = self.config.text_field, self.config.id_field
+        for item in self.objects(path):
+            if isinstance(item, Reject):
+                yield item
+                continue
+            where, decoded, record = item
+            text = record.get(text_field)
+            if not isinstance(text, str):
+                yield self.reject(where, "missing_text_field", f"no string field {text_field!r}", decoded)
+                continue
+            meta = {k: v for k, v in record.items() if k not in (text_field, id_field)}
+            yield self.document(text, where, record.get(id_field), meta)
+
+    def objects(self, path: str) -> Iterator[tuple[str, str, dict] | Reject]:
+        """(file:line, line, JSON object) for every record; undecodable lines and cut files as rejects."""
         line_number = 0
         try:
             with open_text_stream(path) as raw:
@@ -85,12 +99,7 @@ class JsonlReader(Reader):
                     if not isinstance(record, dict):
                         yield self.reject(where, "not_an_object", type(record).__name__, decoded)
                         continue
-                    text = record.get(text_field)
-                    if not isinstance(text, str):
-                        yield self.reject(where, "missing_text_field", f"no string field {text_field!r}", decoded)
-                        continue
-                    meta = {k: v for k, v in record.items() if k not in (text_field, id_field)}
-                    yield self.document(text, where, record.get(id_field), meta)
+                    yield where, decoded, record
         except (EOFError, zlib.error, zstandard.ZstdError) as error:
             # a truncated file: what was read so far stands, the rest is one reject
             yield self.reject(f"{path}:{line_number + 1}", "truncated_file", str(error) or type(error).__name__)
