@@ -196,7 +196,7 @@ def test_rubric_pairs_need_a_margin_and_ties_are_counted(tmp_path):
     metas = [load_meta(r["meta"]) for r in rows]
     assert all(m["chosen_score"] - m["rejected_score"] > 1 and m["judge"] == "rubric" for m in metas)
     by_prompt = {}
-    for row, meta in zip(rows, metas):
+    for meta in metas:
         by_prompt.setdefault(meta["prompt_id"], []).append(meta)
     best_pair = best_manifest["counts"]["stages"]["pair"]
     assert best_pair["kept"] + best_pair.get("tie", 0) == 12  # one pair (or a tie) per prompt
@@ -204,6 +204,19 @@ def test_rubric_pairs_need_a_margin_and_ties_are_counted(tmp_path):
         meta = load_meta(row["meta"])
         widest = max((m["margin"] for m in by_prompt.get(meta["prompt_id"], [])), default=None)
         assert widest is None or meta["margin"] == widest
+
+
+def test_answers_of_several_policy_endpoints_are_judged_together(tmp_path):
+    write_examples(tmp_path / "ex", count=4)
+    with serve_in_thread(FakeEngine()) as first, serve_in_thread(FakeEngine()) as second:
+        rows, manifest = run_preference(tmp_path, first.base_url, "multi", samples=2, pairs="all",
+                                        policies=[{"base_url": second.base_url, "model": "teacher"}])
+    assert manifest["counts"]["stages"]["answer"]["kept"] == 4 * 2 * 2
+    assert manifest["policy_1_usage"]["responses"] == 4 * 2 and manifest["usage"]["responses"] == 4 * 2
+    pair = manifest["counts"]["stages"]["pair"]
+    assert pair["kept"] + pair.get("tie", 0) == 4 * 6  # C(4,2) pairs over both endpoints' answers
+    models = {m for r in rows for m in (load_meta(r["meta"]).get("chosen_model"), load_meta(r["meta"]).get("rejected_model"))}
+    assert models == {"fake", "teacher"}
 
 
 def tiny_reward_model(path: Path) -> Path:

@@ -8,8 +8,9 @@ Judges (`preference.judge`):
 - `reward:DIR`: a trained reward model (`AutoModelForSequenceClassification`, + peft adapter) scores
   every answer in this process.
 A pair needs a score margin above `min_margin`; ties and small margins are counted under stage `pair`.
-The judge endpoint defaults to the policy's (`judge_base_url`, `judge_model` to change it) and has its
-own request cache beside the policy's, so a re-run pays for neither twice.
+The judge endpoint defaults to the policy's (`judge_base_url`, `judge_model` to change it); `policies`
+adds endpoints whose answers join the policy's (`samples` each). Every endpoint has its own request cache
+beside the policy's, so a re-run pays for none twice.
 """
 from __future__ import annotations
 
@@ -34,6 +35,14 @@ def _judge_params() -> dict[str, Any]:
 
 
 @dataclass
+class Policy:
+    """Another endpoint whose answers join the policy's (several models' answers per prompt, as UltraFeedback)."""
+
+    base_url: str
+    model: str | None = None  # default: the first model the endpoint lists
+
+
+@dataclass
 class PreferenceConfig(AnswerConfig):
     samples: int = 4  # answers per prompt (UltraFeedback used 4)
     judge: str = "rubric"  # rubric | pairwise | reward:DIR
@@ -42,6 +51,7 @@ class PreferenceConfig(AnswerConfig):
     judge_params: dict[str, Any] = field(default_factory=_judge_params)
     min_margin: float = 0.0  # a pair needs chosen - rejected score above this
     pairs: Literal["best_worst", "all"] = "best_worst"  # one pair per prompt, or every pair with a margin
+    policies: list[Policy] = field(default_factory=list)  # more endpoints, `samples` answers each
 
     def judge_kind(self) -> str:
         kind = self.judge.split(":", 1)[0]
@@ -64,6 +74,14 @@ class Preference:
         chosen = prompts[:num]
         out.keep("input", len(chosen))
         answered = await sample_answers(self.client, chosen, self.config, self.seed, out, self.progress)
+        for number, policy in enumerate(self.config.policies, 1):
+            async with LLMClient(self._client_config(f"policy-{number}", policy.base_url, policy.model)) as other:
+                if other.config.model is None:
+                    other.config.model = await other.default_model()
+                more = await sample_answers(other, chosen, self.config, self.seed + 1000 * number, out,
+                                            self.progress)
+                out.extra_usage[f"policy_{number}"] = other.usage.as_dict()
+            answered = [mine + theirs for mine, theirs in zip(answered, more)]
         groups = [self._distinct(candidates, out) for candidates in answered]
         if self.config.judge_kind() == "reward":
             self.judge_name = self.config.judge
@@ -82,10 +100,15 @@ class Preference:
 
     def _judge_config(self):
         config, policy = self.config, self.client.config
-        cache = str(Path(policy.cache).with_name("judge.jsonl")) if policy.cache else None
         if config.judge_base_url is None:
-            return dataclasses.replace(policy, model=config.judge_model or policy.model, cache=cache)
-        return dataclasses.replace(policy, base_url=config.judge_base_url, model=config.judge_model, cache=cache)
+            return self._client_config("judge", policy.base_url, config.judge_model or policy.model)
+        return self._client_config("judge", config.judge_base_url, config.judge_model)
+
+    def _client_config(self, name: str, base_url: str | None, model: str | None):
+        """The policy's client settings for another endpoint, with its own cache file beside the policy's."""
+        policy = self.client.config
+        cache = str(Path(policy.cache).with_name(f"{name}.jsonl")) if policy.cache else None
+        return dataclasses.replace(policy, base_url=base_url, model=model, cache=cache)
 
     def _distinct(self, candidates: list[Candidate], out: SynthOutput) -> list[Candidate]:
         """Candidates with distinct answer texts; a prompt left with fewer than two cannot make a pair."""

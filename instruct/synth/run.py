@@ -75,22 +75,22 @@ class Method:
 
     cls: type
     section: str
-    inputs: Callable[["SynthRecipe"], tuple[list, Counter]]  # (inputs, input rows skipped by reason)
+    inputs: Callable[[SynthRecipe], tuple[list, Counter]]  # (inputs, input rows skipped by reason)
     input_key: str | None = None  # recipe key (and --flag) that must be given
     schema: pa.Schema = EXAMPLE_SCHEMA
 
 
-def _seed_tasks(recipe: "SynthRecipe") -> tuple[list, Counter]:
+def _seed_tasks(recipe: SynthRecipe) -> tuple[list, Counter]:
     return load_seed_tasks(recipe.seed_tasks or DEFAULT_SEED_TASKS), Counter()
 
 
-def _examples(recipe: "SynthRecipe") -> tuple[list, Counter]:
+def _examples(recipe: SynthRecipe) -> tuple[list, Counter]:
     """Evol-Instruct's inputs: conversations without their answer (the first user turn is evolved)."""
     prompts, skipped = load_prompts(recipe.input)
     return [{"id": p["id"], "messages": p["prompt"]} for p in prompts], skipped
 
 
-def _documents(recipe: "SynthRecipe") -> tuple[list, Counter]:
+def _documents(recipe: SynthRecipe) -> tuple[list, Counter]:
     return load_documents(recipe.documents, recipe.backtranslate.text_field), Counter()
 
 

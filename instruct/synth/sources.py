@@ -35,25 +35,23 @@ def _read_config(path: str, text_field: str) -> ReadConfig:
     return ReadConfig(format=kind, paths=[path], text_field=text_field)
 
 
-def _rows(path: str, text_field: str) -> tuple[str, Iterator[dict[str, Any]], Counter]:
-    """(schema kind, rows, read rejects by reason) of one input path, through the build readers."""
+def _rows(path: str, text_field: str) -> tuple[str, Iterator[dict[str, Any]]]:
+    """(schema kind, rows) of one input path through the build readers; a bad record stops the run (strict)."""
     reader = open_reader(_read_config(path, text_field), strict=True)
-    rejects: Counter = Counter()
 
     def rows() -> Iterator[dict[str, Any]]:
         for unit in reader.units():
             for batch in reader.read_unit(unit):
-                rejects.update(r.reason for r in batch.rejects)
                 yield from batch.table.to_pylist()
 
-    return schema_kind(reader.schema), rows(), rejects
+    return schema_kind(reader.schema), rows()
 
 
 def load_documents(paths: list[str], text_field: str = "text") -> list[dict[str, Any]]:
     """Every DOCUMENT row at `paths`; EXAMPLE or PREFERENCE shards are an error naming the path."""
     documents = []
     for path in paths:
-        kind, rows, _ = _rows(path, text_field)
+        kind, rows = _rows(path, text_field)
         if kind != "DOCUMENT":
             raise InputError(f"{path}: holds {kind} rows; back-translation needs DOCUMENT rows "
                              "(the output of `instruct build` on a corpus, or JSONL with a 'text' field)")
@@ -74,7 +72,7 @@ def load_prompts(paths: list[str], text_field: str = "prompt") -> tuple[list[dic
 
             rows, kind = load_examples(path), "EXAMPLE"
         else:
-            kind, rows, _ = _rows(path, text_field)
+            kind, rows = _rows(path, text_field)
         if kind == "DOCUMENT" and not _is_jsonl(path):
             raise InputError(f"{path}: holds DOCUMENT rows (no 'messages'), not instructions; give EXAMPLE shards "
                              f"or JSONL with a {text_field!r} field, or use --method backtranslate --documents")
