@@ -64,8 +64,6 @@ class Preference:
     def __init__(self, config: PreferenceConfig, client: LLMClient, seed: int = 42,
                  progress: Callable[..., Any] | None = None):
         config.judge_kind()
-        if config.samples < 2:
-            raise ConfigError(f"preference.samples: a pair needs at least 2 answers per prompt, got {config.samples}")
         self.config, self.client, self.seed, self.progress = config, client, seed, progress
         self.judge_name: str | None = None
 

@@ -115,6 +115,10 @@ def load_synth_recipe(data: dict[str, Any], overrides: list[str], where: str = "
         raise ConfigError(f"{where}: client.concurrency must be at least 1")
     if recipe.method == "preference":
         recipe.preference.judge_kind()  # a bad judge name fails before any endpoint starts
+    if recipe.method in ("answer", "preference"):
+        least = 2 if recipe.method == "preference" else 1  # a pair needs two answers
+        if getattr(recipe, recipe.method).samples < least:
+            raise ConfigError(f"{where}: {recipe.method}.samples must be at least {least}")
     key = METHODS[recipe.method].input_key
     if key and not getattr(recipe, key):
         raise ConfigError(f"{recipe.method} needs --{key} PATH ({_INPUT_HELP[key]})")
