@@ -85,6 +85,10 @@ def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, se
                f"requests sent {usage['requests_sent']:,} (cached {usage['cache_hits']:,}, retries "
                f"{usage['retries']:,}) · tokens {usage['prompt_tokens']:,}+{usage['completion_tokens']:,} "
                f"in {manifest['seconds']:.1f}s -> {loaded.output}")
+    judge = manifest.get("judge_usage")
+    if judge:
+        click.echo(f"judge: requests sent {judge['requests_sent']:,} (cached {judge['cache_hits']:,}) · tokens "
+                   f"{judge['prompt_tokens']:,}+{judge['completion_tokens']:,}")
 
 
 def _set(data: dict, dotted: str, value) -> None:
