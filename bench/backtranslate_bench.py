@@ -1,6 +1,6 @@
 """Instruction back-translation yield with the embedded model on a real DOCUMENT corpus built at run time.
 
-    python bench/backtranslate_bench.py [--documents 12] [--sample 3]
+    python bench/backtranslate_bench.py [--documents 12] [--sample 3] [--model HF_FOLDER]
 
 `instruct samples` writes the long prose topics of this Python's `pydoc_data` (the language reference) as
 books; `pipelines/books.yaml` curates them into DOCUMENT shards; the first D documents go through
@@ -35,6 +35,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--documents", type=int, default=12)
     parser.add_argument("--sample", type=int, default=3)
+    parser.add_argument("--model", help="serve this model instead of the embedded SmolLM2 (e.g. a tiny one to test the bench)")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -45,7 +46,8 @@ def main() -> None:
         write_table(documents, work / "subset" / "shards" / "part-0000.arrow")
         started = time.perf_counter()
         instruct("synth", "--method", "backtranslate", "--documents", str(work / "subset"), "--num", "1000",
-                 "--output", str(work / "bt"), "backtranslate.max_passages_per_document=1", "progress=false")
+                 "--output", str(work / "bt"), "backtranslate.max_passages_per_document=1", "progress=false",
+                 *([f"serve.model={args.model}"] if args.model else []))
         seconds = time.perf_counter() - started
         manifest = json.loads((work / "bt" / "manifest.json").read_text())
         rows = read_shards(work / "bt").to_pylist() if manifest["counts"]["written"] else []
