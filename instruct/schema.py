@@ -46,6 +46,7 @@ PREFERENCE_SCHEMA = pa.schema(
 )
 
 ROLES = ("system", "user", "assistant")
+MESSAGE_COLUMNS = ("messages", "prompt", "chosen", "rejected")  # the list<{role, content}> columns
 
 
 class SchemaError(ValueError):

@@ -118,13 +118,15 @@ def test_bad_seed_task_line_is_a_one_line_error(tmp_path, fake_url):
     assert f"{seeds}:2: 'instances' must be a list" in result.stderr and "Traceback" not in result.stderr
 
 
-@pytest.mark.parametrize("name", ["synth_self_instruct.yaml", "synth_evol_instruct.yaml"])
-def test_shipped_recipes_load(name):
+@pytest.mark.parametrize("name, overrides", [("synth_self_instruct.yaml", []), ("synth_evol_instruct.yaml", ["input=[x]"]),
+                                             ("synth_backtranslate.yaml", ["documents=[x]"]),
+                                             ("synth_preference.yaml", ["instructions=[x]"])])
+def test_shipped_recipes_load(name, overrides):
     from instruct.config import load_yaml
     from instruct.synth.run import load_synth_recipe
 
     path = Path(__file__).resolve().parents[1] / "pipelines" / name
-    recipe = load_synth_recipe(load_yaml(path), ["input=[x]"] if "evol" in name else [], where=str(path))
+    recipe = load_synth_recipe(load_yaml(path), overrides, where=str(path))
     assert recipe.method == name.split("_", 1)[1].removesuffix(".yaml").replace("_", "-")
 
 

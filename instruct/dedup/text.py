@@ -1,7 +1,7 @@
 """Text of a record, and its shingles as 32-bit hashes computed in bulk with numpy.
 
-Dedup and decontamination compare DOCUMENT `text` or, for EXAMPLE rows, the whole conversation
-(message contents joined by newlines). Shingles are word n-grams from one regex tokenizer (or
+Dedup and decontamination compare DOCUMENT `text`, for EXAMPLE rows the whole conversation
+(message contents joined by newlines), and for PREFERENCE rows the prompt and chosen answer. Shingles are word n-grams from one regex tokenizer (or
 character n-grams); hashing is deterministic across processes (no Python `hash`, which is salted
 per process) and vectorised over a whole batch: tokens are mapped to batch-local ids with a dict,
 each distinct token is hashed once (pandas' SipHash with a fixed key), and n-gram hashes are
@@ -25,12 +25,16 @@ _SHIFT32 = np.uint64(32)
 
 
 def record_texts(table: pa.Table) -> list[str]:
-    """The text each row is compared by: `text`, or an EXAMPLE's message contents joined."""
+    """The text each row is compared by: `text`, an EXAMPLE's message contents joined, or a PREFERENCE's
+    prompt and chosen answer (two pairs that differ only in the rejected answer are duplicates)."""
     if "text" in table.column_names:
         return [t or "" for t in table.column("text").to_pylist()]
+    if {"prompt", "chosen"} <= set(table.column_names):
+        return [conversation_text((prompt or []) + (chosen or []))
+                for prompt, chosen in zip(table.column("prompt").to_pylist(), table.column("chosen").to_pylist())]
     if "messages" in table.column_names:
         return [conversation_text(messages) for messages in table.column("messages").to_pylist()]
-    raise ValueError(f"table has neither a 'text' nor a 'messages' column (columns: {table.column_names})")
+    raise ValueError(f"table has no 'text', 'messages' or 'prompt'/'chosen' column (columns: {table.column_names})")
 
 
 def conversation_text(messages: Sequence[dict] | None) -> str:

@@ -1,4 +1,6 @@
-"""`instruct export SHARDS_DIR --format alpaca|sharegpt|openai --output FILE`: EXAMPLE shards -> chat JSONL.
+"""`instruct export SHARDS_DIR --format alpaca|sharegpt|openai|trl --output FILE`: EXAMPLE shards -> chat
+JSONL, PREFERENCE shards -> TRL's conversational prompt/chosen/rejected JSONL (which `read.format:
+preference` and `instruct tune` read back).
 
 Conversations a format cannot hold (Alpaca holds one exchange, so few-shot turns do not fit)
 are skipped and counted per reason on stderr, never dropped silently. Written atomically;
@@ -16,10 +18,12 @@ import click
 
 from instruct.errors import user_errors
 from instruct.io.shards import atomic_path, iter_batches, shard_paths
-from instruct.schema import SchemaError, is_example_schema, to_alpaca, to_openai, to_sharegpt
+from instruct.preferences import to_trl
+from instruct.schema import SchemaError, schema_kind, to_alpaca, to_openai, to_sharegpt
 
 CONVERTERS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    "alpaca": to_alpaca, "sharegpt": to_sharegpt, "openai": to_openai}
+    "alpaca": to_alpaca, "sharegpt": to_sharegpt, "openai": to_openai, "trl": to_trl}
+KIND = {"alpaca": "EXAMPLE", "sharegpt": "EXAMPLE", "openai": "EXAMPLE", "trl": "PREFERENCE"}  # rows each format holds
 
 
 def export(shards: str | Path, format_name: str, output: str | Path) -> tuple[int, Counter]:
@@ -34,9 +38,13 @@ def export(shards: str | Path, format_name: str, output: str | Path) -> tuple[in
         with opener(tmp, "wt", encoding="utf-8") as sink:
             for path in paths:
                 for batch in iter_batches(path):
-                    if not is_example_schema(batch.schema):
-                        raise SchemaError(f"{path}: not EXAMPLE shards (no 'messages' column); "
-                                          "export takes the output of a template, synth or mix run")
+                    kind = schema_kind(batch.schema)
+                    if kind != KIND[format_name]:
+                        formats = "trl" if kind == "PREFERENCE" else "alpaca, sharegpt or openai"
+                        raise SchemaError(f"{path}: holds {kind} rows, which --format {format_name} cannot hold; "
+                                          f"use --format {formats}" if kind != "DOCUMENT" else
+                                          f"{path}: holds DOCUMENT rows; export takes EXAMPLE or PREFERENCE shards "
+                                          "(the output of a template, synth or mix run)")
                     for example in batch.to_pylist():
                         try:
                             record = convert(example)
@@ -51,10 +59,11 @@ def export(shards: str | Path, format_name: str, output: str | Path) -> tuple[in
 @click.command("export")
 @click.argument("shards_dir", type=click.Path(exists=True, file_okay=False))
 @click.option("--format", "format_name", type=click.Choice(sorted(CONVERTERS)), required=True,
-              help="alpaca (instruction/input/output), sharegpt (conversations) or openai (messages).")
+              help="alpaca (instruction/input/output), sharegpt (conversations), openai (messages); "
+                   "trl (prompt/chosen/rejected) for PREFERENCE shards.")
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="JSONL file to write (.gz ok).")
 def export_command(shards_dir: str, format_name: str, output: str) -> None:
-    """Export EXAMPLE shards to Alpaca, ShareGPT or OpenAI chat JSONL."""
+    """Export EXAMPLE shards to Alpaca, ShareGPT or OpenAI chat JSONL, PREFERENCE shards to TRL JSONL."""
     with user_errors():
         written, skipped = export(shards_dir, format_name, output)
     for reason, count in skipped.most_common():

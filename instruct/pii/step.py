@@ -14,6 +14,7 @@ import pyarrow as pa
 from instruct.config import ConfigError
 from instruct.pii.detectors import DEFAULT_TYPES, PLACEHOLDERS, TYPES, detectors, find_pii, redact
 from instruct.pipeline.step import StepOutput, TextTransform, replace_column
+from instruct.schema import MESSAGE_COLUMNS
 
 
 class PiiScrub(TextTransform):
@@ -58,12 +59,14 @@ class PiiScrub(TextTransform):
             return clean
 
         if "text" in table.column_names:
-            table = replace_column(table, "text", [scrubbed(t) for t in table.column("text").to_pylist()])
-        elif "messages" in table.column_names:
+            return StepOutput(replace_column(table, "text", [scrubbed(t) for t in table.column("text").to_pylist()]),
+                              counters=found)
+        columns = [name for name in MESSAGE_COLUMNS if name in table.column_names]
+        if not columns:
+            raise ValueError(f"{self.name}: table has no 'text' or message column (columns: {table.column_names})")
+        for name in columns:  # EXAMPLE messages; PREFERENCE prompt, chosen and rejected
             conversations = [[{"role": m["role"], "content": scrubbed(m["content"])} for m in messages or []]
                              if messages is not None else None
-                             for messages in table.column("messages").to_pylist()]
-            table = replace_column(table, "messages", conversations)
-        else:
-            raise ValueError(f"{self.name}: table has neither 'text' nor 'messages' (columns: {table.column_names})")
+                             for messages in table.column(name).to_pylist()]
+            table = replace_column(table, name, conversations)
         return StepOutput(table, counters=found)

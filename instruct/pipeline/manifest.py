@@ -17,6 +17,7 @@ import numpy as np
 
 from instruct.config import to_dict
 from instruct.io.readers.base import expand_paths
+from instruct.schema import schema_kind
 from instruct.io.shards import read_json, shard_paths, write_json
 
 TRACKED_PACKAGES = ("instruct", "pyarrow", "datasets", "datasketch", "numpy", "jinja2", "openai", "torch",
@@ -150,7 +151,7 @@ def _output_schema(output: Path) -> str | None:
     import pyarrow as pa
 
     with pa.memory_map(str(paths[0]), "r") as source:
-        return "EXAMPLE" if "messages" in pa.ipc.open_stream(source).schema.names else "DOCUMENT"
+        return schema_kind(pa.ipc.open_stream(source).schema)
 
 
 def write_report(manifest: dict[str, Any], path: Path) -> None:

@@ -226,10 +226,12 @@ def _add_lengths(histogram: list[int], table: pa.Table) -> None:
         return
     if "text" in table.column_names:
         lengths = [len(t or "") for t in table.column("text").to_pylist()]
-    elif "messages" in table.column_names:
-        lengths = [sum(len(m["content"] or "") for m in msgs) for msgs in table.column("messages").to_pylist()]
     else:
-        return
+        columns = [table.column(name).to_pylist() for name in ("messages", "prompt", "chosen")
+                   if name in table.column_names]  # a PREFERENCE row counts its prompt and chosen answer
+        if not columns:
+            return
+        lengths = [sum(len(m["content"] or "") for messages in row for m in messages or ()) for row in zip(*columns)]
     counts, _ = np.histogram(lengths, bins=LENGTH_BINS)
     for i, n in enumerate(counts):
         histogram[i] += int(n)

@@ -326,7 +326,9 @@ class FakeEngine:
     """Deterministic scripted model: answers depend only on the request, after `latency` seconds.
 
     It speaks just enough of the Self-Instruct and Evol-Instruct formats (numbered task lists, Yes/No,
-    'Class label:' and 'Input:/Output:' instances, rewritten prompts) for end-to-end runs to produce real rows.
+    'Class label:' and 'Input:/Output:' instances, rewritten prompts) and of the back-translation and judge
+    prompts (a request, 'Score:' / 'Rating:' lines, [[A]]/[[B]]/[[C]] verdicts) for end-to-end runs to
+    produce real rows.
     """
 
     model_name = "fake"
@@ -381,6 +383,9 @@ class FakeEngine:
             items = [_task(rng) for _ in range(rng.randint(2, 6))]
             return " " + "".join(f"{t}\n{first + i + 1}. " if i < len(items) - 1 else f"{t}\n\n"
                                  for i, t in enumerate(items))
+        judged = _judge_script(prompt, rng)
+        if judged is not None:
+            return judged
         if "Equal or Not Equal" in prompt:
             return rng.choice(["Equal", "Not Equal", "Not Equal", "Not Equal"])
         if "#Rewritten Prompt#" in prompt or "#Created Prompt#" in prompt:
@@ -400,3 +405,22 @@ def _sentence(rng: random.Random, low: int, high: int) -> str:
 
 def _task(rng: random.Random) -> str:
     return f"{rng.choice(_VERBS)} {_sentence(rng, 4, 12)}."
+
+
+_PAIRWISE_ANSWER = re.compile(r"\[The Start of Assistant ([AB])'s Answer\]\n(.*?)\n\[The End of Assistant", re.DOTALL)
+
+
+def _judge_script(prompt: str, rng: random.Random) -> str | None:
+    """Replies to `instruct.synth` back-translation and judge prompts; the pairwise verdict prefers the
+    longer answer whatever its position (a consistent judge), [[C]] when both are as long."""
+    if prompt.rstrip().endswith("User's request:"):
+        return _task(rng)
+    if '"Score: <rating>"' in prompt:
+        return f"The answer {_sentence(rng, 3, 8)}.\nScore: {rng.randint(1, 5)}"
+    if '"Rating: <1-5>"' in prompt:
+        return f"Rationale: {_sentence(rng, 3, 8)}.\nRating: {rng.randint(1, 5)}"
+    answers = dict(_PAIRWISE_ANSWER.findall(prompt))
+    if len(answers) == 2:
+        a, b = len(answers["A"].split()), len(answers["B"].split())
+        return f"{_sentence(rng, 3, 8)}. " + ("[[A]]" if a > b else "[[B]]" if b > a else "[[C]]")
+    return None

@@ -1,7 +1,9 @@
-"""`instruct synth [RECIPE.yaml] --method self-instruct|evol-instruct [--seed-tasks FILE | --input SHARDS]
---num N --output DIR [--base-url URL] [--model NAME] [--concurrency C] [key=value ...]`."""
+"""`instruct synth [RECIPE.yaml] --method M [--seed-tasks FILE | --input SHARDS | --documents PATH |
+--instructions PATH] --num N --output DIR [--samples K] [--judge J --judge-base-url URL --judge-model M]
+[--base-url URL] [--model NAME] [--concurrency C] [key=value ...]`."""
 from __future__ import annotations
 
+import copy
 import logging
 import os
 
@@ -13,26 +15,36 @@ from instruct.errors import fail_if_nothing_written, user_errors
 @click.command()
 @click.argument("recipe", required=False)
 @click.argument("overrides", nargs=-1)
-@click.option("--method", type=click.Choice(["self-instruct", "evol-instruct"]), help="Default: self-instruct.")
+@click.option("--method", type=click.Choice(["self-instruct", "evol-instruct", "backtranslate", "answer", "preference"]),
+              help="Default: self-instruct.")
 @click.option("--seed-tasks", type=click.Path(dir_okay=False),
               help="Self-Instruct seed tasks (JSONL, original format).")
 @click.option("--input", "inputs", multiple=True,
               help="Evol-Instruct input: EXAMPLE shards folder or chat JSONL; repeat.")
-@click.option("--num", type=int, help="Self-Instruct: instructions to keep; Evol-Instruct: examples to evolve.")
+@click.option("--documents", multiple=True, help="backtranslate: DOCUMENT shards folder or JSONL; repeat.")
+@click.option("--instructions", multiple=True,
+              help="answer, preference: EXAMPLE shards, chat JSONL or JSONL of {prompt}; repeat.")
+@click.option("--num", type=int, help="self-instruct: instructions to keep; backtranslate: pairs to keep; "
+                                      "others: inputs to use.")
+@click.option("--samples", type=int, help="answer, preference: answers per prompt.")
+@click.option("--judge", help="preference: rubric (default), pairwise or reward:DIR.")
+@click.option("--judge-base-url", help="preference: the judge's endpoint (default: the policy's).")
+@click.option("--judge-model", help="preference: the judge's model name.")
 @click.option("--output", help="Output folder: DIR/shards, DIR/manifest.json, DIR/rejected.jsonl, DIR/cache.")
 @click.option("--base-url",
               help="OpenAI-compatible endpoint (else OPENAI_BASE_URL, else the embedded model is served).")
 @click.option("--model", help="Model name at the endpoint (default: the first one it lists).")
 @click.option("--concurrency", type=int, help="Requests in flight at once.")
 def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, seed_tasks: str | None,
-          inputs: tuple[str, ...], num: int | None, output: str | None, base_url: str | None, model: str | None,
-          concurrency: int | None) -> None:
+          inputs: tuple[str, ...], documents: tuple[str, ...], instructions: tuple[str, ...], num: int | None,
+          samples: int | None, judge: str | None, judge_base_url: str | None, judge_model: str | None,
+          output: str | None, base_url: str | None, model: str | None, concurrency: int | None) -> None:
     """Generate instruction data through any OpenAI-compatible endpoint; re-run to resume from the cache.
 
     OVERRIDES are `key=value` pairs, e.g. `self_instruct.bootstrap_params.max_tokens=64`. The API key is
     read from OPENAI_API_KEY (or the recipe's client.api_key) and never written anywhere.
     """
-    from instruct.config import load_yaml
+    from instruct.config import apply_overrides, load_yaml
     from instruct.synth.client import RedactingFilter
     from instruct.synth.run import load_synth_recipe, run_synth
 
@@ -44,40 +56,48 @@ def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, se
         raise click.UsageError("give either --seed-tasks (self-instruct) or --input (evol-instruct), not both")
     with user_errors():
         data = load_yaml(recipe) if recipe else {}
+        given = apply_overrides(copy.deepcopy(data), list(overrides))  # flags win over overrides
+        if method is None and seed_tasks is None and inputs and "method" not in given:
+            method = "evol-instruct"
+        chosen = method or given.get("method", "self-instruct")
+        section = chosen if chosen in ("answer", "preference") else None
         flags = {"method": method, "seed_tasks": seed_tasks, "num": num, "output": output,
+                 "input": list(inputs), "documents": list(documents), "instructions": list(instructions),
                  "client.base_url": base_url, "client.model": model, "client.concurrency": concurrency}
-        loaded = load_synth_recipe(data, list(overrides), where=recipe or "synth")
+        for key, value in {"samples": samples, "judge": judge, "judge_base_url": judge_base_url,
+                           "judge_model": judge_model}.items():
+            if value is None:
+                continue
+            if section is None or (key != "samples" and section != "preference"):
+                raise click.UsageError(f"--{key.replace('_', '-')} applies to --method "
+                                       f"{'answer or preference' if key == 'samples' else 'preference'}")
+            flags[f"{section}.{key}"] = value
         for key, value in flags.items():
-            if value is not None:
-                _set(loaded, key, value)
-        if inputs:
-            loaded.input = list(inputs)
-        if seed_tasks is None and inputs and method is None:
-            loaded.method = "evol-instruct"
-        loaded = load_synth_recipe(_as_data(loaded), [], where=recipe or "synth")  # re-validate after flags
+            if value is not None and value != []:
+                _set(given, key, value)
+        loaded = load_synth_recipe(given, [], where=recipe or "synth")
         redactor.secrets.append(loaded.client.api_key or "")
         manifest = run_synth(loaded, data)
     counts, usage = manifest["counts"], manifest["usage"]
     fail_if_nothing_written(counts["written"], usage, loaded.output)
     rejected = sum(n for stage in counts["stages"].values() for reason, n in stage.items() if reason != "kept")
-    click.echo(f"{loaded.method}: wrote {counts['written']:,} examples · rejected {rejected:,} candidates · "
+    rows = "pairs" if manifest["schema"] == "PREFERENCE" else "examples"
+    click.echo(f"{loaded.method}: wrote {counts['written']:,} {rows} · rejected {rejected:,} candidates · "
                f"requests sent {usage['requests_sent']:,} (cached {usage['cache_hits']:,}, retries "
                f"{usage['retries']:,}) · tokens {usage['prompt_tokens']:,}+{usage['completion_tokens']:,} "
                f"in {manifest['seconds']:.1f}s -> {loaded.output}")
+    judge = manifest.get("judge_usage")
+    if judge:
+        click.echo(f"judge: requests sent {judge['requests_sent']:,} (cached {judge['cache_hits']:,}) · tokens "
+                   f"{judge['prompt_tokens']:,}+{judge['completion_tokens']:,}")
 
 
-def _set(recipe, dotted: str, value) -> None:
-    target = recipe
+def _set(data: dict, dotted: str, value) -> None:
+    """Set `a.b.c` in a nested recipe mapping (a flag wins over the recipe, as an override would)."""
     *parents, leaf = dotted.split(".")
     for parent in parents:
-        target = getattr(target, parent)
-    setattr(target, leaf, value)
-
-
-def _as_data(recipe) -> dict:
-    from instruct.config import to_dict
-
-    return to_dict(recipe)
+        data = data.setdefault(parent, {})
+    data[leaf] = value
 
 
 def _configure_logging(redactor: logging.Filter) -> None:

@@ -1,5 +1,5 @@
 """`instruct synth` end to end: recipe -> endpoint (given, or the embedded model served on 127.0.0.1)
--> Self-Instruct or Evol-Instruct -> EXAMPLE shards, rejected.jsonl and manifest.json.
+-> a method (`METHODS`) -> EXAMPLE or PREFERENCE shards, rejected.jsonl and manifest.json.
 
 Output folder layout: DIR/shards/*.arrow, DIR/manifest.json, DIR/rejected.jsonl, DIR/cache/requests.jsonl.
 The cache is the only state a crash needs: shards and manifest are rebuilt from it on every run.
@@ -13,17 +13,24 @@ import json
 import logging
 import sys
 import time
+from collections import Counter
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator, Literal
+from typing import Any, Callable, Iterator, Literal
+
+import pyarrow as pa
 
 from instruct.config import ConfigError, apply_overrides, from_dict, to_dict
 from instruct.io.shards import ShardWriter, atomic_path, shard_paths, write_json
-from instruct.schema import EXAMPLE_SCHEMA, examples_table
+from instruct.schema import EXAMPLE_SCHEMA, PREFERENCE_SCHEMA, examples_table, preferences_table
+from instruct.synth.answer import Answer, AnswerConfig
+from instruct.synth.backtranslate import Backtranslate, BacktranslateConfig
 from instruct.synth.client import ClientConfig, LLMClient, public_url, redact
 from instruct.synth.evol_instruct import EvolInstruct, EvolInstructConfig
+from instruct.synth.preference import Preference, PreferenceConfig
 from instruct.synth.self_instruct import SelfInstruct, SelfInstructConfig, SynthOutput, load_seed_tasks
+from instruct.synth.sources import load_documents, load_prompts
 
 log = logging.getLogger("instruct.synth")
 
@@ -41,10 +48,12 @@ class ServeConfig:
 
 @dataclass
 class SynthRecipe:
-    method: Literal["self-instruct", "evol-instruct"] = "self-instruct"
+    method: Literal["self-instruct", "evol-instruct", "backtranslate", "answer", "preference"] = "self-instruct"
     seed_tasks: str | None = None  # Self-Instruct seeds (default: data/seed_tasks.jsonl)
     input: list[str] = field(default_factory=list)  # Evol-Instruct: EXAMPLE shards / chat JSONL
-    num: int = 100  # self-instruct: machine instructions to keep; evol-instruct: input examples to evolve
+    documents: list[str] = field(default_factory=list)  # backtranslate: DOCUMENT shards / JSONL
+    instructions: list[str] = field(default_factory=list)  # answer, preference: EXAMPLE shards / prompt JSONL
+    num: int = 100  # self-instruct: instructions to keep; backtranslate: pairs to keep; others: inputs to use
     output: str = "out/synth"
     seed: int = 42
     shard_size: int = 50_000
@@ -53,20 +62,72 @@ class SynthRecipe:
     serve: ServeConfig = field(default_factory=ServeConfig)
     self_instruct: SelfInstructConfig = field(default_factory=SelfInstructConfig)
     evol_instruct: EvolInstructConfig = field(default_factory=EvolInstructConfig)
+    backtranslate: BacktranslateConfig = field(default_factory=BacktranslateConfig)
+    answer: AnswerConfig = field(default_factory=AnswerConfig)
+    preference: PreferenceConfig = field(default_factory=PreferenceConfig)
+
+
+@dataclass(frozen=True)
+class Method:
+    """How `instruct synth` runs one method: its recipe section, what it reads, the flag that names that
+    input, and the schema it writes. The method class is `cls(section, client, seed, progress)` with
+    `async run(inputs, num) -> SynthOutput`."""
+
+    cls: type
+    section: str
+    inputs: Callable[[SynthRecipe], tuple[list, Counter]]  # (inputs, input rows skipped by reason)
+    input_key: str | None = None  # recipe key (and --flag) that must be given
+    schema: pa.Schema = EXAMPLE_SCHEMA
+
+
+def _seed_tasks(recipe: SynthRecipe) -> tuple[list, Counter]:
+    return load_seed_tasks(recipe.seed_tasks or DEFAULT_SEED_TASKS), Counter()
+
+
+def _examples(recipe: SynthRecipe) -> tuple[list, Counter]:
+    """Evol-Instruct's inputs: conversations without their answer (the first user turn is evolved)."""
+    prompts, skipped = load_prompts(recipe.input)
+    return [{"id": p["id"], "messages": p["prompt"]} for p in prompts], skipped
+
+
+def _documents(recipe: SynthRecipe) -> tuple[list, Counter]:
+    return load_documents(recipe.documents, recipe.backtranslate.text_field), Counter()
+
+
+METHODS: dict[str, Method] = {
+    "self-instruct": Method(SelfInstruct, "self_instruct", _seed_tasks),
+    "evol-instruct": Method(EvolInstruct, "evol_instruct", _examples, "input"),
+    "backtranslate": Method(Backtranslate, "backtranslate", _documents, "documents"),
+    "answer": Method(Answer, "answer", lambda r: load_prompts(r.instructions), "instructions"),
+    "preference": Method(Preference, "preference", lambda r: load_prompts(r.instructions), "instructions",
+                         PREFERENCE_SCHEMA),
+}
 
 
 def load_synth_recipe(data: dict[str, Any], overrides: list[str], where: str = "recipe") -> SynthRecipe:
     data = apply_overrides(copy.deepcopy(data), overrides)
     recipe = from_dict(SynthRecipe, data, where=where)
-    for section in (recipe.self_instruct, recipe.evol_instruct):
-        _merge_param_defaults(section)
+    for method in METHODS.values():
+        _merge_param_defaults(getattr(recipe, method.section))
     if recipe.num < 1:
         raise ConfigError(f"{where}: num must be at least 1, got {recipe.num}")
     if recipe.client.concurrency < 1:
         raise ConfigError(f"{where}: client.concurrency must be at least 1")
-    if recipe.method == "evol-instruct" and not recipe.input:
-        raise ConfigError("evol-instruct needs --input SHARDS (EXAMPLE shards or chat JSONL to evolve)")
+    if recipe.method == "preference":
+        recipe.preference.judge_kind()  # a bad judge name fails before any endpoint starts
+    if recipe.method in ("answer", "preference"):
+        least = 2 if recipe.method == "preference" else 1  # a pair needs two answers
+        if getattr(recipe, recipe.method).samples < least:
+            raise ConfigError(f"{where}: {recipe.method}.samples must be at least {least}")
+    key = METHODS[recipe.method].input_key
+    if key and not getattr(recipe, key):
+        raise ConfigError(f"{recipe.method} needs --{key} PATH ({_INPUT_HELP[key]})")
     return recipe
+
+
+_INPUT_HELP = {"input": "EXAMPLE shards or chat JSONL to evolve",
+               "documents": "DOCUMENT shards or JSONL with a 'text' field",
+               "instructions": "EXAMPLE shards, chat JSONL or JSONL with a 'prompt' field"}
 
 
 def _merge_param_defaults(section: Any) -> None:
@@ -98,36 +159,25 @@ def run_synth(recipe: SynthRecipe, recipe_data: dict[str, Any] | None = None) ->
     """Generate, write shards + manifest, and return the manifest."""
     output = Path(recipe.output)
     started = time.perf_counter()
-    inputs = _inputs(recipe)
+    inputs, skipped = METHODS[recipe.method].inputs(recipe)
     with endpoint(recipe) as (base_url, model, served):
         cache = recipe.client.cache or str(output / "cache" / "requests.jsonl")
         client_config = dataclasses.replace(recipe.client, base_url=base_url, model=model, cache=cache,
                                             endpoint_id="served-locally" if served else None)
         result, usage, model = asyncio.run(_generate(recipe, client_config, inputs))
+    for reason, count in skipped.items():
+        result.reject("input", reason, count=count)
     client_config.model = model
     return write_outputs(recipe, recipe_data, client_config, served, result, usage, time.perf_counter() - started)
 
 
-def _inputs(recipe: SynthRecipe) -> list:
-    if recipe.method == "self-instruct":
-        return load_seed_tasks(recipe.seed_tasks or DEFAULT_SEED_TASKS)
-    from instruct.io.examples import load_examples
-
-    examples = []
-    for path in recipe.input:
-        examples.extend(load_examples(path))
-    return examples
-
-
 async def _generate(recipe: SynthRecipe, config: ClientConfig, inputs: list):
     progress = _progress_factory(recipe.progress)
+    spec = METHODS[recipe.method]
     async with LLMClient(config) as client:
         if client.config.model is None:
             client.config.model = await client.default_model()
-        if recipe.method == "self-instruct":
-            method = SelfInstruct(recipe.self_instruct, client, recipe.seed, progress)
-        else:
-            method = EvolInstruct(recipe.evol_instruct, client, recipe.seed, progress)
+        method = spec.cls(getattr(recipe, spec.section), client, recipe.seed, progress)
         result = await method.run(inputs, recipe.num)
         return result, client.usage, client.config.model
 
@@ -146,8 +196,9 @@ def write_outputs(recipe: SynthRecipe, recipe_data: dict[str, Any] | None, clien
 
     output = Path(recipe.output)
     secret = client.resolved_key()
-    writer = ShardWriter(output / "shards", "synth", recipe.shard_size, EXAMPLE_SCHEMA)
-    writer.write(examples_table(result.rows))
+    schema = METHODS[recipe.method].schema
+    writer = ShardWriter(output / "shards", "synth", recipe.shard_size, schema)
+    writer.write((preferences_table if schema is PREFERENCE_SCHEMA else examples_table)(result.rows))
     written = writer.close()
     for stale in set(shard_paths(output / "shards")) - set(written):  # from an earlier, larger run
         stale.unlink()
@@ -160,7 +211,7 @@ def write_outputs(recipe: SynthRecipe, recipe_data: dict[str, Any] | None, clien
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": "synth",
         "method": recipe.method,
-        "schema": "EXAMPLE",
+        "schema": "PREFERENCE" if schema is PREFERENCE_SCHEMA else "EXAMPLE",
         "endpoint": {"base_url": public_url(client.base_url), "model": client.model, "served_locally": served},
         "config": config,
         "recipe": _without_keys(recipe_data),
@@ -168,6 +219,7 @@ def write_outputs(recipe: SynthRecipe, recipe_data: dict[str, Any] | None, clien
         "counts": {"written": len(result.rows), "rejected_records": len(result.rejected),
                    "stages": {stage: dict(sorted(c.items())) for stage, c in result.counts.items()}},
         "usage": usage.as_dict(),
+        **{f"{name}_usage": extra for name, extra in result.extra_usage.items()},
         "shards": [p.name for p in written],
         "seconds": round(seconds, 3),
     }

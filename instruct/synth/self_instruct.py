@@ -82,6 +82,7 @@ class SynthOutput:
     rows: list[dict[str, Any]] = field(default_factory=list)
     rejected: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, Counter] = field(default_factory=dict)
+    extra_usage: dict[str, dict[str, Any]] = field(default_factory=dict)  # clients besides the main one (a judge)
 
     def reject(self, stage: str, reason: str, record: dict[str, Any] | None = None, count: int = 1) -> None:
         self.counts.setdefault(stage, Counter())[reason] += count

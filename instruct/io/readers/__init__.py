@@ -16,6 +16,7 @@ READER_MODULES = {
     "html": "instruct.io.readers.html",
     "warc": "instruct.io.readers.warc",
     "dataset": "instruct.io.readers.dataset",
+    "preference": "instruct.io.readers.preference",
 }
 
 

@@ -1,8 +1,8 @@
 """Arrow IPC files (file or stream format), e.g. our own shards, Ray or `datasets` cache files.
 
-Tables that already have the DOCUMENT or EXAMPLE columns pass through unchanged, so EXAMPLE
-shards from `instruct synth` or a template step can be rebuilt (dedup, decontamination) as
-EXAMPLE rows. Any other table becomes DOCUMENT rows: `text_field` is the text, `id_field` the
+Tables that already have the DOCUMENT, EXAMPLE or PREFERENCE columns pass through unchanged, so
+shards from `instruct synth` or a template step can be rebuilt (dedup, decontamination, PII) as
+rows of their own kind. Any other table becomes DOCUMENT rows: `text_field` is the text, `id_field` the
 id (a content hash when absent), a `url` column the url_or_path, and the other columns go to
 `meta`. A row without a string text is a `missing_text_field` reject named `file#row` (0-based).
 
@@ -17,13 +17,13 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from instruct.io.readers.base import InputError, ReadBatch, Reader, Reject, WorkUnit, expand_paths
-from instruct.schema import DOCUMENT_SCHEMA, EXAMPLE_SCHEMA
+from instruct.schema import DOCUMENT_SCHEMA, EXAMPLE_SCHEMA, PREFERENCE_SCHEMA, schema_kind
 
-PASSTHROUGH = (EXAMPLE_SCHEMA, DOCUMENT_SCHEMA)
+PASSTHROUGH = (PREFERENCE_SCHEMA, EXAMPLE_SCHEMA, DOCUMENT_SCHEMA)
 
 
 def passthrough_schema(schema: pa.Schema) -> pa.Schema | None:
-    """EXAMPLE or DOCUMENT when a table already has that schema's columns, else None."""
+    """PREFERENCE, EXAMPLE or DOCUMENT when a table already has that schema's columns, else None."""
     for candidate in PASSTHROUGH:
         if set(candidate.names) <= set(schema.names):
             return candidate
@@ -41,7 +41,7 @@ class TableReader(Reader):
 
     @cached_property
     def schema(self) -> pa.Schema:
-        """EXAMPLE or DOCUMENT, decided by the first input; every input must agree."""
+        """PREFERENCE, EXAMPLE or DOCUMENT, decided by the first input; every input must agree."""
         first = expand_paths(self.config.paths)[0]
         try:
             return passthrough_schema(self.file_schema(first)) or DOCUMENT_SCHEMA
@@ -59,7 +59,8 @@ class TableReader(Reader):
             yield self._failed(f"{path}#0", "unreadable_file", error)
             return
         if own is not None and own != self.schema:
-            raise InputError(f"{path}: holds {_name(own)} rows but the first input holds {_name(self.schema)} rows; "
+            raise InputError(f"{path}: holds {schema_kind(own)} rows but the first input holds "
+                             f"{schema_kind(self.schema)} rows; "
                              "build them separately")
         row = 0
         try:
@@ -94,10 +95,6 @@ class TableReader(Reader):
 def _plain(record: dict[str, Any]) -> dict[str, Any]:
     """Meta must be JSON: bytes and other Arrow values become strings."""
     return json.loads(json.dumps(record, default=str, ensure_ascii=False))
-
-
-def _name(schema: pa.Schema) -> str:
-    return "EXAMPLE" if schema is EXAMPLE_SCHEMA else "DOCUMENT"
 
 
 class ArrowReader(TableReader):

@@ -53,6 +53,20 @@ class JsonlReader(Reader):
 
     def _records(self, path: str) -> Iterator[dict | Reject]:
         text_field, id_field = self.config.text_field, self.config.id_field
+        for item in self.objects(path):
+            if isinstance(item, Reject):
+                yield item
+                continue
+            where, decoded, record = item
+            text = record.get(text_field)
+            if not isinstance(text, str):
+                yield self.reject(where, "missing_text_field", f"no string field {text_field!r}", decoded)
+                continue
+            meta = {k: v for k, v in record.items() if k not in (text_field, id_field)}
+            yield self.document(text, where, record.get(id_field), meta)
+
+    def objects(self, path: str) -> Iterator[tuple[str, str, dict] | Reject]:
+        """(file:line, line, JSON object) for every record; undecodable, oversized lines and cut files as rejects."""
         limit = self.config.max_record_bytes
         line_number = 0
         try:
@@ -72,13 +86,10 @@ class JsonlReader(Reader):
                     record, reason, detail, decoded = parse_json_line(line)
                     if reason is None and not isinstance(record, dict):
                         reason, detail = "not_an_object", type(record).__name__
-                    elif reason is None and not isinstance(record.get(text_field), str):
-                        reason, detail = "missing_text_field", f"no string field {text_field!r}"
                     if reason is not None:
                         yield self.reject(where, reason, detail, decoded)
                         continue
-                    meta = {k: v for k, v in record.items() if k not in (text_field, id_field)}
-                    yield self.document(record[text_field], where, record.get(id_field), meta)
+                    yield where, decoded, record
             if guard.error is not None:
                 # a truncated file: every complete line stands, the cut tail is one reject
                 yield self.reject(f"{path}:{line_number + 1}", "truncated_file", guard.error)
