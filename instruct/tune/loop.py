@@ -27,10 +27,12 @@ from instruct.models import cache_dir
 from instruct.progress import progress_bar
 from instruct.tune.attention import register as register_packed_sdpa
 from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
-from instruct.tune.config import PEFT_ADAPTERS, TuneConfig
+from instruct.tune.config import ONLINE_OBJECTIVES, PEFT_ADAPTERS, TuneConfig
 from instruct.tune.data import IGNORE, TokenizedSet, load_examples, split_eval, tokenize_table
-from instruct.tune.methods import (apply_method, compute_dtype, load_base, merge_adapter, trainable_parameters)
-from instruct.tune.packing import Batch, BatchPlan, collate
+from instruct.tune.methods import apply_method, compute_dtype, merge_adapter, trainable_parameters
+from instruct.tune.objective import Objective, objective_for
+from instruct.tune.packing import Batch, BatchPlan
+from instruct.tune.preference_data import data_kind
 from instruct.tune.report import JsonLog, peak_rss_mb, plot_losses
 from instruct.tune.templates import select_template
 
@@ -56,6 +58,9 @@ class TrainResult:
     peak_rss_mb: float
     resumed_from: int = 0
     merged: str | None = None
+    objective: str = "sft"
+    eval_metrics: dict[str, float] = field(default_factory=dict)  # e.g. held-out pairwise accuracy and margin
+    initial_eval_metrics: dict[str, float] = field(default_factory=dict)
     log: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
@@ -144,7 +149,8 @@ def loss_sum(model: nn.Module, batch: Batch, select_logits: bool) -> torch.Tenso
 
 
 def accumulate_gradients(model: nn.Module, batches: list[Batch], step_trained: int, dist: Distributed,
-                         select_logits: bool, autocast: Any = contextlib.nullcontext) -> torch.Tensor:
+                         select_logits: bool, autocast: Any = contextlib.nullcontext,
+                         loss_fn: Callable[[nn.Module, Batch, bool], torch.Tensor] = loss_sum) -> torch.Tensor:
     """Backward over this process's micro-batches; returns their summed loss.
 
     Each micro-batch's summed loss is divided by `step_trained`, the trained tokens of the whole
@@ -156,7 +162,7 @@ def accumulate_gradients(model: nn.Module, batches: list[Batch], step_trained: i
         batch = batch.to(dist.device)
         sync = dist.world == 1 or index == len(batches) - 1
         with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
-            summed = loss_sum(model, batch, select_logits)
+            summed = loss_fn(model, batch, select_logits)
             (summed * dist.world / step_trained).backward()
         step_loss += summed.detach().double()
     return step_loss
@@ -186,18 +192,22 @@ def build_optimizer(model: nn.Module, config: TuneConfig, device: torch.device) 
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: TokenizedSet, config: TuneConfig, dist: Distributed, autocast: Any) -> float | None:
-    """Mean cross-entropy per trained token on the held-out set (deterministic batches, no dropout)."""
+def evaluate(model: nn.Module, data: TokenizedSet, config: TuneConfig, dist: Distributed, autocast: Any,
+             objective: Objective | None = None) -> float | None:
+    """Mean loss per unit (trained token; pair for preference objectives) on the held-out set
+    (deterministic batches, no dropout); the objective's metrics accumulate in `objective`."""
     if len(data) == 0:
         return None
     was_training = model.training
     model.eval()
+    objective = objective or Objective(config)
     batches = BatchPlan(data.lengths, config.train.micro_batch_tokens, config.packing, seed=0).epoch(0)
     total = torch.zeros(2, dtype=torch.float64, device=dist.device)
     for indices in batches[dist.rank::dist.world]:
-        batch = collate(data, indices, config.packing).to(dist.device)
+        batch = objective.collate(data, indices).to(dist.device)
         with autocast():
-            total[0] += loss_sum(model, batch, select_logits=config.packing and config.train.trained_logits_only).double()
+            select_logits = config.packing and config.train.trained_logits_only
+            total[0] += objective.loss_sum(model, batch, select_logits).double()
         total[1] += batch.trained
     if dist.world > 1:
         torch.distributed.all_reduce(total)
@@ -214,6 +224,11 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     for path in filter(None, (config.data.path, config.data.eval_path)):
         if not Path(path).exists():  # before the slow model load
             raise FileNotFoundError(f"{path}: no such file or shards folder")
+    objective = objective_for(config, data_kind(config.data.path) if config.data.path else None)
+    if config.data.objective in ONLINE_OBJECTIVES:
+        from instruct.tune.rl import train_online
+
+        return train_online(config, on_step=on_step, show_progress=show_progress)
     output = Path(config.output)
     dist = setup_distributed()
     if config.train.threads:
@@ -224,20 +239,21 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     autocast = (lambda: torch.autocast(dist.device.type, dtype=dtype)) if dtype != torch.float32 else contextlib.nullcontext
 
     # 1. model and tokenizer; the frozen base of an adapter method may sit in bf16, trained weights stay fp32
-    model, tokenizer = load_base(config.model, dtype=dtype if peft_method else torch.float32,
-                                 quantize_4bit=config.method.name == "qlora", double_quant=config.method.double_quant,
-                                 attn_implementation=attention_implementation(config), device=dist.device)
+    model, tokenizer = objective.load(dtype=dtype if peft_method else torch.float32,
+                                      quantize_4bit=config.method.name == "qlora", double_quant=config.method.double_quant,
+                                      attn_implementation=attention_implementation(config), device=dist.device)
     template = select_template(tokenizer, config.data.template)
+    objective.setup(model)
 
     # 2. data: tokenised once (cached by content hash), then planned into micro-batches
-    train_set, eval_set = prepare_data(config, tokenizer, show_progress and dist.main)
+    train_set, eval_set = objective.prepare(tokenizer, show_progress and dist.main)
     plan = BatchPlan(train_set.lengths, config.train.micro_batch_tokens, config.packing, config.train.seed)
     per_step = config.train.grad_accum * dist.world
     total_steps = config.train.max_steps or max(1, math.ceil(plan.micro_batches_for(config.train.epochs) / per_step))
     warmup = config.train.warmup_steps if config.train.warmup_steps is not None else int(config.train.warmup_ratio * total_steps)
 
     # 3. method, optimizer, schedule
-    model = apply_method(model, config.method, config.train.grad_checkpointing)
+    model = apply_method(model, config.method, config.train.grad_checkpointing, objective.task_type)
     model.train()
     optimizer = build_optimizer(model, config, dist.device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup, config.train.min_lr_ratio))
@@ -253,11 +269,12 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         output.mkdir(parents=True, exist_ok=True)
         write_json(to_dict(config), output / "tune_config.json")
     log = JsonLog(output / "train_log.jsonl", keep_until_step=start) if dist.main else None
-    initial_eval = None
+    initial_eval, initial_metrics, eval_metrics = None, {}, {}
     if start == 0 and len(eval_set):
-        initial_eval = evaluate(model, eval_set, config, dist, autocast)
+        initial_eval = evaluate(model, eval_set, config, dist, autocast, objective)
+        initial_metrics = objective.pop_metrics("eval_")
         if log is not None:
-            log.write({"step": 0, "eval_loss": initial_eval})
+            log.write({"step": 0, "eval_loss": initial_eval, **initial_metrics})
 
     # 5. steps
     select_logits = config.packing and config.train.trained_logits_only
@@ -266,11 +283,11 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     bar = progress_bar(show_progress and dist.main, total=total_steps, initial=start, desc="tune", unit="step")
     for step in range(start + 1, total_steps + 1):
         step_started = time.perf_counter()
-        batches = [collate(train_set, plan.micro_batch((step - 1) * per_step + i)[1], config.packing)
+        batches = [objective.collate(train_set, plan.micro_batch((step - 1) * per_step + i)[1])
                    for i in range(per_step)]
         step_trained = sum(b.trained for b in batches)  # the normaliser: every micro-batch of every process
         mine = batches[dist.rank::dist.world]
-        step_loss = accumulate_gradients(wrapped, mine, step_trained, dist, select_logits, autocast)
+        step_loss = accumulate_gradients(wrapped, mine, step_trained, dist, select_logits, autocast, objective.loss_sum)
         if dist.world > 1:
             torch.distributed.all_reduce(step_loss)
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.train.max_grad_norm)
@@ -282,9 +299,12 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         seen_tokens += sum(b.tokens for b in batches)
         training_seconds += time.perf_counter() - step_started
         record = {"step": step, "loss": float(step_loss / step_trained), "lr": lr, "grad_norm": float(grad_norm),
-                  "trained_tokens": step_trained, "tokens_per_s": seen_tokens / training_seconds}
+                  "trained_tokens": step_trained, "tokens_per_s": seen_tokens / training_seconds,
+                  **objective.pop_metrics()}
         if step % config.train.eval_every == 0 or step == total_steps:
-            record["eval_loss"] = evaluate(model, eval_set, config, dist, autocast)
+            record["eval_loss"] = evaluate(model, eval_set, config, dist, autocast, objective)
+            eval_metrics = objective.pop_metrics("eval_")
+            record.update(eval_metrics)
         if step % config.train.save_every == 0 or step == total_steps:
             if dist.main:
                 save_checkpoint(output, step, model, optimizer, scheduler, {"seen_tokens": seen_tokens},
@@ -307,7 +327,8 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         dropped=dict(train_set.dropped + eval_set.dropped), truncated_prompts=train_set.truncated_prompts + eval_set.truncated_prompts,
         template=template, packing=config.packing, trainable_parameters=trainable, total_parameters=total_params,
         tokens_per_second=seen_tokens / max(training_seconds, 1e-9), peak_rss_mb=peak_rss_mb(),
-        resumed_from=start, log=log.records if log is not None else [])
+        resumed_from=start, log=log.records if log is not None else [], objective=objective.name,
+        eval_metrics=eval_metrics, initial_eval_metrics=initial_metrics)
     if dist.main:
         model.save_pretrained(output)
         tokenizer.save_pretrained(output)
