@@ -177,7 +177,8 @@ def sequence_logps(model: Any, batch: PairBatch, select_logits: bool) -> tuple[t
         logits = model(**batch.inputs, use_cache=False).logits[:, -targets.shape[1]:]
         mask = targets != IGNORE
         logits, picked, owner = logits[mask], targets[mask], batch.sequence[mask]
-    token_logps = -torch.nn.functional.cross_entropy(logits.float(), picked, reduction="none")
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 at least (fp64 stays fp64)
+    token_logps = -torch.nn.functional.cross_entropy(logits, picked, reduction="none")
     count = 2 * batch.pairs
     sums = torch.zeros(count, dtype=token_logps.dtype, device=token_logps.device).index_add(0, owner, token_logps)
     return sums, torch.bincount(owner, minlength=count).to(sums.dtype)
