@@ -182,3 +182,19 @@ def test_bad_preference_line_names_file_and_line(tmp_path):
                     + json.dumps({"prompt": "q", "chosen": "same", "rejected": "same"}) + "\n")
     with pytest.raises(InputError, match=r"bad.jsonl:2: .*identical"):
         load_preferences(path)
+
+
+def test_eval_pairs_cli_reports_base_and_tuned_accuracy(tiny_model, pairs_file, tmp_path):  # noqa: F811
+    import subprocess
+    import sys
+
+    result = train(config_for(tiny_model, pairs_file, tmp_path / "dpo", "train.max_steps=8"), show_progress=False)
+    assert result.objective == "dpo"  # data.objective auto on PREFERENCE data
+    process = subprocess.run([sys.executable, "-m", "instruct", "eval", "--pairs", str(pairs_file), "--adapter",
+                              result.output, "--output", str(tmp_path / "eval"), "--limit", "20"],
+                             capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr[-2000:]
+    report = json.loads((tmp_path / "eval" / "pair_eval.json").read_text())
+    assert report["n"] == 20 and {"base_accuracy", "tuned_accuracy", "accuracy_difference"} <= set(report)
+    assert report["implicit_reward_accuracy"]["mean"] > 0.5
+    assert "tuned_accuracy" in process.stdout
