@@ -224,7 +224,8 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     for path in filter(None, (config.data.path, config.data.eval_path)):
         if not Path(path).exists():  # before the slow model load
             raise FileNotFoundError(f"{path}: no such file or shards folder")
-    objective = objective_for(config, data_kind(config.data.path) if config.data.path else None)
+    auto = config.data.objective == "auto" and config.data.path
+    objective = objective_for(config, data_kind(config.data.path) if auto else None)
     if config.data.objective in ONLINE_OBJECTIVES:
         from instruct.tune.rl import train_online
 
