@@ -83,7 +83,7 @@ def policy_and_pairs(tiny_model, pairs_file):  # noqa: F811
         for name, parameter in policy.named_parameters():
             if "lora_B" in name:
                 parameter.normal_(0, 0.05)
-    data = tokenize_preferences(load_preferences(pairs_file).slice(0, 4), tokenizer, 256, "drop", None)
+    data = tokenize_preferences(load_preferences(pairs_file).slice(0, 3), tokenizer, 256, "drop", None)
     return policy.double(), reference.double(), data  # fp64: the comparison tests formulas and packing, not rounding
 
 
