@@ -136,7 +136,8 @@ def test_qlora_step_on_cpu_and_merge_dequantises(tiny_model, tiny_data, tmp_path
 @pytest.mark.parametrize("recipe", sorted((ROOT / "trainer").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_recipe_loads_and_validates(recipe):
     teacher = {"distill.teacher": "t"} if "distill:" in recipe.read_text() else {}
-    config = load_config(recipe, ["train.lr=1e-5"], {"data.path": "d", "output": "o", **teacher})
+    config = load_config(recipe, ["train.lr=1e-5"], {"data.path": "d", "output": "o", "rl.prompts": "p",
+                                                      "rl.reward": "m:f", **teacher})
     assert config.method.name in METHODS and config.train.lr == 1e-5
     assert {"lora.yaml", "qlora.yaml", "full.yaml"} <= {p.name for p in recipe.parent.glob("*.yaml")}
 

@@ -8,13 +8,16 @@ from instruct.errors import user_errors
 
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.argument("args", nargs=-1, metavar="[RECIPE.yaml] [KEY=VALUE]...")
-@click.option("--data", "data", required=True, help="EXAMPLE shards folder, .arrow file, or Alpaca/ShareGPT/OpenAI JSONL.")
+@click.option("--data", "data", default=None,
+              help="EXAMPLE or PREFERENCE shards folder, .arrow file, or Alpaca/ShareGPT/OpenAI/preference JSONL.")
 @click.option("--output", "output", required=True, type=click.Path(file_okay=False), help="Folder for the adapter, log, plot, checkpoints.")
 @click.option("--max-steps", "max_steps", type=int, default=None, help="Optimizer steps (default: train.epochs over the data).")
 @click.option("--merge", is_flag=True, default=None, help="Also write DIR/merged: the adapter folded into the base model.")
 @click.option("--teacher", "teacher", default=None, help="Distil from this model (HF folder or .gguf; = distill.teacher).")
-def tune(args: tuple[str, ...], data: str, output: str, max_steps: int | None, merge: bool | None,
-         teacher: str | None) -> None:
+@click.option("--prompts", default=None, help="ppo/grpo: prompts (JSONL or shards) to generate from.")
+@click.option("--reward", default=None, help="ppo/grpo: a reward-model folder or module:function(prompts, completions).")
+def tune(args: tuple[str, ...], data: str | None, output: str, max_steps: int | None, merge: bool | None,
+         teacher: str | None, prompts: str | None, reward: str | None) -> None:
     """Fine-tune a model on instruction data. RECIPE is a YAML file (see trainer/); any recipe key can be
     overridden as key=value, e.g. method.r=32 train.lr=1e-4 model=path/to/model.gguf.
 
@@ -30,8 +33,11 @@ def tune(args: tuple[str, ...], data: str, output: str, max_steps: int | None, m
             raise click.UsageError(f"expected key=value overrides after the recipe, got {bad[0]!r}")
         config = load_config(recipe, overrides, {"data.path": data, "output": output,
                                                  "train.max_steps": max_steps, "merge": merge,
-                                                 "distill.teacher": teacher})
+                                                 "distill.teacher": teacher, "rl.prompts": prompts,
+                                                 "rl.reward": reward})
         result = train(config)
+    if result.eval_metrics:
+        click.echo("  ".join(f"{k}: {v:.4f}" for k, v in result.eval_metrics.items()))
     click.echo(f"adapter: {result.output}  steps: {result.steps}  train loss: {_fmt(result.train_loss)}  "
                f"eval loss: {_fmt(result.initial_eval_loss)} -> {_fmt(result.eval_loss)}  "
                f"examples: {result.examples} (+{result.eval_examples} eval)  {result.tokens_per_second:.0f} tokens/s")

@@ -14,6 +14,10 @@ PEFT_ADAPTERS = ("lora", "dora", "rslora", "qlora", "adalora", "lora_plus", "pis
 LORA_FAMILY = ("lora", "dora", "rslora", "qlora", "lora_plus", "pissa")
 VIRTUAL_TOKEN_METHODS = ("prompt_tuning", "prefix_tuning", "p_tuning")
 BOTTLENECK_ADAPTERS = ("houlsby", "pfeiffer", "parallel_adapter", "unipelt")  # instruct.tune.bottleneck
+PREFERENCE_OBJECTIVES = ("reward", "dpo")  # trained on PREFERENCE pairs through the shared loop
+ONLINE_OBJECTIVES = ("ppo", "grpo")  # generate from the policy: their own loop (instruct.tune.rl)
+PREFERENCE_LOSSES = ("dpo", "ipo", "simpo", "orpo")
+DEFAULT_BETA = {"dpo": 0.1, "ipo": 0.1, "simpo": 2.0, "orpo": 0.1}  # the papers' settings
 
 
 @dataclass
@@ -29,6 +33,7 @@ class DataConfig:
     truncation: Literal["drop", "truncate_prompt"] = "drop"  # never cuts an answer: over-long answers are dropped and counted
     pack: bool = True  # padding-free packing; off for prompt/prefix tuning (virtual tokens prefix each sequence)
     cache: bool = True  # tokenisation cached by content hash under instruct.models.cache_dir()
+    objective: Literal["auto", "sft", "reward", "dpo", "ppo", "grpo"] = "auto"  # auto: sft on EXAMPLE, dpo on PREFERENCE data
 
 
 @dataclass
@@ -58,6 +63,37 @@ class MethodConfig:
     trainable_layers: int = 2  # freeze: train only the top k decoder layers (+ final norm)
     include_norms: bool = False  # bitfit: also train normalisation weights (needed for bias-free models like Llama)
     double_quant: bool = True  # qlora: NF4 with double quantisation
+    loss: Literal["dpo", "ipo", "simpo", "orpo"] = "dpo"  # objective dpo: which preference loss
+    beta: float | None = None  # dpo/ipo: KL strength; simpo: reward scale (default per loss: DEFAULT_BETA)
+    gamma: float = 0.5  # simpo: target reward margin
+    orpo_lambda: float = 0.1  # orpo: weight of the odds-ratio term beside the chosen answer's NLL
+
+    @property
+    def preference_beta(self) -> float:
+        return self.beta if self.beta is not None else DEFAULT_BETA[self.loss]
+
+
+@dataclass
+class RLConfig:
+    """Online RL (objective ppo / grpo): generation, rewards, KL control, the PPO update."""
+
+    prompts: str = ""  # prompts: JSONL ({prompt} / {messages} / PREFERENCE) or shards; `--prompts`
+    reward: str = ""  # a reward-model folder (instruct tune reward) or module:function(prompts, completions) -> floats
+    prompts_per_step: int = 8
+    num_generations: int = 4  # completions per prompt (grpo: the group; ppo: independent samples)
+    max_new_tokens: int = 64
+    temperature: float = 1.0
+    top_p: float = 1.0
+    kl_beta: float = 0.05  # KL penalty to the base (adapter disabled) / initial policy
+    target_kl: float | None = None  # adaptive KL (Ziegler et al. 2019): beta follows this per-sequence KL
+    kl_horizon: int = 10000
+    ppo_epochs: int = 2  # passes over each batch of rollouts
+    clip_range: float = 0.2
+    value_clip: float = 0.2
+    vf_coef: float = 0.1
+    gamma: float = 1.0
+    lam: float = 0.95  # GAE lambda
+    ptx_coef: float = 0.0  # PPO-ptx: weight of the SFT/pretraining loss on `data.path` examples (0: off)
 
 
 @dataclass
@@ -124,11 +160,15 @@ class TuneConfig:
     data: DataConfig = field(default_factory=DataConfig)
     method: MethodConfig = field(default_factory=MethodConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    rl: RLConfig = field(default_factory=RLConfig)
     merge: bool = False  # also write DIR/merged: the adapter folded into the base (dequantised after QLoRA)
     distill: DistillConfig | None = None  # train against a teacher's distributions (trainer/distill.yaml)
 
     def validate(self) -> "TuneConfig":
-        if not self.data.path:
+        online = self.data.objective in ONLINE_OBJECTIVES
+        if online and not (self.rl.prompts and self.rl.reward):
+            raise ConfigError(f"objective {self.data.objective}: needs rl.prompts and rl.reward (--prompts, --reward)")
+        if not online and not self.data.path:
             raise ConfigError("data.path: no training data given (use --data)")
         if not self.output:
             raise ConfigError("output: no output folder given (use --output)")
@@ -162,6 +202,16 @@ class TuneConfig:
             (self.distill is None or (self.distill.temperature > 0 and 0 <= self.distill.alpha <= 1
                                       and 0 < self.distill.jsd_beta < 1),
              "distill: temperature must be > 0, alpha in [0, 1], jsd_beta in (0, 1)"),
+            (self.distill is None or self.data.objective in ("auto", "sft"),
+             "distill: distillation trains with the sft objective"),
+            (self.method.preference_beta > 0, "method.beta must be > 0"),
+            (self.rl.num_generations >= 1 + (self.data.objective == "grpo"),
+             "rl.num_generations must be >= 2 for grpo (advantages are relative to the group)"),
+            (not (self.data.objective in PREFERENCE_OBJECTIVES + ONLINE_OBJECTIVES
+                  and self.method.name in VIRTUAL_TOKEN_METHODS + BOTTLENECK_ADAPTERS),
+             f"objective {self.data.objective}: method {self.method.name} is not supported (use lora, qlora or full)"),
+            (not (self.data.objective == "reward" and self.method.name in ("freeze", "bitfit")),
+             f"objective reward: method {self.method.name} would leave the new score head untrained"),
         ]
         for ok, message in checks:
             if not ok:

@@ -64,10 +64,11 @@ def load_examples(path: str | Path) -> pa.Table:
         raise FileNotFoundError(f"{path}: no such file or shards folder")
     if path.suffix == ".arrow":
         return read_table(path)
-    return examples_table(_json_records(path))
+    return examples_table(json_records(path, to_example))
 
 
-def _json_records(path: Path) -> Iterable[dict[str, Any]]:
+def json_records(path: Path, convert: Any = lambda record: record) -> Iterable[Any]:
+    """`convert(record)` for each JSON object of a JSON array or JSON-lines file; errors name file and line."""
     opener = gzip.open if path.suffix == ".gz" else open
     with opener(path, "rt", encoding="utf-8") as handle:
         text = handle.read()
@@ -83,7 +84,7 @@ def _json_records(path: Path) -> Iterable[dict[str, Any]]:
         try:
             if not isinstance(record, Mapping):
                 raise SchemaError(f"expected a JSON object, got {type(record).__name__}")
-            yield to_example(record)
+            yield convert(record)
         except SchemaError as error:
             raise InputError(f"{path}:{where}: {error}") from None
 
@@ -115,18 +116,22 @@ def split_eval(table: pa.Table, fraction: float, limit: int) -> tuple[pa.Table, 
 
 # --- tokenisation -----------------------------------------------------------------------------
 
-def tokenize_example(tokenizer: Any, messages: Sequence[Mapping[str, str]]) -> tuple[list[int], list[int]]:
+def tokenize_example(tokenizer: Any, messages: Sequence[Mapping[str, str]], trained_from: int = 0
+                     ) -> tuple[list[int], list[int]]:
     """Render and tokenise one conversation: (input_ids, labels) with labels == IGNORE off the replies.
 
     Within a reply segment, tokens after its last special token (e.g. the newline after
-    <|im_end|>) are not trained: generation stops at the end-of-turn token.
+    <|im_end|>) are not trained: generation stops at the end-of-turn token. Replies before the
+    `trained_from`-th are context only (a preference pair trains only its answer, not its prompt).
     """
     special = set(tokenizer.all_special_ids)
     input_ids: list[int] = []
     labels: list[int] = []
+    replies = 0
     for text, trained in render_segments(tokenizer, messages):
         ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-        if trained:
+        replies += trained
+        if trained and replies > trained_from:
             stops = [i for i, token in enumerate(ids) if token in special]
             if not stops:
                 raise SchemaError("the chat template ends an assistant reply without an end-of-turn/EOS token, "
@@ -173,11 +178,15 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 def tokenize_table(table: pa.Table, tokenizer: Any, max_length: int, truncation: str,
                    cache_root: Path | None, progress: Any = None) -> TokenizedSet:
-    """Tokenise an EXAMPLE table chunk by chunk; each chunk is cached by a hash of its content."""
+    """Tokenise an EXAMPLE table chunk by chunk; each chunk is cached by a hash of its content.
+
+    An optional int column `trained_from` leaves each row's first replies untrained (see tokenize_example).
+    """
     fingerprint = f"{tokenizer_fingerprint(tokenizer)}:{max_length}:{truncation}:{RENDER_VERSION}"
     result = TokenizedSet([], [], [])
     for start in range(0, table.num_rows, CHUNK_ROWS):
-        chunk = table.slice(start, CHUNK_ROWS).select(["id", "messages"])
+        chunk = table.slice(start, CHUNK_ROWS).select([c for c in ("id", "messages", "trained_from")
+                                                       if c in table.column_names])
         tokenized = _cached_chunk(chunk, tokenizer, fingerprint, max_length, truncation, cache_root)
         for row in tokenized.to_pylist():
             if row["dropped"]:
@@ -201,7 +210,7 @@ def _cached_chunk(chunk: pa.Table, tokenizer: Any, fingerprint: str, max_length:
         return read_table(path)
     rows = {name: [] for name in TOKENIZED_SCHEMA.names}
     for record in chunk.to_pylist():
-        input_ids, labels = tokenize_example(tokenizer, record["messages"])
+        input_ids, labels = tokenize_example(tokenizer, record["messages"], record.get("trained_from") or 0)
         ids, targets, reason, truncated = shift_and_fit(input_ids, labels, max_length, truncation)
         rows["id"].append(record["id"])
         rows["input_ids"].append(ids.tolist() if reason is None else [])

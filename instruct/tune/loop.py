@@ -28,14 +28,16 @@ from instruct.progress import progress_bar
 from instruct.tune import bottleneck
 from instruct.tune.attention import register as register_packed_sdpa
 from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, resume_checkpoint, save_checkpoint
-from instruct.tune.config import BOTTLENECK_ADAPTERS, PEFT_ADAPTERS, DistillConfig, TuneConfig
+from instruct.tune.config import BOTTLENECK_ADAPTERS, ONLINE_OBJECTIVES, PEFT_ADAPTERS, DistillConfig, TuneConfig
 from instruct.tune.data import IGNORE, TokenizedSet, load_examples, split_eval, tokenize_table
 from instruct.tune.distill import distill_loss_sum, load_teacher
 from instruct.tune.loss import head_bypassed, linear_cross_entropy, splittable_head
 from instruct.tune.method_hooks import StepHooks, set_total_steps
-from instruct.tune.methods import apply_method, load_base, merge_adapter, parameter_groups, trainable_parameters
-from instruct.tune.packing import Batch, BatchPlan, collate
+from instruct.tune.methods import apply_method, merge_adapter, trainable_parameters, parameter_groups
+from instruct.tune.objective import Objective, objective_for
+from instruct.tune.packing import Batch, BatchPlan
 from instruct.tune.precision import training_dtype
+from instruct.tune.preference_data import data_kind
 from instruct.tune.report import JsonLog, peak_rss_mb, plot_losses
 from instruct.tune.run_plan import PLAN_FILE, plan_run, print_plan, probe_batch, read_saved_plan
 from instruct.tune.templates import select_template
@@ -65,6 +67,9 @@ class TrainResult:
     merged: str | None = None
     plan: dict[str, Any] = field(default_factory=dict)  # steps, step size, dtype, memory: what was decided and why
     method_summary: dict[str, Any] = field(default_factory=dict)  # e.g. AdaLoRA's final ranks
+    objective: str = "sft"
+    eval_metrics: dict[str, float] = field(default_factory=dict)  # e.g. held-out pairwise accuracy and margin
+    initial_eval_metrics: dict[str, float] = field(default_factory=dict)
     log: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
@@ -183,8 +188,7 @@ def _distill_loss_sum(model: nn.Module, teacher: nn.Module, batch: Batch, select
 
 def accumulate_gradients(model: nn.Module, batches: list[Batch], step_trained: int, dist: Distributed,
                          select_logits: bool, autocast: Any = contextlib.nullcontext,
-                         chunk_tokens: int = 1024, teacher: nn.Module | None = None,
-                         distill: DistillConfig | None = None) -> torch.Tensor:
+                         loss_fn: Callable[[nn.Module, Batch, bool], torch.Tensor] = loss_sum) -> torch.Tensor:
     """Backward over this process's micro-batches; returns their summed loss.
 
     Each micro-batch's summed loss is divided by `step_trained`, the trained tokens of the whole
@@ -196,7 +200,7 @@ def accumulate_gradients(model: nn.Module, batches: list[Batch], step_trained: i
         batch = batch.to(dist.device)
         sync = dist.world == 1 or index == len(batches) - 1
         with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
-            summed = loss_sum(model, batch, select_logits, chunk_tokens, teacher, distill)
+            summed = loss_fn(model, batch, select_logits)
             (summed * dist.world / step_trained).backward()
         step_loss += summed.detach().double()
     return step_loss
@@ -226,20 +230,23 @@ def build_optimizer(model: nn.Module, config: TuneConfig, device: torch.device) 
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: TokenizedSet, config: TuneConfig, dist: Distributed, autocast: Any) -> float | None:
-    """Mean cross-entropy per trained token on the held-out set (deterministic batches, no dropout)."""
+def evaluate(model: nn.Module, data: TokenizedSet, config: TuneConfig, dist: Distributed, autocast: Any,
+             objective: Objective | None = None) -> float | None:
+    """Mean loss per unit (trained token; pair for preference objectives) on the held-out set
+    (deterministic batches, no dropout); the objective's metrics accumulate in `objective`."""
     if len(data) == 0:
         return None
     was_training = model.training
     model.eval()
+    objective = objective or Objective(config)
     budget = config.train.micro_batch_tokens or max(int(data.lengths.max()), config.data.max_length)
     batches = BatchPlan(data.lengths, budget, config.packing, seed=0).epoch(0)
     total = torch.zeros(2, dtype=torch.float64, device=dist.device)
     for indices in batches[dist.rank::dist.world]:
-        batch = collate(data, indices, config.packing).to(dist.device)
+        batch = objective.collate(data, indices).to(dist.device)
         with autocast():
-            total[0] += loss_sum(model, batch, config.packing and config.train.trained_logits_only,
-                                 config.train.loss_chunk_tokens).double()
+            select_logits = config.packing and config.train.trained_logits_only
+            total[0] += objective.loss_sum(model, batch, select_logits).double()
         total[1] += batch.trained
     if dist.world > 1:
         torch.distributed.all_reduce(total)
@@ -256,6 +263,12 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     for path in filter(None, (config.data.path, config.data.eval_path)):
         if not Path(path).exists():  # before the slow model load
             raise FileNotFoundError(f"{path}: no such file or shards folder")
+    auto = config.data.objective == "auto" and config.data.path
+    objective = objective_for(config, data_kind(config.data.path) if auto else None)
+    if config.data.objective in ONLINE_OBJECTIVES:
+        from instruct.tune.rl import train_online
+
+        return train_online(config, on_step=on_step, show_progress=show_progress)
     output = Path(config.output)
     dist = setup_distributed()
     if config.train.threads:
@@ -266,26 +279,29 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     autocast = (lambda: torch.autocast(dist.device.type, dtype=dtype)) if dtype != torch.float32 else contextlib.nullcontext
 
     # 1. model and tokenizer; the frozen base of an adapter method may sit in bf16, trained weights stay fp32
-    model, tokenizer = load_base(config.model, dtype=dtype if peft_method else torch.float32,
-                                 quantize_4bit=config.method.name == "qlora", double_quant=config.method.double_quant,
-                                 attn_implementation=attention_implementation(config), device=dist.device)
+    model, tokenizer = objective.load(dtype=dtype if peft_method else torch.float32,
+                                      quantize_4bit=config.method.name == "qlora", double_quant=config.method.double_quant,
+                                      attn_implementation=attention_implementation(config), device=dist.device)
     template = select_template(tokenizer, config.data.template)
+    objective.setup(model)
 
     # 2. data: tokenised once (cached by content hash)
-    train_set, eval_set = prepare_data(config, tokenizer, show_progress and dist.main)
+    train_set, eval_set = objective.prepare(tokenizer, show_progress and dist.main)
 
     # 3. method, then the plan (run_plan.py): what a micro-batch costs on this model decides its size and
     # checkpointing, the data decides step size and epochs; a resumed run keeps the plan it started with
     checkpointing = bool(config.train.grad_checkpointing)
-    model = apply_method(model, config.method, checkpointing, config.train.max_steps)
+    model = apply_method(model, config.method, checkpointing, config.train.max_steps, objective.task_type)
     model.train()
     select_logits = config.packing and config.train.trained_logits_only
     vocab = model.config.vocab_size
 
     def probe(tokens: int) -> torch.Tensor:
+        batch = probe_batch(tokens, vocab, config.packing).to(dist.device)
         with autocast():
-            return loss_sum(model, probe_batch(tokens, vocab, config.packing).to(dist.device), select_logits,
-                            config.train.loss_chunk_tokens)
+            if objective.task_type != "CAUSAL_LM":  # a score head: what the backbone keeps is what counts
+                return model(**batch.inputs, use_cache=False).logits.float().sum()
+            return loss_sum(model, batch, select_logits, config.train.loss_chunk_tokens)
 
     saved = read_saved_plan(output) if config.train.resume and latest_checkpoint(output) is not None else {}
     given = config
@@ -297,6 +313,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         if chosen[0] != run_plan["resolved"]:
             config, run_plan, plan = plan_run(model, given, train_set, dist.device, dist.world, probe, dtype,
                                               dtype_reason, chosen[0])
+    objective.config = config
     if run_plan["memory"]["grad_checkpointing"] and not checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if show_progress and dist.main:
@@ -320,20 +337,21 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     if checkpoint is not None:
         hooks.before_step(int(checkpoint.name.removeprefix("step-")))  # the checkpoint's trainable set
         start = load_checkpoint(checkpoint, model, optimizer, scheduler)["step"]
-    teacher = load_teacher(config.distill.teacher, tokenizer, dist.device, dtype) if config.distill else None
+    objective.teacher = load_teacher(config.distill.teacher, tokenizer, dist.device, dtype) if config.distill else None
     if dist.main:
         output.mkdir(parents=True, exist_ok=True)
         write_json(to_dict(config), output / "tune_config.json")
         write_json(run_plan, output / PLAN_FILE)
     log = JsonLog(output / "train_log.jsonl", keep_until_step=start) if dist.main else None
     trackers = open_trackers(config.train.report_to, output, to_dict(config)) if dist.main else []
-    initial_eval = None
+    initial_eval, initial_metrics, eval_metrics = None, {}, {}
     if start == 0 and len(eval_set):
-        initial_eval = evaluate(model, eval_set, config, dist, autocast)
+        initial_eval = evaluate(model, eval_set, config, dist, autocast, objective)
+        initial_metrics = objective.pop_metrics("eval_")
         if log is not None:
-            log.write({"step": 0, "eval_loss": initial_eval})
+            log.write({"step": 0, "eval_loss": initial_eval, **initial_metrics})
             for tracker in trackers:
-                tracker.log({"step": 0, "eval_loss": initial_eval})
+                tracker.log({"step": 0, "eval_loss": initial_eval, **initial_metrics})
 
     # 6. steps
     parameters = [p for p in model.parameters() if p.requires_grad]
@@ -342,12 +360,11 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     for step in range(start + 1, total_steps + 1):
         step_started = time.perf_counter()
         hooks.before_step(step)
-        batches = [collate(train_set, plan.micro_batch((step - 1) * per_step + i)[1], config.packing)
+        batches = [objective.collate(train_set, plan.micro_batch((step - 1) * per_step + i)[1])
                    for i in range(per_step)]
         step_trained = sum(b.trained for b in batches)  # the normaliser: every micro-batch of every process
         mine = batches[dist.rank::dist.world]
-        step_loss = accumulate_gradients(wrapped, mine, step_trained, dist, select_logits, autocast,
-                                         config.train.loss_chunk_tokens, teacher, config.distill)
+        step_loss = accumulate_gradients(wrapped, mine, step_trained, dist, select_logits, autocast, objective.loss_sum)
         if dist.world > 1:
             torch.distributed.all_reduce(step_loss)
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.train.max_grad_norm)
@@ -360,9 +377,12 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         seen_tokens += sum(b.tokens for b in batches)
         training_seconds += time.perf_counter() - step_started
         record = {"step": step, "loss": float(step_loss / step_trained), "lr": lr, "grad_norm": float(grad_norm),
-                  "trained_tokens": step_trained, "tokens_per_s": seen_tokens / training_seconds}
+                  "trained_tokens": step_trained, "tokens_per_s": seen_tokens / training_seconds,
+                  **objective.pop_metrics()}
         if step % config.train.eval_every == 0 or step == total_steps:
-            record["eval_loss"] = evaluate(model, eval_set, config, dist, autocast)
+            record["eval_loss"] = evaluate(model, eval_set, config, dist, autocast, objective)
+            eval_metrics = objective.pop_metrics("eval_")
+            record.update(eval_metrics)
         if step % config.train.save_every == 0 or step == total_steps:
             if dist.main:
                 save_checkpoint(output, step, model, optimizer, scheduler, {"seen_tokens": seen_tokens},
@@ -390,7 +410,8 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         template=template, packing=config.packing, trainable_parameters=trainable, total_parameters=total_params,
         tokens_per_second=seen_tokens / max(training_seconds, 1e-9), peak_rss_mb=peak_rss_mb(),
         resumed_from=start, log=log.records if log is not None else [], plan=run_plan,
-        method_summary=hooks.summary(total_steps))
+        method_summary=hooks.summary(total_steps), objective=objective.name, eval_metrics=eval_metrics,
+        initial_eval_metrics=initial_metrics)
     if dist.main:
         with atomic_files(output) as staging:  # each adapter/model file is replaced whole, never half-written
             if config.method.name in BOTTLENECK_ADAPTERS:

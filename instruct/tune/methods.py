@@ -48,22 +48,30 @@ def quantization_config(dtype: torch.dtype, double_quant: bool = True) -> Any:
 
 
 def load_base(model: str | Path | None, *, dtype: torch.dtype = torch.float32, quantize_4bit: bool = False,
-              double_quant: bool = True, attn_implementation: str = "sdpa", device: torch.device | None = None
-              ) -> tuple[nn.Module, Any]:
-    """A causal LM and its tokenizer from a local folder or GGUF (None: the embedded default)."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+              double_quant: bool = True, attn_implementation: str = "sdpa", device: torch.device | None = None,
+              scalar_head: bool = False) -> tuple[nn.Module, Any]:
+    """A causal LM and its tokenizer from a local folder or GGUF (None: the embedded default).
+
+    `scalar_head`: the same body with a one-output score head instead (a reward model), as
+    transformers' AutoModelForSequenceClassification builds it.
+    """
+    from transformers import AutoModelForCausalLM, AutoModelForSequenceClassification, AutoTokenizer
 
     folder = resolve_model(model)
     device = device or default_device()
     kwargs: dict[str, Any] = {"dtype": dtype, "attn_implementation": attn_implementation}
+    if scalar_head:
+        kwargs["num_labels"] = 1
     if quantize_4bit:
         _require_bitsandbytes()
         kwargs["quantization_config"] = quantization_config(dtype, double_quant)
         kwargs["device_map"] = {"": device}
-    loaded = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
+    loaded = (AutoModelForSequenceClassification if scalar_head else AutoModelForCausalLM).from_pretrained(folder, **kwargs)
     if not quantize_4bit:
         loaded.to(device)
     tokenizer = AutoTokenizer.from_pretrained(folder)
+    if scalar_head and loaded.config.pad_token_id is None:
+        loaded.config.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     return loaded, tokenizer
 
 
@@ -75,10 +83,11 @@ def _require_bitsandbytes() -> None:
 
 
 def apply_method(model: nn.Module, method: MethodConfig, grad_checkpointing: bool = False,
-                 total_steps: int | None = None) -> nn.Module:
+                 total_steps: int | None = None, task_type: str = "CAUSAL_LM") -> nn.Module:
     """Make the chosen parameters trainable (wrapping in peft where the method is an adapter).
 
     `total_steps` is the length of the run: AdaLoRA's rank budget schedule is planned over it.
+    `task_type` SEQ_CLS (reward models) makes peft train and save the score head beside the adapter.
     """
     if method.name == "qlora":
         from peft import prepare_model_for_kbit_training
@@ -90,7 +99,7 @@ def apply_method(model: nn.Module, method: MethodConfig, grad_checkpointing: boo
     if method.name in PEFT_ADAPTERS:
         from peft import get_peft_model
 
-        model = get_peft_model(model, peft_config(method, model, total_steps))
+        model = get_peft_model(model, peft_config(method, model, total_steps, task_type))
         for parameter in model.parameters():  # adapters train in fp32 even over a bf16 base
             if parameter.requires_grad and parameter.dtype != torch.float32:
                 parameter.data = parameter.data.float()
@@ -132,22 +141,23 @@ def lora_init(method: MethodConfig) -> bool | str:
     return True if method.init_lora_weights == "default" else method.init_lora_weights
 
 
-def peft_config(method: MethodConfig, model: nn.Module, total_steps: int | None = None) -> Any:
+def peft_config(method: MethodConfig, model: nn.Module, total_steps: int | None = None,
+                task_type: str = "CAUSAL_LM") -> Any:
     import peft
 
     if method.name in LORA_FAMILY:
         return peft.LoraConfig(r=method.r, lora_alpha=method.alpha, lora_dropout=method.dropout,
                                target_modules=method.target_modules, use_dora=method.name == "dora",
                                use_rslora=method.name == "rslora", init_lora_weights=lora_init(method),
-                               task_type="CAUSAL_LM")
+                               task_type=task_type)
     if method.name == "adalora":  # the planned run length replaces a provisional total_step (method_hooks)
         return peft.AdaLoraConfig(init_r=method.r, target_r=method.target_r, lora_alpha=method.alpha,
                                   lora_dropout=method.dropout, target_modules=method.target_modules,
                                   tinit=method.tinit, tfinal=method.tfinal, deltaT=method.delta_t,
-                                  total_step=total_steps or 1, task_type="CAUSAL_LM")
+                                  total_step=total_steps or 1, task_type=task_type)
     if method.name == "ia3":
         targets = None if method.target_modules == "all-linear" else method.target_modules
-        return peft.IA3Config(target_modules=targets, task_type="CAUSAL_LM")
+        return peft.IA3Config(target_modules=targets, task_type=task_type)
     if method.name == "prefix_tuning":
         return peft.PrefixTuningConfig(num_virtual_tokens=method.num_virtual_tokens, task_type="CAUSAL_LM",
                                        prefix_projection=method.prefix_projection,

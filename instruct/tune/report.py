@@ -36,13 +36,19 @@ def read_log(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def plot_losses(records: list[dict[str, Any]], path: Path) -> Path:
+def plot_losses(records: list[dict[str, Any]], path: Path, extra: tuple[str, ...] = ()) -> Path:
+    """The loss curve; `extra` keys (RL: reward, kl, response_length) get panels of their own."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    figure, axis = plt.subplots(figsize=(7, 4))
+    figure, axes = plt.subplots(1 + len(extra), 1, figsize=(7, 4 + 2.5 * len(extra)), squeeze=False)
+    axis = axes[0, 0]
+    for panel, key in zip(axes[1:, 0], extra):
+        panel.plot([r["step"] for r in records if key in r], [r[key] for r in records if key in r], linewidth=1)
+        panel.set_ylabel(key)
+        panel.grid(alpha=0.3)
     train = [(r["step"], r["loss"]) for r in records if r.get("loss") is not None]
     evals = [(r["step"], r["eval_loss"]) for r in records if r.get("eval_loss") is not None]
     if train:

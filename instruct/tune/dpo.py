@@ -1,0 +1,100 @@
+"""The DPO family on preference pairs: DPO, IPO, SimPO and ORPO, as one loss hook of the shared loop.
+
+Formulas, with pi/ref the summed log-probs of an answer under the policy and the reference,
+|y| its trained token count, and h = (pi_c - ref_c) - (pi_r - ref_r):
+- DPO (Rafailov et al. 2023):  -log sigmoid(beta * h)
+- IPO (Azar et al. 2023):      (h - 1 / (2 beta))^2
+- SimPO (Meng et al. 2024):    -log sigmoid(beta * (pi_c/|y_c| - pi_r/|y_r|) - gamma)   (no reference)
+- ORPO (Hong et al. 2024):     -pi_c/|y_c| + lambda * -log sigmoid(log odds_c - log odds_r),
+                               odds = p / (1 - p) with p = exp(mean token log-prob)    (no reference)
+For adapters the reference is the base with the adapter disabled (no second copy in memory),
+run under no_grad once per micro-batch before the policy's forward; for full fine-tuning a
+frozen copy of the initial weights is kept.
+"""
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from instruct.tune.config import PEFT_ADAPTERS
+from instruct.tune.objective import Objective
+from instruct.tune.preference_data import PairBatch, collate_pairs, prepare_preferences, sequence_logps
+
+REFERENCE_FREE = ("simpo", "orpo")
+
+
+def preference_losses(loss: str, policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
+                      reference_chosen: torch.Tensor | None, reference_rejected: torch.Tensor | None,
+                      chosen_tokens: torch.Tensor, rejected_tokens: torch.Tensor, beta: float, gamma: float = 0.5,
+                      orpo_lambda: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-pair losses and the (chosen, rejected) rewards each loss implies, from summed log-probs."""
+    if loss in ("dpo", "ipo"):
+        chosen = policy_chosen - reference_chosen
+        rejected = policy_rejected - reference_rejected
+        h = chosen - rejected
+        losses = -F.logsigmoid(beta * h) if loss == "dpo" else (h - 1 / (2 * beta)) ** 2
+        return losses, beta * chosen.detach(), beta * rejected.detach()
+    mean_chosen, mean_rejected = policy_chosen / chosen_tokens, policy_rejected / rejected_tokens
+    if loss == "simpo":
+        losses = -F.logsigmoid(beta * (mean_chosen - mean_rejected) - gamma)
+        return losses, beta * mean_chosen.detach(), beta * mean_rejected.detach()
+    if loss == "orpo":
+        log_odds = (mean_chosen - mean_rejected) - (_log1m_exp(mean_chosen) - _log1m_exp(mean_rejected))
+        losses = -mean_chosen - orpo_lambda * F.logsigmoid(log_odds)
+        return losses, mean_chosen.detach(), mean_rejected.detach()
+    raise ValueError(f"unknown preference loss {loss!r}")
+
+
+def _log1m_exp(x: torch.Tensor) -> torch.Tensor:
+    """log(1 - exp(x)) for x < 0, accurate near 0."""
+    return torch.log(-torch.expm1(x.clamp(max=-1e-7)))
+
+
+class PreferenceObjective(Objective):
+    """`data.objective: dpo`: the loss named by `method.loss` over packed (chosen, rejected) pairs."""
+
+    name = "dpo"
+
+    def __init__(self, config: Any):
+        super().__init__(config)
+        self.loss = config.method.loss
+        self.reference: nn.Module | None = None  # only for full-weight methods with a reference-based loss
+
+    def setup(self, model: nn.Module) -> None:
+        if self.loss not in REFERENCE_FREE and self.config.method.name not in PEFT_ADAPTERS:
+            self.reference = copy.deepcopy(model).eval().requires_grad_(False)
+
+    def prepare(self, tokenizer: Any, show_progress: bool) -> tuple[Any, Any]:
+        return prepare_preferences(self.config, tokenizer, show_progress)
+
+    def collate(self, data: Any, indices: list[int]) -> PairBatch:
+        return collate_pairs(data, indices, self.config.packing)
+
+    @torch.no_grad()
+    def reference_logps(self, model: nn.Module, batch: PairBatch, select_logits: bool) -> torch.Tensor | None:
+        """The reference's summed log-probs: base with the adapter disabled, or the frozen copy."""
+        if self.loss in REFERENCE_FREE:
+            return None
+        if self.reference is not None:
+            return sequence_logps(self.reference, batch, select_logits)[0]
+        policy = getattr(model, "module", model)  # under DDP
+        with policy.disable_adapter():
+            return sequence_logps(policy, batch, select_logits)[0]
+
+    def loss_sum(self, model: nn.Module, batch: PairBatch, select_logits: bool) -> torch.Tensor:
+        reference = self.reference_logps(model, batch, select_logits)
+        logps, counts = sequence_logps(model, batch, select_logits)
+        method = self.config.method
+        losses, chosen, rejected = preference_losses(
+            self.loss, logps[0::2], logps[1::2], None if reference is None else reference[0::2],
+            None if reference is None else reference[1::2], counts[0::2], counts[1::2],
+            method.preference_beta, method.gamma, method.orpo_lambda)
+        self.record("reward_accuracy", (chosen > rejected).float())
+        self.record("reward_margin", chosen - rejected)
+        self.record("chosen_logp", logps[0::2].detach())
+        self.record("rejected_logp", logps[1::2].detach())
+        return losses.sum()

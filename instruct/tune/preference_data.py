@@ -1,0 +1,184 @@
+"""Preference pairs in, token sequences out: the one loader of PREFERENCE data for reward, DPO and RL prompts.
+
+A pair becomes two sequences, prompt + chosen and prompt + rejected, tokenised by the same
+renderer as SFT (so the prompt tokens of both are identical) with targets only on the final
+answer: assistant turns inside the prompt are context. A micro-batch packs whole pairs, each
+pair as two consecutive sequences with restarting position ids (no attention across them).
+"""
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import torch
+
+from instruct.config import ConfigError
+from instruct.io.readers.base import InputError
+from instruct.io.shards import read_shards, read_table
+from instruct.preferences import to_preferences, validate_preference
+from instruct.schema import SchemaError, is_preference_schema, preferences_table
+from instruct.tune.data import IGNORE, TokenizedSet, json_records, tokenize_table
+from instruct.tune.packing import Batch, collate
+
+
+def load_preferences(path: str | Path) -> pa.Table:
+    """PREFERENCE shards (a folder or one .arrow file) or JSON(L) in any format `to_preferences` reads."""
+    path = Path(path)
+    if path.is_dir() or path.suffix == ".arrow":
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or shards folder")
+        table = read_shards(path) if path.is_dir() else read_table(path)
+        if not is_preference_schema(table.schema):
+            raise InputError(f"{path}: not PREFERENCE rows (columns {', '.join(table.schema.names)}; "
+                             "expected prompt, chosen, rejected)")
+        for number, row in enumerate(table.select(["prompt", "chosen", "rejected"]).to_pylist(), 1):
+            try:
+                validate_preference(row)
+            except SchemaError as error:
+                raise InputError(f"{path}: row {number}: {error}") from None
+        return table
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file or shards folder")
+    return preferences_table(pair for pairs in json_records(path, to_preferences) for pair in pairs)
+
+
+def data_kind(path: str | Path) -> str | None:
+    """'PREFERENCE', 'EXAMPLE' or 'DOCUMENT' for shards (from the schema) or JSON(L) (from the first record)."""
+    from instruct.io.shards import shard_paths
+    from instruct.preferences import detect_preference_format
+    from instruct.schema import schema_kind
+
+    path = Path(path)
+    if path.is_dir() or path.suffix == ".arrow":
+        paths = shard_paths(path) if path.is_dir() else [path]
+        return schema_kind(read_table(paths[0]).schema) if paths and paths[0].is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        detect_preference_format(next(iter(json_records(path))))
+        return "PREFERENCE"
+    except (SchemaError, InputError, StopIteration):
+        return "EXAMPLE"
+
+
+@dataclass
+class PreferenceSet:
+    """Tokenised pairs: `sequences` holds pair i as sequences 2i (chosen) and 2i + 1 (rejected)."""
+
+    ids: list[str]
+    sequences: TokenizedSet
+    dropped: Counter = field(default_factory=Counter)  # pairs lost, by the reason of their first dropped side
+    truncated_prompts: int = 0
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    @property
+    def lengths(self) -> np.ndarray:
+        """Tokens per pair (both sequences): what the batch planner packs."""
+        lengths = self.sequences.lengths
+        return lengths[0::2] + lengths[1::2]
+
+
+def pair_sequences(table: pa.Table) -> pa.Table:
+    """PREFERENCE rows -> two conversation rows per pair, with the prompt's own replies left untrained."""
+    rows: dict[str, list] = {"id": [], "messages": [], "trained_from": []}
+    for pair in table.select(["id", "prompt", "chosen", "rejected"]).to_pylist():
+        context = sum(m["role"] == "assistant" for m in pair["prompt"])
+        for side in ("chosen", "rejected"):
+            rows["id"].append(json.dumps([pair["id"], side]))
+            rows["messages"].append(pair["prompt"] + pair[side])
+            rows["trained_from"].append(context)
+    return pa.table(rows)
+
+
+def tokenize_preferences(table: pa.Table, tokenizer: Any, max_length: int, truncation: str,
+                         cache_root: Path | None, progress: Any = None) -> PreferenceSet:
+    """Tokenise (cached, like SFT) both sides of every pair; a pair with either side dropped is dropped, counted."""
+    sequences = tokenize_table(pair_sequences(table), tokenizer, max_length, truncation, cache_root)
+    position = {key: index for index, key in enumerate(sequences.ids)}
+    kept = TokenizedSet([], [], [])
+    result = PreferenceSet([], kept)
+    for pair_id in table.column("id").to_pylist():
+        sides = [position.get(json.dumps([pair_id, side])) for side in ("chosen", "rejected")]
+        if None in sides:
+            result.dropped["too_long" if truncation == "drop" else "answer_too_long"] += 1
+            continue
+        result.ids.append(pair_id)
+        for index in sides:
+            kept.ids.append(sequences.ids[index])
+            kept.input_ids.append(sequences.input_ids[index])
+            kept.targets.append(sequences.targets[index])
+    result.truncated_prompts = sequences.truncated_prompts
+    if progress is not None:
+        progress.update(table.num_rows)
+    return result
+
+
+def prepare_preferences(config: Any, tokenizer: Any, show_progress: bool = True) -> tuple[PreferenceSet, PreferenceSet]:
+    """The preference counterpart of loop.prepare_data: load, split by id hash, tokenise."""
+    from instruct.models import cache_dir
+    from instruct.progress import progress_bar
+    from instruct.tune.data import split_eval
+
+    table = load_preferences(config.data.path)
+    if config.data.eval_path:
+        train_table, eval_table = table, load_preferences(config.data.eval_path)
+    else:
+        train_table, eval_table = split_eval(table, config.data.eval_fraction, config.data.max_eval_examples)
+    cache = cache_dir() / "tokenized" if config.data.cache else None
+    with progress_bar(show_progress, total=train_table.num_rows + eval_table.num_rows, desc="tokenise",
+                      unit="pair") as bar:
+        train_set, eval_set = (tokenize_preferences(t, tokenizer, config.data.max_length, config.data.truncation,
+                                                    cache, bar) for t in (train_table, eval_table))
+    if len(train_set) == 0:
+        raise ConfigError(f"{config.data.path}: no trainable preference pairs (dropped: {dict(train_set.dropped)})")
+    return train_set, eval_set
+
+
+@dataclass
+class PairBatch(Batch):
+    """A micro-batch of pairs: `sequence` gives each target position's sequence (2i chosen, 2i + 1 rejected)."""
+
+    sequence: torch.Tensor = None  # same shape as targets
+    pairs: int = 0
+
+    def to(self, device: torch.device) -> "PairBatch":
+        moved = super().to(device)
+        return PairBatch(moved.inputs, moved.targets, moved.tokens, moved.trained, self.sequence.to(device),
+                         self.pairs)
+
+
+def collate_pairs(data: PreferenceSet, indices: list[int], pack: bool, pad_id: int = 0) -> PairBatch:
+    """Pairs -> one packed row (or padded rows) of their 2n sequences; `trained` is the pair count."""
+    order = [s for i in indices for s in (2 * i, 2 * i + 1)]
+    batch = collate(data.sequences, order, pack, pad_id)
+    lengths = [len(data.sequences.input_ids[s]) for s in order]
+    if pack:
+        sequence = torch.repeat_interleave(torch.arange(len(order)), torch.tensor(lengths))[None]
+    else:
+        sequence = torch.arange(len(order))[:, None].expand_as(batch.targets)
+    return PairBatch(batch.inputs, batch.targets, batch.tokens, len(indices), sequence, len(indices))
+
+
+def sequence_logps(model: Any, batch: PairBatch, select_logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed log-prob of each sequence's trained tokens, their count), one forward pass for the batch."""
+    targets = batch.targets
+    if select_logits:
+        keep = torch.nonzero(targets[0] != IGNORE).squeeze(1)
+        logits = model(**batch.inputs, use_cache=False, logits_to_keep=keep).logits[0]
+        picked, owner = targets[0, keep], batch.sequence[0, keep]
+    else:
+        logits = model(**batch.inputs, use_cache=False).logits[:, -targets.shape[1]:]
+        mask = targets != IGNORE
+        logits, picked, owner = logits[mask], targets[mask], batch.sequence[mask]
+    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 at least (fp64 stays fp64)
+    token_logps = -torch.nn.functional.cross_entropy(logits, picked, reduction="none")
+    count = 2 * batch.pairs
+    sums = torch.zeros(count, dtype=token_logps.dtype, device=token_logps.device).index_add(0, owner, token_logps)
+    return sums, torch.bincount(owner, minlength=count).to(sums.dtype)
