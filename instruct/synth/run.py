@@ -1,5 +1,5 @@
 """`instruct synth` end to end: recipe -> endpoint (given, or the embedded model served on 127.0.0.1)
--> Self-Instruct or Evol-Instruct -> EXAMPLE shards, rejected.jsonl and manifest.json.
+-> Self-Instruct, Evol-Instruct, CoT rationales or dialogues -> EXAMPLE shards, rejected.jsonl and manifest.json.
 
 Output folder layout: DIR/shards/*.arrow, DIR/manifest.json, DIR/rejected.jsonl, DIR/cache/requests.jsonl.
 The cache is the only state a crash needs: shards and manifest are rebuilt from it on every run.
@@ -22,6 +22,8 @@ from instruct.config import ConfigError, apply_overrides, from_dict, to_dict
 from instruct.io.shards import ShardWriter, atomic_path, shard_paths, write_json
 from instruct.schema import EXAMPLE_SCHEMA, examples_table
 from instruct.synth.client import ClientConfig, LLMClient, redact
+from instruct.synth.cot import ChainOfThought, CotConfig, load_cot_items
+from instruct.synth.dialogue import DialogueConfig, Dialogues, load_seeds
 from instruct.synth.evol_instruct import EvolInstruct, EvolInstructConfig
 from instruct.synth.self_instruct import SelfInstruct, SelfInstructConfig, SynthOutput, load_seed_tasks
 
@@ -41,10 +43,14 @@ class ServeConfig:
 
 @dataclass
 class SynthRecipe:
-    method: Literal["self-instruct", "evol-instruct"] = "self-instruct"
+    method: Literal["self-instruct", "evol-instruct", "cot", "dialogue"] = "self-instruct"
     seed_tasks: str | None = None  # Self-Instruct seeds (default: data/seed_tasks.jsonl)
     input: list[str] = field(default_factory=list)  # Evol-Instruct: EXAMPLE shards / chat JSONL
-    num: int = 100  # self-instruct: machine instructions to keep; evol-instruct: input examples to evolve
+    data: str | None = None  # cot: labeled rows or EXAMPLE rows to write rationales for
+    seeds: str | None = None  # dialogue: seed topics (text lines, JSONL) or DOCUMENT shards
+    # self-instruct: machine instructions to keep (default 100); evol-instruct: input examples to evolve
+    # (default 100); cot / dialogue: items / seeds to use (default: all)
+    num: int | None = None
     output: str = "out/synth"
     seed: int = 42
     shard_size: int = 50_000
@@ -53,19 +59,32 @@ class SynthRecipe:
     serve: ServeConfig = field(default_factory=ServeConfig)
     self_instruct: SelfInstructConfig = field(default_factory=SelfInstructConfig)
     evol_instruct: EvolInstructConfig = field(default_factory=EvolInstructConfig)
+    cot: CotConfig = field(default_factory=CotConfig)
+    dialogue: DialogueConfig = field(default_factory=DialogueConfig)
 
 
-def load_synth_recipe(data: dict[str, Any], overrides: list[str], where: str = "recipe") -> SynthRecipe:
+DEFAULT_NUM = {"self-instruct": 100, "evol-instruct": 100}  # other methods use every input by default
+
+
+def load_synth_recipe(data: dict[str, Any], overrides: list[str], where: str = "recipe",
+                      check: bool = True) -> SynthRecipe:
+    """The typed recipe; `check=False` skips the checks across fields (flags still to be applied)."""
     data = apply_overrides(copy.deepcopy(data), overrides)
     recipe = from_dict(SynthRecipe, data, where=where)
-    for section in (recipe.self_instruct, recipe.evol_instruct):
+    for section in (recipe.self_instruct, recipe.evol_instruct, recipe.cot, recipe.dialogue):
         _merge_param_defaults(section)
-    if recipe.num < 1:
+    if not check:
+        return recipe
+    if recipe.num is not None and recipe.num < 1:
         raise ConfigError(f"{where}: num must be at least 1, got {recipe.num}")
     if recipe.client.concurrency < 1:
         raise ConfigError(f"{where}: client.concurrency must be at least 1")
     if recipe.method == "evol-instruct" and not recipe.input:
         raise ConfigError("evol-instruct needs --input SHARDS (EXAMPLE shards or chat JSONL to evolve)")
+    if recipe.method == "cot" and not recipe.data:
+        raise ConfigError("cot needs --data PATH (labeled rows with cot.templates=NAME, or EXAMPLE rows)")
+    if recipe.method == "dialogue" and not recipe.seeds:
+        raise ConfigError("dialogue needs --seeds PATH (seed topics, one per line or JSONL, or DOCUMENT shards)")
     return recipe
 
 
@@ -107,9 +126,13 @@ def run_synth(recipe: SynthRecipe, recipe_data: dict[str, Any] | None = None) ->
     return write_outputs(recipe, recipe_data, client_config, served, result, usage, time.perf_counter() - started)
 
 
-def _inputs(recipe: SynthRecipe) -> list:
+def _inputs(recipe: SynthRecipe) -> Any:
     if recipe.method == "self-instruct":
         return load_seed_tasks(recipe.seed_tasks or DEFAULT_SEED_TASKS)
+    if recipe.method == "cot":
+        return load_cot_items(recipe.data, recipe.cot, recipe.seed)
+    if recipe.method == "dialogue":
+        return load_seeds(recipe.seeds)
     from instruct.io.examples import load_examples
 
     examples = []
@@ -123,12 +146,15 @@ async def _generate(recipe: SynthRecipe, config: ClientConfig, inputs: list):
     async with LLMClient(config) as client:
         if client.config.model is None:
             client.config.model = await client.default_model()
-        if recipe.method == "self-instruct":
-            method = SelfInstruct(recipe.self_instruct, client, recipe.seed, progress)
-        else:
-            method = EvolInstruct(recipe.evol_instruct, client, recipe.seed, progress)
-        result = await method.run(inputs, recipe.num)
+        method_class, section = METHODS[recipe.method]
+        method = method_class(getattr(recipe, section), client, recipe.seed, progress)
+        result = await method.run(inputs, recipe.num if recipe.num is not None else DEFAULT_NUM.get(recipe.method))
         return result, client.usage, client.config.model
+
+
+# method name -> (class, recipe section): each takes (config, client, seed, progress) and has run(inputs, num)
+METHODS = {"self-instruct": (SelfInstruct, "self_instruct"), "evol-instruct": (EvolInstruct, "evol_instruct"),
+           "cot": (ChainOfThought, "cot"), "dialogue": (Dialogues, "dialogue")}
 
 
 def _progress_factory(enabled: bool):
@@ -165,7 +191,9 @@ def write_outputs(recipe: SynthRecipe, recipe_data: dict[str, Any] | None, clien
         "recipe": _without_keys(recipe_data),
         "versions": package_versions(),
         "counts": {"written": len(result.rows), "rejected_records": len(result.rejected),
-                   "stages": {stage: dict(sorted(c.items())) for stage, c in result.counts.items()}},
+                   "stages": {stage: dict(sorted(c.items())) for stage, c in result.counts.items()},
+                   **({"outcomes": {name: dict(sorted(c.items())) for name, c in result.outcomes.items()}}
+                      if result.outcomes else {})},
         "usage": usage.as_dict(),
         "shards": [p.name for p in written],
         "seconds": round(seconds, 3),
