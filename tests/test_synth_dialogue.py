@@ -75,3 +75,28 @@ def test_document_seeds_and_a_bad_seed_line(tmp_path: Path):
         assert str(error).startswith(f"{bad}:2: ")
     else:
         raise AssertionError("a seed without topic or text must be an error")
+
+
+def test_cli_seeds_and_turns_flags_imply_the_dialogue_method(tmp_path: Path):
+    import subprocess
+    import sys
+
+    from instruct.serve.process import server_process
+
+    seeds = tmp_path / "topics.txt"
+    seeds.write_text("baking bread\nlearning chess\n")
+    rules = tmp_path / "rules.json"  # the fake engine ignores the persona prompt: script each user's turns
+    rules.write_text(json.dumps([
+        {"pattern": USER.format(topic), "min_messages": 3, "reply": second} for topic, second in
+        (("baking bread", "And how long should the dough rest?"), ("learning chess", "Which opening suits me?"))] + [
+        {"pattern": USER.format(topic), "reply": first} for topic, first in
+        (("baking bread", "I want to bake my first loaf."), ("learning chess", "Teach me how the knight moves."))]))
+    with server_process("--engine", "fake", "--fake-replies", str(rules)) as url:
+        result = subprocess.run([sys.executable, "-m", "instruct", "synth", "--seeds", str(seeds), "--turns", "2",
+                                 "--output", str(tmp_path / "out"), "--base-url", url, "progress=false"],
+                                capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.startswith("dialogue: wrote 2 examples")
+    manifest = json.loads((tmp_path / "out" / "manifest.json").read_text())
+    assert manifest["counts"]["outcomes"]["stop"] == {"turn_limit": 2}
+    assert all(len(r["messages"]) == 4 for r in read_shards(tmp_path / "out").to_pylist())

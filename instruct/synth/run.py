@@ -30,6 +30,7 @@ from instruct.synth.self_instruct import SelfInstruct, SelfInstructConfig, Synth
 log = logging.getLogger("instruct.synth")
 
 DEFAULT_SEED_TASKS = Path(__file__).resolve().parents[2] / "data" / "seed_tasks.jsonl"
+DEFAULT_DIALOGUE_SEEDS = Path(__file__).resolve().parents[2] / "data" / "dialogue_topics.txt"
 
 
 @dataclass
@@ -47,7 +48,7 @@ class SynthRecipe:
     seed_tasks: str | None = None  # Self-Instruct seeds (default: data/seed_tasks.jsonl)
     input: list[str] = field(default_factory=list)  # Evol-Instruct: EXAMPLE shards / chat JSONL
     data: str | None = None  # cot: labeled rows or EXAMPLE rows to write rationales for
-    seeds: str | None = None  # dialogue: seed topics (text lines, JSONL) or DOCUMENT shards
+    seeds: str | None = None  # dialogue: seed topics (text lines, JSONL) or DOCUMENT shards (default: ours)
     # self-instruct: machine instructions to keep (default 100); evol-instruct: input examples to evolve
     # (default 100); cot / dialogue: items / seeds to use (default: all)
     num: int | None = None
@@ -83,8 +84,6 @@ def load_synth_recipe(data: dict[str, Any], overrides: list[str], where: str = "
         raise ConfigError("evol-instruct needs --input SHARDS (EXAMPLE shards or chat JSONL to evolve)")
     if recipe.method == "cot" and not recipe.data:
         raise ConfigError("cot needs --data PATH (labeled rows with cot.templates=NAME, or EXAMPLE rows)")
-    if recipe.method == "dialogue" and not recipe.seeds:
-        raise ConfigError("dialogue needs --seeds PATH (seed topics, one per line or JSONL, or DOCUMENT shards)")
     return recipe
 
 
@@ -132,7 +131,7 @@ def _inputs(recipe: SynthRecipe) -> Any:
     if recipe.method == "cot":
         return load_cot_items(recipe.data, recipe.cot, recipe.seed)
     if recipe.method == "dialogue":
-        return load_seeds(recipe.seeds)
+        return load_seeds(recipe.seeds or str(DEFAULT_DIALOGUE_SEEDS))
     from instruct.io.examples import load_examples
 
     examples = []
