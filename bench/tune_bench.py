@@ -4,10 +4,15 @@ Naive stack: transformers Trainer + peft LoRA, batches padded to the longest exa
 use instruct's masks, so both optimise the same objective). Then instruct's loop as a cumulative
 ladder, each rung adding one optimisation. Every variant runs in its own subprocess (so peak RSS
 is its own), one after another, on the same examples (real stdlib docstrings as Q/A), the same
-LoRA (r=16, alpha=32, all-linear, dropout 0), lr, one epoch, fp32; the eval loss is the mean
+LoRA (r=16, alpha=32, all-linear, dropout 0), lr, one epoch; the eval loss is the mean
 cross-entropy per answer token on the same held-out examples, computed the same way for all.
+The peer a user would pick is TRL's `SFTTrainer` (packing + padding_free + completion-only loss,
+the same tokens per step); `--dtype bf16` runs every variant under bf16 autocast, `--long` uses
+answers of ~500+ tokens. MFU: tokens/s x model FLOPs per token (4 x matmul parameters: forward
+and input gradients of a frozen base; attention excluded) over a GEMM peak measured in this run.
 
     python bench/tune_bench.py [--examples 48] [--batch 8] [--max-length 320] [--threads N] [--repeat 3]
+                               [--dtype fp32|bf16] [--long] [--only naive,trl,0,3,5]
 """
 from __future__ import annotations
 
@@ -33,15 +38,16 @@ LADDER = [
                                                    "train.trained_logits_only=false"]),
     ("+ LM head on trained tokens only", []),
     ("+ gradient checkpointing", ["train.grad_checkpointing=true"]),
+    ("defaults: checkpointing as the memory plan says", ["train.grad_checkpointing=null"]),
 ]
 
 
-def write_data(folder: Path, examples: int, evals: int) -> tuple[Path, Path]:
+def write_data(folder: Path, examples: int, evals: int, long: bool) -> tuple[Path, Path]:
     from instruct.corpus import stdlib_docstrings
 
-    docs = [d for d in stdlib_docstrings(limit=4000) if len(d[1]) > 80]
+    docs = [d for d in stdlib_docstrings(limit=6000) if len(d[1]) > (1600 if long else 80)]
     rows = [{"id": f"d{i}", "messages": [{"role": "user", "content": f"Explain `{name}` from the Python standard library."},
-                                         {"role": "assistant", "content": doc[:900]}]}
+                                         {"role": "assistant", "content": doc[:3000 if long else 900]}]}
             for i, (name, doc) in enumerate(docs[: examples + evals])]
     train, held = folder / "train.jsonl", folder / "eval.jsonl"
     train.write_text("".join(json.dumps(r) + "\n" for r in rows[:examples]))
@@ -55,7 +61,7 @@ def config_for(args: argparse.Namespace, data: Path, held: Path, output: Path, e
     base = [f"data.max_length={args.max_length}", f"train.micro_batch_tokens={args.batch * args.mean_tokens}",
             "train.grad_accum=1", "train.lr=2e-4", "train.warmup_steps=0", "train.min_lr_ratio=0.0", "train.epochs=1", "method.name=lora",
             "method.dropout=0.0", "method.r=16", "method.alpha=32", "train.eval_every=100000",
-            "train.save_every=100000", "data.cache=false", "train.dtype=fp32"]
+            "train.save_every=100000", "data.cache=false", f"train.dtype={args.dtype}"]
     return load_config(None, base + extra, {"data.path": str(data), "data.eval_path": str(held), "output": str(output)})
 
 
@@ -106,6 +112,75 @@ def run_naive(args: argparse.Namespace, data: Path, held: Path) -> dict:
             "eval_loss": eval_loss, "steps": trainer.state.global_step}
 
 
+def run_trl(args: argparse.Namespace, data: Path, held: Path) -> dict:
+    """TRL SFTTrainer as its docs recommend for speed: packing + padding_free, loss on completions only."""
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from trl import SFTConfig, SFTTrainer
+
+    from instruct.models import resolve_model
+    from instruct.tune.data import load_examples, tokenize_table
+    from instruct.tune.loop import Distributed, evaluate
+    from instruct.tune.report import peak_rss_mb
+
+    folder = resolve_model()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa")
+    rows = [{"prompt": m[:-1], "completion": m[-1:]} for m in load_examples(data).column("messages").to_pylist()]
+    step_tokens = args.batch * args.mean_tokens
+    with tempfile.TemporaryDirectory() as out:
+        config = SFTConfig(output_dir=out, max_length=step_tokens, packing=True, padding_free=True,
+                           completion_only_loss=True, per_device_train_batch_size=1, num_train_epochs=1,
+                           learning_rate=2e-4, lr_scheduler_type="cosine", warmup_steps=0, weight_decay=0.0,
+                           max_grad_norm=1.0, logging_steps=1, save_strategy="no", report_to=[], use_cpu=True,
+                           bf16=args.dtype == "bf16", gradient_checkpointing=False, seed=0, disable_tqdm=True,
+                           dataloader_num_workers=0)
+        trainer = SFTTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows), processing_class=tokenizer,
+                             peft_config=LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear",
+                                                    task_type="CAUSAL_LM"))
+        tokens = sum(len(x) for x in trainer.train_dataset["input_ids"])
+        started = time.perf_counter()
+        trainer.train()
+        elapsed = time.perf_counter() - started
+    config = config_for(args, data, held, Path("unused"), [])
+    eval_set = tokenize_table(load_examples(held), tokenizer, args.max_length, "drop", None)
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.dtype == "bf16" else contextlib.nullcontext
+    eval_loss = evaluate(trainer.model, eval_set, config, Distributed(), autocast)
+    return {"tokens_per_s": tokens / elapsed, "peak_rss_mb": peak_rss_mb(), "eval_loss": eval_loss,
+            "steps": trainer.state.global_step}
+
+
+def gemm_peak(dtype_name: str, size: int = 2048, repeat: int = 5) -> float:
+    """Best-of-`repeat` GFLOP/s of one square matmul in this dtype on this machine."""
+    import torch
+
+    dtype = torch.bfloat16 if dtype_name == "bf16" else torch.float32
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeat):
+        started = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - started)
+    return 2 * size ** 3 / best / 1e9
+
+
+def flops_per_token() -> float:
+    """4 x matmul parameters (embedding lookups excluded, the tied LM head included)."""
+    import json as _json
+
+    from instruct.models import resolve_model
+
+    c = _json.loads((Path(resolve_model()) / "config.json").read_text())
+    h, i, layers, heads, kv = (c["hidden_size"], c["intermediate_size"], c["num_hidden_layers"],
+                               c["num_attention_heads"], c["num_key_value_heads"])
+    head_dim = c.get("head_dim") or h // heads
+    per_layer = h * heads * head_dim * 2 + h * kv * head_dim * 2 + 3 * h * i
+    return 4 * (layers * per_layer + c["vocab_size"] * h)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--examples", type=int, default=48)
@@ -114,6 +189,9 @@ def main() -> None:
     parser.add_argument("--max-length", type=int, default=320)
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--repeat", type=int, default=1, help="rounds over all variants; the best round is reported")
+    parser.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32")
+    parser.add_argument("--long", action="store_true", help="answers of ~500+ tokens (use --max-length 1024)")
+    parser.add_argument("--only", default=None, help="comma-separated variants: naive, trl, ladder indices")
     parser.add_argument("--variant", help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     parser.add_argument("--mean-tokens", type=int, default=0, help=argparse.SUPPRESS)
@@ -127,22 +205,29 @@ def main() -> None:
         data, held = work / "train.jsonl", work / "eval.jsonl"
         if args.variant == "naive":
             measured = run_naive(args, data, held)
+        elif args.variant == "trl":
+            measured = run_trl(args, data, held)
         else:
             measured = run_ours(args, data, held, LADDER[int(args.variant)][1])
         print("RESULT " + json.dumps(measured))
         return
     with tempfile.TemporaryDirectory() as work:
-        data, held = write_data(Path(work), args.examples, args.eval_examples)
+        data, held = write_data(Path(work), args.examples, args.eval_examples, args.long)
         args.mean_tokens = mean_tokens(data, args.max_length)
-        names = ["naive: HF Trainer + peft LoRA, pad to longest"] + [name for name, _ in LADDER]
-        variants = ["naive"] + [str(index) for index in range(len(LADDER))]
+        names = ["naive: HF Trainer + peft LoRA, pad to longest", "TRL SFTTrainer: packing+padding_free+completion"]
+        names += [name for name, _ in LADDER]
+        variants = ["naive", "trl"] + [str(index) for index in range(len(LADDER))]
+        if args.only:
+            keep = args.only.split(",")
+            names, variants = zip(*[(n, v) for n, v in zip(names, variants) if v in keep])
         best: dict[str, dict] = {}
         for _ in range(args.repeat):  # round-robin, best of N: a busy machine slows runs, it never speeds them up
             for variant in variants:
                 measured = child(args, variant, work)
                 if variant not in best or measured["tokens_per_s"] > best[variant]["tokens_per_s"]:
                     best[variant] = measured
-    print_table(args, [(name, best[v]) for name, v in zip(names, variants)])
+    peak = gemm_peak(args.dtype)
+    print_table(args, [(name, best[v]) for name, v in zip(names, variants)], peak, flops_per_token())
 
 
 def mean_tokens(data: Path, max_length: int) -> int:
@@ -158,7 +243,8 @@ def mean_tokens(data: Path, max_length: int) -> int:
 
 def child(args: argparse.Namespace, variant: str, work: str) -> dict:
     command = [sys.executable, __file__, "--variant", variant, "--workdir", work, "--examples", str(args.examples),
-               "--batch", str(args.batch), "--max-length", str(args.max_length), "--mean-tokens", str(args.mean_tokens)]
+               "--batch", str(args.batch), "--max-length", str(args.max_length), "--mean-tokens", str(args.mean_tokens),
+               "--dtype", args.dtype]
     if args.threads:
         command += ["--threads", str(args.threads)]
     started = time.perf_counter()
@@ -172,15 +258,19 @@ def child(args: argparse.Namespace, variant: str, work: str) -> dict:
     return measured
 
 
-def print_table(args: argparse.Namespace, rows: list[tuple[str, dict]]) -> None:
-    naive = rows[0][1]
-    print(f"\nSmolLM2-135M-Instruct, LoRA r=16 all-linear, fp32 CPU, {args.examples} train / {args.eval_examples} eval "
-          f"examples, max_length {args.max_length}, {args.batch} examples (naive) or {args.batch * args.mean_tokens} "
-          f"tokens (ours) per step, 1 epoch, torch threads {args.threads or 'default'}, best of {args.repeat}")
-    print(f"{'variant':50} {'tokens/s':>9} {'x naive':>8} {'peak RSS MB':>12} {'x naive':>8} {'eval loss':>10}")
+def print_table(args: argparse.Namespace, rows: list[tuple[str, dict]], peak: float, flops: float) -> None:
+    base_name, base = next(((n, m) for n, m in rows if n.startswith("TRL")), rows[0])
+    print(f"\nSmolLM2-135M-Instruct, LoRA r=16 all-linear, {args.dtype} CPU, {args.examples} train / "
+          f"{args.eval_examples} eval examples (mean {args.mean_tokens} tokens), max_length {args.max_length}, "
+          f"{args.batch} examples (naive) or {args.batch * args.mean_tokens} tokens per step, 1 epoch, torch threads "
+          f"{args.threads or 'default'}, best of {args.repeat}; {args.dtype} GEMM peak {peak:.0f} GFLOP/s (measured); "
+          f"ratios against {base_name.split(':')[0]}")
+    print(f"{'variant':50} {'tokens/s':>9} {'x base':>7} {'peak RSS MB':>12} {'x base':>7} {'eval loss':>10} {'MFU':>6}")
     for name, m in rows:
-        print(f"{name:50} {m['tokens_per_s']:9.1f} {m['tokens_per_s'] / naive['tokens_per_s']:8.2f} "
-              f"{m['peak_rss_mb']:12.0f} {m['peak_rss_mb'] / naive['peak_rss_mb']:8.2f} {m['eval_loss']:10.4f}")
+        mfu = m["tokens_per_s"] * flops / (peak * 1e9)
+        print(f"{name:50} {m['tokens_per_s']:9.1f} {m['tokens_per_s'] / base['tokens_per_s']:7.2f} "
+              f"{m['peak_rss_mb']:12.0f} {m['peak_rss_mb'] / base['peak_rss_mb']:7.2f} {m['eval_loss']:10.4f} "
+              f"{mfu:6.1%}")
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
+from instruct.filters.prose import is_prose
 from instruct.pipeline.step import DocumentFilter, StepOutput, merge_meta, replace_column
 
 CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
@@ -43,6 +44,7 @@ class C4(DocumentFilter):
         filter_lorem_ipsum: bool = True
         filter_curly_bracket: bool = True
         min_num_sentences: int | None = 5
+        prose_only: bool = False  # rules on prose lines only; code, tables, commands kept as they are
 
     def clean(self, text: str) -> tuple[str, str | None, dict[str, Any]]:
         """(text with bad lines removed, reason to drop the document or None, scores)."""
@@ -52,10 +54,13 @@ class C4(DocumentFilter):
         sentences = 0
         reason = None
         lines = text.splitlines()
-        for line in lines:
-            line = line.strip()
+        for raw in lines:
+            line = raw.strip()
             if not line:
                 continue  # blank lines carry no content; not counted as removed
+            if c.prose_only and not is_prose(raw):
+                kept.append(raw.rstrip())  # code keeps its indentation; it counts for no rule
+                continue
             words = line.split()
             if c.max_word_length is not None and max(map(len, words)) > c.max_word_length:
                 removed["long_word"] += 1

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from instruct.filters.prose import prose_text
 from instruct.filters.text_stats import duplicates, first_failure, ratio, rounded, tokenize
 from instruct.pipeline.step import DocumentFilter
 
@@ -31,9 +32,12 @@ class FineWeb(DocumentFilter):
         short_line_length: int = 30  # a line of at most this many characters is short
         char_duplicates_ratio: float | None = 0.01  # drop if chars in repeated lines / all >= this
         new_line_ratio: float | None = 0.3  # drop if newlines per token > this (lists)
+        prose_only: bool = False  # statistics on prose lines only (technical pages; see filters/prose.py)
 
     def judge(self, text: str) -> tuple[str | None, dict[str, Any]]:
         c = self.config
+        if c.prose_only:
+            text = prose_text(text, paragraphs=False)
         lines = text.split("\n")
         stripped = [line.rstrip() for line in lines]
         short = c.short_line_length

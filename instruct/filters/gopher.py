@@ -11,6 +11,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from instruct.filters.prose import prose_text
 from instruct.filters.text_stats import (
     ALPHA_RE, GOPHER_STOP_WORDS, above, below, duplicate_ngram_chars, duplicates, first_failure,
     ratio, rounded, tokenize, top_ngram_chars,
@@ -42,6 +43,7 @@ class GopherQuality(DocumentFilter):
         min_alpha_words_ratio: float | None = 0.8  # words with at least one letter
         min_stop_words: int | None = 2
         stop_words: list[str] = field(default_factory=lambda: list(GOPHER_STOP_WORDS))
+        prose_only: bool = False  # statistics on prose lines only (technical pages; see filters/prose.py)
 
     def setup(self) -> None:
         self._stop_words = frozenset(word.lower() for word in self.config.stop_words)
@@ -49,6 +51,8 @@ class GopherQuality(DocumentFilter):
     def judge(self, text: str) -> tuple[str | None, dict[str, Any]]:
         self.ensure_setup()
         c = self.config
+        if c.prose_only:
+            text = prose_text(text)
         tokens = tokenize(text)
         words, n_tokens = tokens.words, tokens.n_tokens
         n_lines = len(text.splitlines()) or 1
@@ -101,6 +105,7 @@ class GopherRepetition(DocumentFilter):
         top_n_grams: dict[int, float] = field(default_factory=lambda: {2: 0.2, 3: 0.18, 4: 0.16})
         dup_n_grams: dict[int, float] = field(
             default_factory=lambda: {5: 0.15, 6: 0.14, 7: 0.13, 8: 0.12, 9: 0.11, 10: 0.10})
+        prose_only: bool = False  # statistics on prose lines only (technical pages; see filters/prose.py)
 
         def __post_init__(self) -> None:
             self.top_n_grams = _fractions(self.top_n_grams)
@@ -108,7 +113,7 @@ class GopherRepetition(DocumentFilter):
 
     def judge(self, text: str) -> tuple[str | None, dict[str, Any]]:
         c = self.config
-        text = text.strip()
+        text = (prose_text(text) if c.prose_only else text).strip()
         length = len(text)
         paragraphs = PARAGRAPH_RE.split(text)
         lines = LINES_RE.split(text)

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from importlib import resources
 from typing import Any
 
+from instruct.filters.prose import prose_text
 from instruct.pipeline.step import DocumentFilter
 
 
@@ -41,6 +42,7 @@ class Language(DocumentFilter):
         languages: list[str] = field(default_factory=lambda: ["en"])  # ISO 639 codes of lid.176
         min_score: float = 0.65
         max_chars: int | None = 10_000  # classify this prefix only (None: whole text)
+        prose_only: bool = False  # classify the prose lines (all text if none) (technical pages; see filters/prose.py)
 
     def setup(self) -> None:
         self._model = load_lite_model()
@@ -62,7 +64,7 @@ class Language(DocumentFilter):
         return label.removeprefix("__label__"), min(float(score), 1.0)
 
     def judge(self, text: str) -> tuple[str | None, dict[str, Any]]:
-        label, score = self.predict(text)
+        label, score = self.predict((prose_text(text) or text) if self.config.prose_only else text)
         scores = {"label": label, "score": round(score, 4)}
         if self._allowed and label not in self._allowed:
             return "language_not_allowed", scores

@@ -14,11 +14,12 @@ import re
 import string
 from collections import Counter
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any, Callable, Iterator
 
-TYPES = ("SECRET", "EMAIL", "IBAN", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "PHONE", "ADDRESS")  # priority order
+TYPES = ("SECRET", "EMAIL", "IBAN", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "PHONE", "ADDRESS", "NAME")  # priority order
+DEFAULT_TYPES = TYPES[:-1]  # NAME needs the `ner` extra (spaCy): opt in with `types: [..., NAME]`
 PLACEHOLDERS = {"EMAIL": "<EMAIL>", "PHONE": "<PHONE>", "IP_ADDRESS": "<IP_ADDRESS>", "CREDIT_CARD": "<CREDIT_CARD>",
-                "IBAN": "<IBAN>", "US_SSN": "<US_SSN>", "SECRET": "<SECRET>", "ADDRESS": "<ADDRESS>"}
+                "IBAN": "<IBAN>", "US_SSN": "<US_SSN>", "SECRET": "<SECRET>", "ADDRESS": "<ADDRESS>", "NAME": "<NAME>"}
 
 
 @dataclass(frozen=True)
@@ -202,12 +203,16 @@ def _phone_pattern(text: str, match: re.Match) -> tuple[int, int] | None:
 
 
 def _phone_metadata(text: str, match: re.Match) -> tuple[int, int] | None:
-    """Same candidates, validated against libphonenumber's per-country numbering plans."""
+    """Same candidates, validated against libphonenumber's per-country numbering plans; North-American
+    shapes only need the NANP rule (an unassigned but well-formed area code is still someone's number
+    to scrub: recall first)."""
     import phonenumbers
 
     candidate = match.group()
     if candidate.isdigit() and not PHONE_WORDS.search(_context(text, match.start())):
         return None
+    if not candidate.startswith("+") or candidate.startswith("+1"):
+        return match.span() if NANP.fullmatch(re.sub(r"\D", "", candidate)) else None
     try:
         number = phonenumbers.parse(candidate, "US")
     except phonenumbers.NumberParseException:
@@ -302,7 +307,9 @@ IBAN_LENGTHS = dict(
     DK=18, DO=28, EE=20, EG=29, ES=24, FI=18, FO=18, FR=27, GB=22, GE=22, GI=23, GL=18, GR=27, GT=28, HR=21, HU=28,
     IE=22, IL=23, IQ=23, IS=26, IT=27, JO=30, KW=30, KZ=20, LB=28, LC=32, LI=21, LT=20, LU=20, LV=21, MC=27, MD=24,
     ME=22, MK=19, MR=27, MT=31, MU=30, NL=18, NO=15, PK=24, PL=28, PS=29, PT=25, QA=29, RO=24, RS=22, SA=24, SC=31,
-    SE=24, SI=19, SK=24, SM=27, ST=25, SV=28, TL=23, TN=24, TR=26, UA=29, VA=22, VG=24, XK=20)
+    SE=24, SI=19, SK=24, SM=27, ST=25, SV=28, TL=23, TN=24, TR=26, UA=29, VA=22, VG=24, XK=20,
+    # joined the SWIFT registry since 2020
+    BI=27, DJ=27, FK=18, HN=28, LY=25, MN=20, NI=28, OM=23, RU=33, SD=18, SO=23, YE=30)
 IBAN = re.compile(r"[A-Z](?<!\w[A-Z])[A-Z]\d\d(?: ?[A-Z0-9]){11,30}\b")
 
 
@@ -381,8 +388,11 @@ ASSIGNMENT = re.compile(
     r"([A-Za-z0-9_\-+/=.~!@#$%^&*]{12,256})")
 
 
-def _mentions_aws(text: str) -> bool:
-    return "aws" in text or "AWS" in text or "Aws" in text
+SECRET_CUES = re.compile(r"(?i)aws|secret|\bkey\b|_key|key_|token|credential")
+
+
+def _mentions_secret(text: str) -> bool:
+    return SECRET_CUES.search(text) is not None
 PLACEHOLDER_VALUE = re.compile(r"(?i)^(?:x+|\*+|changeme|password\d*|secret|example\w*|your[\w-]*|dummy\w*|"
                                r"placeholder\w*|none|null|true|false|undefined|redacted)$")
 
@@ -397,8 +407,8 @@ def _aws_secret(text: str, match: re.Match) -> tuple[int, int] | None:
     value = match.group()
     if not (any(c.islower() for c in value) and any(c.isupper() for c in value) and any(c.isdigit() for c in value)):
         return None  # hex digests and all-caps ids are not AWS secrets
-    if "/" not in value and "+" not in value and "aws" not in _context(text, match.start(), 80):
-        return None
+    if "/" not in value and "+" not in value and not SECRET_CUES.search(_context(text, match.start(), 48)):
+        return None  # without base64 punctuation, only next to a cue word (AWS, secret, key, token)
     return match.span() if entropy(value) >= 4.0 else None
 
 
@@ -444,11 +454,11 @@ def _address(text: str, match: re.Match) -> tuple[int, int] | None:
 
 # --- assembly -------------------------------------------------------------------------------------
 
-def detectors(phone_validator: str = "phonenumbers", types: tuple[str, ...] | list[str] = TYPES) -> list:
+def detectors(phone_validator: str = "phonenumbers", types: tuple[str, ...] | list[str] = DEFAULT_TYPES) -> list:
     """The detectors of the wanted types, in TYPES priority order."""
     phone = _phone_metadata if phone_validator == "phonenumbers" else _phone_pattern
     wanted = []
-    for detector in _all_detectors(phone):
+    for detector in _all_detectors(phone, types):
         if isinstance(detector, ClusterDetectors):
             members = tuple(d for d in detector.members if d.type in types)
             if members:
@@ -458,12 +468,12 @@ def detectors(phone_validator: str = "phonenumbers", types: tuple[str, ...] | li
     return wanted
 
 
-def _all_detectors(phone: Validator) -> list:
+def _all_detectors(phone: Validator, types: tuple[str, ...] | list[str] = TYPES) -> list:
     return [
         Detector("SECRET", PRIVATE_KEY, gate=_contains("PRIVATE KEY-----")),
         *(Detector("SECRET", pattern) for pattern in SECRET_TOKENS),
         KeywordDetector("SECRET", ASSIGNMENT, _assigned_secret, keywords=SECRET_WORDS),
-        Detector("SECRET", AWS_SECRET, _aws_secret, gate=_mentions_aws),
+        Detector("SECRET", AWS_SECRET, _aws_secret, gate=_mentions_secret),
         SeededDetector("EMAIL", EMAIL, _email, gate=_contains("@"), seed=re.compile("@"), back=EMAIL_LOCAL),
         Detector("IBAN", IBAN, _iban),
         ClusterDetectors((Detector("CREDIT_CARD", CARD, _card), Detector("US_SSN", SSN, _ssn),
@@ -474,7 +484,14 @@ def _all_detectors(phone: Validator) -> list:
         SeededDetector("IP_ADDRESS", IPV6, _ipv6, seed=IPV6_SEED, back=HEX_OR_COLON, reach=40),
         Detector("ADDRESS", ADDRESS, _address),
         Detector("ADDRESS", PO_BOX),
+        *([_name_detector()] if "NAME" in types else []),
     ]
+
+
+def _name_detector() -> Any:
+    from instruct.pii.names import NameDetector
+
+    return NameDetector()
 
 
 def find_pii(text: str, active: list) -> list[Span]:
@@ -487,6 +504,7 @@ def find_pii(text: str, active: list) -> list[Span]:
                 if all(span.end <= other.start or span.start >= other.end for other in taken):
                     taken.append(span)
     return sorted(taken, key=lambda s: s.start)
+
 
 
 def redact(text: str, spans: list[Span], placeholders: dict[str, str]) -> str:

@@ -12,7 +12,7 @@ from typing import Literal
 import pyarrow as pa
 
 from instruct.config import ConfigError
-from instruct.pii.detectors import PLACEHOLDERS, TYPES, detectors, find_pii, redact
+from instruct.pii.detectors import DEFAULT_TYPES, PLACEHOLDERS, TYPES, detectors, find_pii, redact
 from instruct.pipeline.step import StepOutput, TextTransform, replace_column
 
 
@@ -21,7 +21,7 @@ class PiiScrub(TextTransform):
 
     @dataclass
     class Config:
-        types: list[str] = field(default_factory=lambda: list(TYPES))
+        types: list[str] = field(default_factory=lambda: list(DEFAULT_TYPES))  # + NAME with the `ner` extra
         placeholders: dict[str, str] = field(default_factory=dict)  # type -> replacement, e.g. EMAIL: "[email]"
         phone_validator: Literal["phonenumbers", "pattern"] = "phonenumbers"
 
@@ -33,6 +33,10 @@ class PiiScrub(TextTransform):
                 raise ConfigError(f"{self.name}.{key}: unknown type(s) {', '.join(unknown)}; known: {', '.join(TYPES)}")
         self.placeholders = {**PLACEHOLDERS, **self.config.placeholders}
         self.active = detectors(self.config.phone_validator, self.config.types)
+        if "NAME" in self.config.types:
+            from instruct.pii.names import load_ner
+
+            load_ner()  # a missing extra is a one-line error when the recipe loads, not mid-run
 
     def scrub(self, text: str) -> tuple[str, Counter]:
         spans = find_pii(text, self.active)

@@ -46,24 +46,28 @@ class MethodConfig:
 
 @dataclass
 class TrainConfig:
-    """The optimisation loop."""
+    """The optimisation loop. Keys left unset (None) are planned from the data, the model and the memory
+    budget (see tune/plan.py and tune/memory.py); the plan is printed before training."""
 
-    lr: float = 2e-4
+    lr: float | None = None  # default per method (plan.LR_DEFAULTS): 2e-4 LoRA, 2e-5 full, 3e-2 prompt tuning, ...
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.999)
     warmup_steps: int | None = None  # default: warmup_ratio of max steps
     warmup_ratio: float = 0.03
     min_lr_ratio: float = 0.1  # cosine decays to lr * min_lr_ratio
     max_steps: int | None = None  # default: epochs over the data
-    epochs: float = 1.0
-    micro_batch_tokens: int = 4096  # token budget of one forward/backward (a packed row, or padded examples)
-    grad_accum: int = 4  # micro-batches per optimizer step (per process)
+    epochs: float | None = None  # default: 3 for small data, down to 1 for large (about 100 steps; plan.py)
+    micro_batch_tokens: int | None = None  # one forward/backward; default: the largest that fits memory_budget
+    grad_accum: int | None = None  # micro-batches per optimizer step (per process); default: from the step plan
+    memory_budget: str | float | None = None  # e.g. 6GB, 800MB; default: what is loaded + 1/4 of free RAM (<= 1.5 GB)
     max_grad_norm: float = 1.0
-    grad_checkpointing: bool = False
+    grad_checkpointing: bool | None = None  # default: on only when the micro-batch would not fit the budget
     trained_logits_only: bool = True  # packed rows: run the LM head only where a token is trained
-    dtype: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 where the GPU supports it, else fp32
+    loss_chunk_tokens: int = 512  # the LM head and cross-entropy run over this many tokens at a time
+    dtype: Literal["auto", "fp32", "bf16"] = "auto"  # auto: bf16 autocast on bf16 GPUs and AVX512-BF16/AMX CPUs
     optimizer: Literal["auto", "adamw", "adamw_8bit", "paged_adamw_8bit"] = "auto"  # auto: paged 8-bit for QLoRA on GPU
     attn_implementation: str = "auto"  # auto: packed_sdpa when packing, else sdpa; or eager, flash_attention_2, ...
+    report_to: list[Literal["tensorboard", "mlflow", "trackio"]] = field(default_factory=list)  # besides the JSON log
     seed: int = 0
     eval_every: int = 50
     save_every: int = 100
@@ -94,12 +98,13 @@ class TuneConfig:
             (self.method.trainable_layers >= 0, "method.trainable_layers must be >= 0"),
             (0 <= self.data.eval_fraction < 1, "data.eval_fraction must be in [0, 1)"),
             (self.data.max_length > 1, "data.max_length must be > 1"),
-            (self.train.micro_batch_tokens >= self.data.max_length,
+            (self.train.micro_batch_tokens is None or self.train.micro_batch_tokens >= self.data.max_length,
              "train.micro_batch_tokens must be >= data.max_length (one example must fit a micro-batch)"),
-            (self.train.grad_accum >= 1, "train.grad_accum must be >= 1"),
-            (self.train.lr > 0, "train.lr must be > 0"),
+            (self.train.grad_accum is None or self.train.grad_accum >= 1, "train.grad_accum must be >= 1"),
+            (self.train.lr is None or self.train.lr > 0, "train.lr must be > 0"),
             (self.train.max_steps is None or self.train.max_steps > 0, "train.max_steps must be > 0"),
-            (self.train.epochs > 0, "train.epochs must be > 0"),
+            (self.train.epochs is None or self.train.epochs > 0, "train.epochs must be > 0"),
+            (self.train.loss_chunk_tokens > 0, "train.loss_chunk_tokens must be > 0"),
             (self.train.save_every > 0 and self.train.eval_every > 0 and self.train.log_every > 0,
              "train.save_every, eval_every and log_every must be > 0"),
             (not (self.merge and self.method.name in VIRTUAL_TOKEN_METHODS),

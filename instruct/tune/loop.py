@@ -29,10 +29,14 @@ from instruct.tune.attention import register as register_packed_sdpa
 from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from instruct.tune.config import PEFT_ADAPTERS, TuneConfig
 from instruct.tune.data import IGNORE, TokenizedSet, load_examples, split_eval, tokenize_table
-from instruct.tune.methods import (apply_method, compute_dtype, load_base, merge_adapter, trainable_parameters)
+from instruct.tune.loss import head_bypassed, linear_cross_entropy, splittable_head
+from instruct.tune.methods import apply_method, load_base, merge_adapter, trainable_parameters
 from instruct.tune.packing import Batch, BatchPlan, collate
+from instruct.tune.precision import training_dtype
 from instruct.tune.report import JsonLog, peak_rss_mb, plot_losses
+from instruct.tune.run_plan import PLAN_FILE, plan_run, print_plan, probe_batch, read_saved_plan
 from instruct.tune.templates import select_template
+from instruct.tune.trackers import open_trackers
 
 
 @dataclass
@@ -56,6 +60,7 @@ class TrainResult:
     peak_rss_mb: float
     resumed_from: int = 0
     merged: str | None = None
+    plan: dict[str, Any] = field(default_factory=dict)  # steps, step size, dtype, memory: what was decided and why
     log: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
@@ -127,24 +132,34 @@ def prepare_data(config: TuneConfig, tokenizer: Any, show_progress: bool = True)
 
 # --- one forward/backward -----------------------------------------------------------------------
 
-def loss_sum(model: nn.Module, batch: Batch, select_logits: bool) -> torch.Tensor:
-    """Summed cross-entropy over the batch's trained tokens.
+def loss_sum(model: nn.Module, batch: Batch, select_logits: bool, chunk_tokens: int = 1024) -> torch.Tensor:
+    """Summed cross-entropy (fp32) over the batch's trained tokens.
 
-    `select_logits` (packed rows): the LM head runs only where a token is trained, via
-    transformers' `logits_to_keep` (a [tokens, vocab] logits tensor is the largest activation).
+    The LM head runs only on trained tokens, `chunk_tokens` at a time (loss.py), so full-vocabulary
+    logits never exist for a whole micro-batch. `select_logits` (packed rows) also skips the
+    decoder's last gather for untrained positions via transformers' `logits_to_keep`.
+    Models that post-process their logits (softcapping) take the plain path.
     """
     targets = batch.targets
-    if select_logits:
-        keep = torch.nonzero(targets[0] != IGNORE).squeeze(1)
-        logits = model(**batch.inputs, use_cache=False, logits_to_keep=keep).logits[0]
-        return F.cross_entropy(logits.float(), targets[0, keep], reduction="sum")
-    logits = model(**batch.inputs, use_cache=False).logits
-    logits = logits[:, -targets.shape[1]:]  # prompt tuning prepends virtual tokens to the logits
-    return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=IGNORE, reduction="sum")
+    head = splittable_head(model)
+    with head_bypassed(head) if head is not None else contextlib.nullcontext() as forward:
+        if select_logits:
+            keep = torch.nonzero(targets[0] != IGNORE).squeeze(1)
+            outputs = model(**batch.inputs, use_cache=False, logits_to_keep=keep).logits[0]
+            labels = targets[0, keep]
+        else:
+            outputs = model(**batch.inputs, use_cache=False).logits
+            outputs = outputs[:, -targets.shape[1]:]  # prompt tuning prepends virtual tokens to the logits
+            trained = targets != IGNORE
+            outputs, labels = outputs[trained], targets[trained]
+    if head is None:
+        return F.cross_entropy(outputs.float(), labels, reduction="sum")
+    return linear_cross_entropy(outputs, head, forward, labels, chunk_tokens)
 
 
 def accumulate_gradients(model: nn.Module, batches: list[Batch], step_trained: int, dist: Distributed,
-                         select_logits: bool, autocast: Any = contextlib.nullcontext) -> torch.Tensor:
+                         select_logits: bool, autocast: Any = contextlib.nullcontext,
+                         chunk_tokens: int = 1024) -> torch.Tensor:
     """Backward over this process's micro-batches; returns their summed loss.
 
     Each micro-batch's summed loss is divided by `step_trained`, the trained tokens of the whole
@@ -156,7 +171,7 @@ def accumulate_gradients(model: nn.Module, batches: list[Batch], step_trained: i
         batch = batch.to(dist.device)
         sync = dist.world == 1 or index == len(batches) - 1
         with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
-            summed = loss_sum(model, batch, select_logits)
+            summed = loss_sum(model, batch, select_logits, chunk_tokens)
             (summed * dist.world / step_trained).backward()
         step_loss += summed.detach().double()
     return step_loss
@@ -192,12 +207,14 @@ def evaluate(model: nn.Module, data: TokenizedSet, config: TuneConfig, dist: Dis
         return None
     was_training = model.training
     model.eval()
-    batches = BatchPlan(data.lengths, config.train.micro_batch_tokens, config.packing, seed=0).epoch(0)
+    budget = config.train.micro_batch_tokens or max(int(data.lengths.max()), config.data.max_length)
+    batches = BatchPlan(data.lengths, budget, config.packing, seed=0).epoch(0)
     total = torch.zeros(2, dtype=torch.float64, device=dist.device)
     for indices in batches[dist.rank::dist.world]:
         batch = collate(data, indices, config.packing).to(dist.device)
         with autocast():
-            total[0] += loss_sum(model, batch, select_logits=config.packing and config.train.trained_logits_only).double()
+            total[0] += loss_sum(model, batch, config.packing and config.train.trained_logits_only,
+                                 config.train.loss_chunk_tokens).double()
         total[1] += batch.trained
     if dist.world > 1:
         torch.distributed.all_reduce(total)
@@ -219,7 +236,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     if config.train.threads:
         torch.set_num_threads(config.train.threads)
     seed_everything(config.train.seed)
-    dtype = compute_dtype(config.train.dtype)
+    dtype, dtype_reason = training_dtype(config.train.dtype, dist.device)
     peft_method = config.method.name in PEFT_ADAPTERS
     autocast = (lambda: torch.autocast(dist.device.type, dtype=dtype)) if dtype != torch.float32 else contextlib.nullcontext
 
@@ -229,22 +246,47 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
                                  attn_implementation=attention_implementation(config), device=dist.device)
     template = select_template(tokenizer, config.data.template)
 
-    # 2. data: tokenised once (cached by content hash), then planned into micro-batches
+    # 2. data: tokenised once (cached by content hash)
     train_set, eval_set = prepare_data(config, tokenizer, show_progress and dist.main)
-    plan = BatchPlan(train_set.lengths, config.train.micro_batch_tokens, config.packing, config.train.seed)
+
+    # 3. method, then the plan (run_plan.py): what a micro-batch costs on this model decides its size and
+    # checkpointing, the data decides step size and epochs; a resumed run keeps the plan it started with
+    checkpointing = bool(config.train.grad_checkpointing)
+    model = apply_method(model, config.method, checkpointing)
+    model.train()
+    select_logits = config.packing and config.train.trained_logits_only
+    vocab = model.config.vocab_size
+
+    def probe(tokens: int) -> torch.Tensor:
+        with autocast():
+            return loss_sum(model, probe_batch(tokens, vocab, config.packing).to(dist.device), select_logits,
+                            config.train.loss_chunk_tokens)
+
+    saved = read_saved_plan(output) if config.train.resume and latest_checkpoint(output) is not None else {}
+    given = config
+    config, run_plan, plan = plan_run(model, given, train_set, dist.device, dist.world, probe, dtype, dtype_reason,
+                                      saved)
+    if dist.world > 1:  # every process runs rank 0's plan (free memory differs from one moment to the next)
+        chosen = [run_plan["resolved"]]
+        torch.distributed.broadcast_object_list(chosen, src=0)
+        if chosen[0] != run_plan["resolved"]:
+            config, run_plan, plan = plan_run(model, given, train_set, dist.device, dist.world, probe, dtype,
+                                              dtype_reason, chosen[0])
+    if run_plan["memory"]["grad_checkpointing"] and not checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if show_progress and dist.main:
+        print_plan(run_plan)
     per_step = config.train.grad_accum * dist.world
-    total_steps = config.train.max_steps or max(1, math.ceil(plan.micro_batches_for(config.train.epochs) / per_step))
+    total_steps = run_plan["steps"]
     warmup = config.train.warmup_steps if config.train.warmup_steps is not None else int(config.train.warmup_ratio * total_steps)
 
-    # 3. method, optimizer, schedule
-    model = apply_method(model, config.method, config.train.grad_checkpointing)
-    model.train()
+    # 4. optimizer, schedule
     optimizer = build_optimizer(model, config, dist.device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup, config.train.min_lr_ratio))
     trainable, total_params = trainable_parameters(model)
     wrapped = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
 
-    # 4. resume exactly where a checkpoint left off (weights, optimizer, schedule, RNG; data order follows the step)
+    # 5. resume exactly where a checkpoint left off (weights, optimizer, schedule, RNG; data order follows the step)
     start = 0
     checkpoint = latest_checkpoint(output) if config.train.resume else None
     if checkpoint is not None:
@@ -252,15 +294,18 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     if dist.main:
         output.mkdir(parents=True, exist_ok=True)
         write_json(to_dict(config), output / "tune_config.json")
+        write_json(run_plan, output / PLAN_FILE)
     log = JsonLog(output / "train_log.jsonl", keep_until_step=start) if dist.main else None
+    trackers = open_trackers(config.train.report_to, output, to_dict(config)) if dist.main else []
     initial_eval = None
     if start == 0 and len(eval_set):
         initial_eval = evaluate(model, eval_set, config, dist, autocast)
         if log is not None:
             log.write({"step": 0, "eval_loss": initial_eval})
+            for tracker in trackers:
+                tracker.log({"step": 0, "eval_loss": initial_eval})
 
-    # 5. steps
-    select_logits = config.packing and config.train.trained_logits_only
+    # 6. steps
     parameters = [p for p in model.parameters() if p.requires_grad]
     seen_tokens, training_seconds = 0, 0.0  # tokens/s counts training only, not eval or checkpoint writes
     bar = progress_bar(show_progress and dist.main, total=total_steps, initial=start, desc="tune", unit="step")
@@ -270,7 +315,8 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
                    for i in range(per_step)]
         step_trained = sum(b.trained for b in batches)  # the normaliser: every micro-batch of every process
         mine = batches[dist.rank::dist.world]
-        step_loss = accumulate_gradients(wrapped, mine, step_trained, dist, select_logits, autocast)
+        step_loss = accumulate_gradients(wrapped, mine, step_trained, dist, select_logits, autocast,
+                                         config.train.loss_chunk_tokens)
         if dist.world > 1:
             torch.distributed.all_reduce(step_loss)
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.train.max_grad_norm)
@@ -293,13 +339,17 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
                 torch.distributed.barrier()
         if log is not None and (step % config.train.log_every == 0 or "eval_loss" in record or step == total_steps):
             log.write(record)
+            for tracker in trackers:
+                tracker.log(record)
         bar.update(1)
         bar.set_postfix(loss=f"{record['loss']:.4f}", tok_s=f"{record['tokens_per_s']:.0f}")
         if on_step is not None:
             on_step(record)
     bar.close()
+    for tracker in trackers:
+        tracker.close()
 
-    # 6. outputs: the adapter (or whole model) in DIR itself, tokenizer with the template used, plot, summary
+    # 7. outputs: the adapter (or whole model) in DIR itself, tokenizer with the template used, plot, summary
     result = TrainResult(
         output=str(output), steps=total_steps, train_loss=_last(log, "loss"), eval_loss=_last(log, "eval_loss"),
         initial_eval_loss=initial_eval if initial_eval is not None else _first(log, "eval_loss"),
@@ -307,7 +357,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         dropped=dict(train_set.dropped + eval_set.dropped), truncated_prompts=train_set.truncated_prompts + eval_set.truncated_prompts,
         template=template, packing=config.packing, trainable_parameters=trainable, total_parameters=total_params,
         tokens_per_second=seen_tokens / max(training_seconds, 1e-9), peak_rss_mb=peak_rss_mb(),
-        resumed_from=start, log=log.records if log is not None else [])
+        resumed_from=start, log=log.records if log is not None else [], plan=run_plan)
     if dist.main:
         model.save_pretrained(output)
         tokenizer.save_pretrained(output)

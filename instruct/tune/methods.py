@@ -19,7 +19,8 @@ from instruct.tune.config import MethodConfig, PEFT_ADAPTERS
 
 
 def compute_dtype(setting: str = "auto") -> torch.dtype:
-    """bf16 where the accelerator has bf16 units, else fp32 (CPUs here have none)."""
+    """Weights dtype for loading a model to run it: bf16 on bf16 GPUs, else fp32 (training picks its autocast
+    dtype in precision.training_dtype, bf16 on AVX512-BF16/AMX CPUs too)."""
     if setting == "bf16":
         return torch.bfloat16
     if setting == "auto" and torch.cuda.is_available() and torch.cuda.is_bf16_supported():
