@@ -33,6 +33,12 @@ class EvalConfig:
     max_new_tokens: int = 64
     length_normalize: bool = False  # rank by mean instead of summed log-likelihood
     seed: int = 0
+    cot: bool = False  # also score chain-of-thought answers (see instruct/evaluate/cot.py)
+    cot_demos: str | None = None  # EXAMPLE rows with rationales: few-shot CoT; None: zero-shot
+    cot_shots: int = 3
+    cot_max_new_tokens: int = 256
+    samples: int = 1  # K > 1: self-consistency, majority vote over K sampled rationales
+    temperature: float = 0.7  # for those samples
 
 
 @dataclass
@@ -81,6 +87,10 @@ def evaluate_model(model: Any, tokenizer: Any, examples: list[dict[str, Any]], c
             rows[i] = {"id": e["id"], "prediction": reply, "target": target}
         result.per_item["exact_match"] = np.array(em)
         result.per_item["rouge_l"] = np.array(rouge)
+    if config.cot:
+        from instruct.evaluate.cot import score_cot
+
+        score_cot(model, tokenizer, examples, config, result.per_item, rows)
     result.predictions = [rows[i] for i in sorted(rows)]
     return result
 
@@ -119,10 +129,10 @@ def format_table(report: dict[str, Any]) -> str:
     models = report["models"]
     metrics = sorted(next(iter(models.values())))
     columns = list(models) + (["delta"] if "delta" in report else [])
-    lines = [f"{'metric':<12}" + "".join(f"{name:>24}" for name in columns)]
+    lines = [f"{'metric':<14}" + "".join(f"{name:>24}" for name in columns)]
     for metric in metrics:
         cells = [models[name][metric] for name in models] + ([report["delta"][metric]] if "delta" in report else [])
-        lines.append(f"{metric:<12}" + "".join(
+        lines.append(f"{metric:<14}" + "".join(
             f"{str(Estimate(c['mean'], c['ci95_low'], c['ci95_high'], int(c['n']))):>24}" for c in cells))
     lines.append(f"({report['examples']} examples; mean and 95% bootstrap CI, in points)")
     return "\n".join(lines)

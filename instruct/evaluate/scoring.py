@@ -124,8 +124,8 @@ def rank_classify(model: Any, tokenizer: Any, items: Sequence[tuple[list[dict[st
 
 @torch.no_grad()
 def generate(model: Any, tokenizer: Any, prompts: Sequence[list[dict[str, str]]], max_new_tokens: int = 64,
-             batch_size: int = 8) -> list[str]:
-    """Greedy replies, batched with left padding."""
+             batch_size: int = 8, num_samples: int = 0, temperature: float = 1.0) -> list[str] | list[list[str]]:
+    """Greedy replies, batched with left padding; with `num_samples` > 0, that many sampled replies per prompt."""
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -135,8 +135,12 @@ def generate(model: Any, tokenizer: Any, prompts: Sequence[list[dict[str, str]]]
     for start in range(0, len(texts), batch_size):
         batch = tokenizer(texts[start:start + batch_size], return_tensors="pt", padding=True,
                           add_special_tokens=False).to(device)
-        output = model.generate(**batch, max_new_tokens=max_new_tokens, do_sample=False,
-                                pad_token_id=tokenizer.pad_token_id)
+        sampling = ({"do_sample": True, "temperature": temperature, "top_k": 0, "num_return_sequences": num_samples}
+                    if num_samples else {"do_sample": False})
+        output = model.generate(**batch, max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id,
+                                **sampling)
         new_tokens = output[:, batch["input_ids"].shape[1]:]
         replies.extend(t.strip() for t in tokenizer.batch_decode(new_tokens, skip_special_tokens=True))
+    if num_samples:  # generate() returns the samples of each prompt consecutively
+        return [replies[i:i + num_samples] for i in range(0, len(replies), num_samples)]
     return replies

@@ -43,23 +43,25 @@ def parse_adapters(values: tuple[str, ...]) -> tuple[str | None, dict[str, str]]
 # test harness (hidden from --help): a scripted model and injected faults, for benchmarks and crash/retry tests
 @click.option("--engine", type=click.Choice(["transformers", "fake"]), default="transformers", hidden=True)
 @click.option("--fake-latency", type=float, default=0.0, hidden=True)
+@click.option("--fake-replies", type=click.Path(dir_okay=False, exists=True), hidden=True)
 @click.option("--fail-first-attempts", type=int, default=0, hidden=True)
 @click.option("--fail-status", type=int, default=429, hidden=True)
 @click.option("--retry-after", type=float, hidden=True)
 @click.option("--hold-after", type=int, hidden=True)
 def serve(model: str | None, adapters: tuple[str, ...], port: int, host: str, api_key: str | None,
           max_tokens_limit: int, request_timeout: float, threads: int | None, request_log: str | None, engine: str,
-          fake_latency: float, fail_first_attempts: int, fail_status: int, retry_after: float | None,
-          hold_after: int | None) -> None:
+          fake_latency: float, fake_replies: str | None, fail_first_attempts: int, fail_status: int,
+          retry_after: float | None, hold_after: int | None) -> None:
     """Serve /v1/chat/completions, /v1/completions (stream=true: server-sent events) and /v1/models."""
-    from instruct.serve.engines import FakeEngine, TransformersEngine
+    from instruct.serve.engines import FakeEngine, TransformersEngine, load_reply_rules
     from instruct.serve.server import Faults, Limits, OpenAIServer, is_loopback
 
     if not is_loopback(host) and not api_key:
         raise click.UsageError(f"--host {host} is reachable from other machines: set --api-key to serve there")
     adapter, named = parse_adapters(adapters)
     with user_errors():
-        backend = (FakeEngine(fake_latency) if engine == "fake"
+        replies = load_reply_rules(fake_replies) if fake_replies else None
+        backend = (FakeEngine(fake_latency, replies) if engine == "fake"
                    else TransformersEngine(model, adapter, threads=threads, adapters=named))
         server = OpenAIServer(backend, host, port, request_log,
                               Faults(fail_first_attempts, fail_status, retry_after, hold_after),

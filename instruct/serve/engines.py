@@ -334,8 +334,9 @@ class FakeEngine:
     model_name = "fake"
     model_names = ("fake",)  # listed; any requested name is answered, as by hosted single-model servers
 
-    def __init__(self, latency: float = 0.0):
+    def __init__(self, latency: float = 0.0, replies: list[ReplyRule] | None = None):
         self.latency = latency
+        self.replies = replies or []
 
     def resolve(self, model: str | None) -> None:
         return None
@@ -362,7 +363,8 @@ class FakeEngine:
         prompt = job.text()
         digest = hashlib.sha256(json.dumps([prompt, job.sampling_key()], default=str).encode()).digest()
         rng = random.Random(digest)
-        text = self._script(prompt, rng)
+        scripted = next((rule.reply(job) for rule in self.replies if rule.matches(job)), None)
+        text = self._script(prompt, rng) if scripted is None else scripted
         words = text.split(" ")
         finish = "stop"
         if len(words) > job.max_tokens:
@@ -397,6 +399,55 @@ class FakeEngine:
             return "".join(f"Example {i + 1}\nInput: {_sentence(rng, 4, 10)}.\nOutput: {_sentence(rng, 3, 12)}.\n"
                            for i in range(rng.randint(1, 3)))
         return _sentence(rng, 6, 30).capitalize() + "."
+
+
+@dataclass
+class ReplyRule:
+    """A hand-built answer for the fake engine: the first rule whose `pattern` is found in the request wins.
+
+    The request reads as its prompt (completions) or as "role: content" lines (chat). `replies[seed % len]`
+    is the answer, so several samples of one prompt (seed 0, 1, ...) can differ; `{n}` in a reply becomes
+    the number of non-system messages, so one rule can script every turn of a conversation. A rule with
+    `min_messages` only applies from that many non-system messages on.
+    """
+
+    pattern: str
+    replies: list[str]
+    min_messages: int = 0
+
+    def matches(self, job: Job) -> bool:
+        return _message_count(job) >= self.min_messages and re.search(self.pattern, _transcript(job)) is not None
+
+    def reply(self, job: Job) -> str:
+        return self.replies[(job.seed or 0) % len(self.replies)].replace("{n}", str(_message_count(job)))
+
+
+def load_reply_rules(path: str) -> list[ReplyRule]:
+    """Rules from a JSON list of {pattern, replies | reply, min_messages?}; a bad one names file and index."""
+    from instruct.io.readers.base import InputError
+
+    with open(path, encoding="utf-8") as handle:
+        try:
+            data = json.load(handle)
+        except json.JSONDecodeError as error:
+            raise InputError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
+    rules = []
+    for index, raw in enumerate(data if isinstance(data, list) else [None]):
+        replies = raw.get("replies", [raw["reply"]] if "reply" in raw else None) if isinstance(raw, dict) else None
+        if not isinstance(raw, dict) or not isinstance(raw.get("pattern"), str) or not replies:
+            raise InputError(f"{path}: rule {index}: expected {{pattern, replies: [...]}} (a JSON list of rules)")
+        rules.append(ReplyRule(raw["pattern"], [str(r) for r in replies], int(raw.get("min_messages", 0))))
+    return rules
+
+
+def _transcript(job: Job) -> str:
+    if job.messages is None:
+        return job.prompt or ""
+    return "\n".join(f"{m['role']}: {m['content']}" for m in job.messages)
+
+
+def _message_count(job: Job) -> int:
+    return sum(m["role"] != "system" for m in job.messages) if job.messages is not None else 0
 
 
 def _sentence(rng: random.Random, low: int, high: int) -> str:

@@ -1,6 +1,6 @@
 """`instruct synth [RECIPE.yaml] --method M [--seed-tasks FILE | --input SHARDS | --documents PATH |
---instructions PATH] --num N --output DIR [--samples K] [--judge J --judge-base-url URL --judge-model M]
-[--base-url URL] [--model NAME] [--concurrency C] [key=value ...]`."""
+--instructions PATH | --data PATH | --seeds PATH [--turns N]] --num N --output DIR [--samples K]
+[--judge J --judge-base-url URL --judge-model M] [--base-url URL] [--model NAME] [--concurrency C] [key=value ...]`."""
 from __future__ import annotations
 
 import copy
@@ -15,8 +15,9 @@ from instruct.errors import fail_if_nothing_written, user_errors
 @click.command()
 @click.argument("recipe", required=False)
 @click.argument("overrides", nargs=-1)
-@click.option("--method", type=click.Choice(["self-instruct", "evol-instruct", "backtranslate", "answer", "preference"]),
-              help="Default: self-instruct.")
+@click.option("--method", type=click.Choice(["self-instruct", "evol-instruct", "backtranslate", "answer", "preference",
+                                            "cot", "dialogue"]),
+              help="Default: self-instruct (evol-instruct with --input, cot with --data, dialogue with --seeds).")
 @click.option("--seed-tasks", type=click.Path(dir_okay=False),
               help="Self-Instruct seed tasks (JSONL, original format).")
 @click.option("--input", "inputs", multiple=True,
@@ -24,8 +25,12 @@ from instruct.errors import fail_if_nothing_written, user_errors
 @click.option("--documents", multiple=True, help="backtranslate: DOCUMENT shards folder or JSONL; repeat.")
 @click.option("--instructions", multiple=True,
               help="answer, preference: EXAMPLE shards, chat JSONL or JSONL of {prompt}; repeat.")
+@click.option("--data", "data_path",
+              help="cot: labeled rows (with cot.templates=NAME) or EXAMPLE rows to write rationales for.")
+@click.option("--seeds", help="dialogue: seed topics (a line or JSONL record each) or DOCUMENT shards.")
+@click.option("--turns", type=int, help="dialogue: at most this many assistant turns per conversation.")
 @click.option("--num", type=int, help="self-instruct: instructions to keep; backtranslate: pairs to keep; "
-                                      "others: inputs to use.")
+                                      "others: inputs to use (default 100; cot and dialogue: all).")
 @click.option("--samples", type=int, help="answer, preference: answers per prompt.")
 @click.option("--judge", help="preference: rubric (default), pairwise or reward:DIR.")
 @click.option("--judge-base-url", help="preference: the judge's endpoint (default: the policy's).")
@@ -36,7 +41,8 @@ from instruct.errors import fail_if_nothing_written, user_errors
 @click.option("--model", help="Model name at the endpoint (default: the first one it lists).")
 @click.option("--concurrency", type=int, help="Requests in flight at once.")
 def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, seed_tasks: str | None,
-          inputs: tuple[str, ...], documents: tuple[str, ...], instructions: tuple[str, ...], num: int | None,
+          inputs: tuple[str, ...], documents: tuple[str, ...], instructions: tuple[str, ...], data_path: str | None,
+          seeds: str | None, turns: int | None, num: int | None,
           samples: int | None, judge: str | None, judge_base_url: str | None, judge_model: str | None,
           output: str | None, base_url: str | None, model: str | None, concurrency: int | None) -> None:
     """Generate instruction data through any OpenAI-compatible endpoint; re-run to resume from the cache.
@@ -57,12 +63,15 @@ def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, se
     with user_errors():
         data = load_yaml(recipe) if recipe else {}
         given = apply_overrides(copy.deepcopy(data), list(overrides))  # flags win over overrides
-        if method is None and seed_tasks is None and inputs and "method" not in given:
-            method = "evol-instruct"
+        if method is None and "method" not in given:  # the input flag given says which method is meant
+            implied = [m for m, flag in (("evol-instruct", inputs and not seed_tasks), ("cot", data_path),
+                                         ("dialogue", seeds)) if flag]
+            method = implied[0] if len(implied) == 1 else None
         chosen = method or given.get("method", "self-instruct")
         section = chosen if chosen in ("answer", "preference") else None
         flags = {"method": method, "seed_tasks": seed_tasks, "num": num, "output": output,
                  "input": list(inputs), "documents": list(documents), "instructions": list(instructions),
+                 "data": data_path, "seeds": seeds, "dialogue.turns": turns,
                  "client.base_url": base_url, "client.model": model, "client.concurrency": concurrency}
         for key, value in {"samples": samples, "judge": judge, "judge_base_url": judge_base_url,
                            "judge_model": judge_model}.items():

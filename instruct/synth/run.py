@@ -1,5 +1,6 @@
 """`instruct synth` end to end: recipe -> endpoint (given, or the embedded model served on 127.0.0.1)
--> a method (`METHODS`) -> EXAMPLE or PREFERENCE shards, rejected.jsonl and manifest.json.
+-> a method (`METHODS`: Self-Instruct, Evol-Instruct, back-translation, answers, preferences, CoT rationales,
+dialogues) -> EXAMPLE or PREFERENCE shards, rejected.jsonl and manifest.json.
 
 Output folder layout: DIR/shards/*.arrow, DIR/manifest.json, DIR/rejected.jsonl, DIR/cache/requests.jsonl.
 The cache is the only state a crash needs: shards and manifest are rebuilt from it on every run.
@@ -27,6 +28,8 @@ from instruct.schema import EXAMPLE_SCHEMA, PREFERENCE_SCHEMA, examples_table, p
 from instruct.synth.answer import Answer, AnswerConfig
 from instruct.synth.backtranslate import Backtranslate, BacktranslateConfig
 from instruct.synth.client import ClientConfig, LLMClient, public_url, redact
+from instruct.synth.cot import ChainOfThought, CotConfig, load_cot_items
+from instruct.synth.dialogue import DialogueConfig, Dialogues, load_seeds
 from instruct.synth.evol_instruct import EvolInstruct, EvolInstructConfig
 from instruct.synth.preference import Preference, PreferenceConfig
 from instruct.synth.self_instruct import SelfInstruct, SelfInstructConfig, SynthOutput, load_seed_tasks
@@ -35,6 +38,7 @@ from instruct.synth.sources import load_documents, load_prompts
 log = logging.getLogger("instruct.synth")
 
 DEFAULT_SEED_TASKS = Path(__file__).resolve().parents[2] / "data" / "seed_tasks.jsonl"
+DEFAULT_DIALOGUE_SEEDS = Path(__file__).resolve().parents[2] / "data" / "dialogue_topics.txt"
 
 
 @dataclass
@@ -48,12 +52,17 @@ class ServeConfig:
 
 @dataclass
 class SynthRecipe:
-    method: Literal["self-instruct", "evol-instruct", "backtranslate", "answer", "preference"] = "self-instruct"
+    method: Literal["self-instruct", "evol-instruct", "backtranslate", "answer", "preference", "cot",
+                    "dialogue"] = "self-instruct"
     seed_tasks: str | None = None  # Self-Instruct seeds (default: data/seed_tasks.jsonl)
     input: list[str] = field(default_factory=list)  # Evol-Instruct: EXAMPLE shards / chat JSONL
     documents: list[str] = field(default_factory=list)  # backtranslate: DOCUMENT shards / JSONL
     instructions: list[str] = field(default_factory=list)  # answer, preference: EXAMPLE shards / prompt JSONL
-    num: int = 100  # self-instruct: instructions to keep; backtranslate: pairs to keep; others: inputs to use
+    data: str | None = None  # cot: labeled rows or EXAMPLE rows to write rationales for
+    seeds: str | None = None  # dialogue: seed topics (text lines, JSONL) or DOCUMENT shards (default: ours)
+    # self-instruct: instructions to keep; backtranslate: pairs to keep; evol-instruct, answer, preference:
+    # inputs to use (default 100 each, DEFAULT_NUM); cot / dialogue: items / seeds to use (default: all)
+    num: int | None = None
     output: str = "out/synth"
     seed: int = 42
     shard_size: int = 50_000
@@ -65,6 +74,8 @@ class SynthRecipe:
     backtranslate: BacktranslateConfig = field(default_factory=BacktranslateConfig)
     answer: AnswerConfig = field(default_factory=AnswerConfig)
     preference: PreferenceConfig = field(default_factory=PreferenceConfig)
+    cot: CotConfig = field(default_factory=CotConfig)
+    dialogue: DialogueConfig = field(default_factory=DialogueConfig)
 
 
 @dataclass(frozen=True)
@@ -101,15 +112,23 @@ METHODS: dict[str, Method] = {
     "answer": Method(Answer, "answer", lambda r: load_prompts(r.instructions), "instructions"),
     "preference": Method(Preference, "preference", lambda r: load_prompts(r.instructions), "instructions",
                          PREFERENCE_SCHEMA),
+    "cot": Method(ChainOfThought, "cot", lambda r: (load_cot_items(r.data, r.cot, r.seed), Counter()), "data"),
+    "dialogue": Method(Dialogues, "dialogue",
+                       lambda r: (load_seeds(r.seeds or str(DEFAULT_DIALOGUE_SEEDS)), Counter())),
 }
 
 
+DEFAULT_NUM = {"self-instruct": 100, "evol-instruct": 100, "backtranslate": 100, "answer": 100,
+               "preference": 100}  # cot and dialogue use every input by default
+
+
 def load_synth_recipe(data: dict[str, Any], overrides: list[str], where: str = "recipe") -> SynthRecipe:
+    """The typed recipe, checked across fields."""
     data = apply_overrides(copy.deepcopy(data), overrides)
     recipe = from_dict(SynthRecipe, data, where=where)
     for method in METHODS.values():
         _merge_param_defaults(getattr(recipe, method.section))
-    if recipe.num < 1:
+    if recipe.num is not None and recipe.num < 1:
         raise ConfigError(f"{where}: num must be at least 1, got {recipe.num}")
     if recipe.client.concurrency < 1:
         raise ConfigError(f"{where}: client.concurrency must be at least 1")
@@ -126,6 +145,7 @@ def load_synth_recipe(data: dict[str, Any], overrides: list[str], where: str = "
 
 
 _INPUT_HELP = {"input": "EXAMPLE shards or chat JSONL to evolve",
+               "data": "labeled rows with cot.templates=NAME, or EXAMPLE rows",
                "documents": "DOCUMENT shards or JSONL with a 'text' field",
                "instructions": "EXAMPLE shards, chat JSONL or JSONL with a 'prompt' field"}
 
@@ -178,8 +198,10 @@ async def _generate(recipe: SynthRecipe, config: ClientConfig, inputs: list):
         if client.config.model is None:
             client.config.model = await client.default_model()
         method = spec.cls(getattr(recipe, spec.section), client, recipe.seed, progress)
-        result = await method.run(inputs, recipe.num)
+        result = await method.run(inputs, recipe.num if recipe.num is not None else DEFAULT_NUM.get(recipe.method))
         return result, client.usage, client.config.model
+
+
 
 
 def _progress_factory(enabled: bool):
@@ -217,7 +239,9 @@ def write_outputs(recipe: SynthRecipe, recipe_data: dict[str, Any] | None, clien
         "recipe": _without_keys(recipe_data),
         "versions": package_versions(),
         "counts": {"written": len(result.rows), "rejected_records": len(result.rejected),
-                   "stages": {stage: dict(sorted(c.items())) for stage, c in result.counts.items()}},
+                   "stages": {stage: dict(sorted(c.items())) for stage, c in result.counts.items()},
+                   **({"outcomes": {name: dict(sorted(c.items())) for name, c in result.outcomes.items()}}
+                      if result.outcomes else {})},
         "usage": usage.as_dict(),
         **{f"{name}_usage": extra for name, extra in result.extra_usage.items()},
         "shards": [p.name for p in written],

@@ -83,6 +83,7 @@ class SynthOutput:
     rejected: list[dict[str, Any]] = field(default_factory=list)
     counts: dict[str, Counter] = field(default_factory=dict)
     extra_usage: dict[str, dict[str, Any]] = field(default_factory=dict)  # clients besides the main one (a judge)
+    outcomes: dict[str, Counter] = field(default_factory=dict)  # tallies that are not rejections (per item)
 
     def reject(self, stage: str, reason: str, record: dict[str, Any] | None = None, count: int = 1) -> None:
         self.counts.setdefault(stage, Counter())[reason] += count

@@ -5,8 +5,9 @@ tags `!Template` and `!TemplateMetadata`; we read them with a *safe* loader that
 tags to plain mappings (promptsource itself uses yaml.FullLoader, which can build objects).
 
 The native format is a list of templates with separate `prompt` and `target`, an optional
-`system` prompt, an optional `inverse` (answer -> question) and a few `examples` rows that
-`instruct templates check` renders:
+`system` prompt, an optional `inverse` (answer -> question), an optional `answer_pattern` (CoT
+templates: a regex whose group 1 is the final answer, see `answers.py`) and a few `examples` rows
+that `instruct templates check` renders:
 
     dataset: sentiment
     label_field: label
@@ -30,6 +31,7 @@ import yaml
 
 from instruct.config import ConfigError, load_yaml
 from instruct.schema import content_id
+from instruct.templates.answers import compile_pattern
 from instruct.templates.render import Template, TemplateError, TemplateMetadata
 
 TEMPLATE_SUFFIXES = (".yaml", ".yml")
@@ -131,7 +133,7 @@ def _promptsource(data: dict[str, Any], path: Path) -> list[Template]:
 
 
 _NATIVE_KEYS = {"id", "name", "jinja", "prompt", "target", "answer_choices", "system", "metadata", "inverse",
-                "reference", "label_field"}
+                "reference", "label_field", "answer_pattern"}
 
 
 def _native(data: dict[str, Any], path: Path) -> list[Template]:
@@ -150,7 +152,10 @@ def _native(data: dict[str, Any], path: Path) -> list[Template]:
                       reference=raw.get("reference", ""), system=raw.get("system", data.get("system")), path=str(path),
                       label_fields=[label] if isinstance(label, str) else list(label))
         template_id = str(raw.get("id") or content_id(dataset, raw["name"])[:16])
-        templates.append(Template(id=template_id, name=raw["name"], jinja=_jinja(raw, where),
+        pattern = raw.get("answer_pattern", data.get("answer_pattern"))
+        if pattern is not None:
+            compile_pattern(_text(pattern, f"{where}.answer_pattern"), f"{where}.answer_pattern")
+        templates.append(Template(id=template_id, name=raw["name"], jinja=_jinja(raw, where), answer_pattern=pattern,
                                   metadata=_metadata(raw.get("metadata"), where), **common))
         if raw.get("inverse"):
             templates.append(Template(id=f"{template_id}-inverted", name=f"{raw['name']}_inverted",

@@ -208,8 +208,10 @@ class Template:
 
     def __init__(self, *, id: str, name: str, jinja: str, answer_choices: str | None = None,
                  metadata: TemplateMetadata | None = None, dataset: str = "", reference: str = "",
-                 system: str | None = None, label_fields: Sequence[str] = ("label",), path: str = "") -> None:
+                 system: str | None = None, label_fields: Sequence[str] = ("label",), path: str = "",
+                 answer_pattern: str | None = None) -> None:
         self.id, self.name, self.jinja = str(id), str(name), jinja
+        self.answer_pattern = answer_pattern  # CoT templates: regex whose group 1 is the final answer
         self.answer_choices_jinja = answer_choices
         self.metadata = metadata or TemplateMetadata()
         self.dataset, self.reference, self.system, self.path = dataset, reference, system, path

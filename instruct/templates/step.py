@@ -12,29 +12,18 @@ DOCUMENT rows whose `meta` holds the fields (the jsonl reader's layout).
 from __future__ import annotations
 
 import json
-import random
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 
 from instruct.config import ConfigError
 from instruct.pipeline.step import Step, StepOutput
 from instruct.schema import DOCUMENT_SCHEMA, EXAMPLE_SCHEMA, MESSAGE_TYPE
+from instruct.templates.fewshot import Demonstrations, FewshotConfig
 from instruct.templates.loader import load_templates
 from instruct.templates.render import UNLABELED, Template, stable_seed
-
-
-@dataclass
-class FewshotConfig:
-    """Demonstrations rendered with the same template, drawn per row (seeded) from a train split."""
-
-    path: str  # a file or folder that `datasets` loads
-    split: str = "train"
-    k: int = 2
-    style: Literal["turns", "inline"] = "turns"  # earlier chat turns, or inlined before the prompt
-    separator: str = "\n\n"  # between inlined demonstrations
 
 
 @dataclass
@@ -111,7 +100,7 @@ class TemplateStep(Step):
             messages.append(("system", system))
         meta: dict[str, Any] = {"input_id": row_id}
         if self.demos is not None:
-            demos = self.demos.draw(template, row_id, self.config.seed)
+            demos = self.demos.draw(template, row_id, self.config.seed, prompt)
             meta["fewshot_ids"] = [demo_id for demo_id, _ in demos]
             if self.config.fewshot.style == "turns":
                 for _, (demo_prompt, demo_target) in demos:
@@ -122,7 +111,7 @@ class TemplateStep(Step):
         if not template.metadata.inverted and template.fixed_answer_choices is None:
             choices = template.answer_choices(row, seed=self.config.seed, where=location)
             if choices is not None:
-                meta["choices"] = choices
+                meta[_choices_key(template)] = choices
         if self.config.keep_fields:
             meta["fields"] = {name: row.get(name) for name in self.config.keep_fields}
         # the per-template part of meta was serialised once in setup(); only the row's part is encoded here
@@ -164,11 +153,18 @@ def _static_meta(template: Template) -> str:
     meta: dict[str, Any] = {"dataset": template.dataset, "template": template.name, "template_id": template.id}
     if template.metadata.original_task is not None:
         meta["original_task"] = template.metadata.original_task
+    if template.answer_pattern:  # a CoT target is rationale + answer: scored by extraction, not by ranking choices
+        meta["answer_pattern"] = template.answer_pattern
     if template.metadata.inverted:
         meta["inverted"] = True  # its answer choices describe the prompt, not the target
     elif template.fixed_answer_choices is not None:
-        meta["choices"] = template.fixed_answer_choices
+        meta[_choices_key(template)] = template.fixed_answer_choices
     return json.dumps(meta, ensure_ascii=False)[:-1] + ", "
+
+
+def _choices_key(template: Template) -> str:
+    """`choices` make `instruct eval` rank them against the target; a CoT target is not one of them."""
+    return "answer_options" if template.answer_pattern else "choices"
 
 
 def permutation(seed: int, n: int) -> list[int]:
@@ -198,36 +194,6 @@ def select_templates(config: TemplateConfig) -> list[Template]:
     if not pool:
         raise ConfigError(f"template: no template left to apply from {', '.join(config.templates)}")
     return pool
-
-
-class Demonstrations:
-    """A train split to draw few-shot demonstrations from; each draw is seeded by (seed, row, template)."""
-
-    def __init__(self, config: FewshotConfig) -> None:
-        from instruct.io.readers.dataset import load_split
-
-        self.config = config
-        loaded, self.split, self.offset = load_split(config.path, config.split)
-        self.table = loaded.with_format("arrow")[:]
-        if self.table.num_rows == 0:
-            raise ConfigError(f"fewshot: {config.path}[{config.split}] has no rows")
-
-    def draw(self, template: Template, row_id: str, seed: int) -> list[tuple[str, tuple[str, str]]]:
-        rng = random.Random(stable_seed(seed, row_id, template.id, "fewshot"))
-        chosen: list[tuple[str, tuple[str, str]]] = []
-        attempts = 0
-        while len(chosen) < self.config.k and attempts < 10 * self.config.k:
-            attempts += 1
-            index = rng.randrange(self.table.num_rows)
-            demo = self.table.slice(index, 1).to_pylist()[0]
-            demo_id = str(demo.get("id", f"{self.config.path}/{self.split}/{self.offset + index}"))
-            demo.setdefault("id", demo_id)
-            if demo_id == row_id or any(demo_id == c for c, _ in chosen):
-                continue
-            result = template.apply(demo, seed=seed, where=f"{self.offset + index} of {self.config.path} (few-shot)")
-            if result is not None:
-                chosen.append((demo_id, result))
-        return chosen
 
 
 class _Location:
