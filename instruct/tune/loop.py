@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import pyarrow as pa
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -28,7 +29,7 @@ from instruct.progress import progress_bar
 from instruct.tune.attention import register as register_packed_sdpa
 from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
 from instruct.tune.config import PEFT_ADAPTERS, TuneConfig
-from instruct.tune.data import IGNORE, TokenizedSet, load_examples, split_eval, tokenize_table
+from instruct.tune.data import IGNORE, TokenizedSet, load_examples, resolve_objective, split_eval, tokenize_table
 from instruct.tune.methods import (apply_method, compute_dtype, load_base, merge_adapter, trainable_parameters)
 from instruct.tune.packing import Batch, BatchPlan, collate
 from instruct.tune.report import JsonLog, peak_rss_mb, plot_losses
@@ -56,6 +57,15 @@ class TrainResult:
     peak_rss_mb: float
     resumed_from: int = 0
     merged: str | None = None
+    objective: str = "sft"  # sft (EXAMPLE rows), pretrain (DOCUMENT rows) or mixed
+    documents: int = 0  # training documents, cut into `windows` sequences
+    windows: int = 0
+    tokens_trained: int = 0  # target tokens the loss covered over all steps
+    eval_perplexity: float | None = None  # exp(eval_loss): held-out perplexity per trained token
+    initial_eval_perplexity: float | None = None
+    loss_by_source: dict[str, float] = field(default_factory=dict)  # mean train loss per source over the run
+    eval_loss_by_source: dict[str, float] = field(default_factory=dict)
+    initial_eval_loss_by_source: dict[str, float] = field(default_factory=dict)
     log: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
@@ -103,24 +113,38 @@ def seed_everything(seed: int) -> None:
 
 # --- data ---------------------------------------------------------------------------------------
 
-def prepare_data(config: TuneConfig, tokenizer: Any, show_progress: bool = True) -> tuple[TokenizedSet, TokenizedSet]:
-    """Load, split and tokenise (cached) the training and eval examples."""
-    table = load_examples(config.data.path)
+def load_tables(config: TuneConfig) -> tuple[pa.Table, pa.Table, str]:
+    """(train, eval, objective): the rows, split, and checked against `data.objective` (before any model loads)."""
+    table = load_examples(config.data.path, config.data.text_field)
+    objective = resolve_objective(table, config.data.objective, config.data.path)
     if config.data.eval_path:
-        train_table, eval_table = table, load_examples(config.data.eval_path)
-    else:
-        train_table, eval_table = split_eval(table, config.data.eval_fraction, config.data.max_eval_examples)
+        eval_table = load_examples(config.data.eval_path, config.data.text_field)
+        resolve_objective(eval_table, config.data.objective, config.data.eval_path)
+        return table, eval_table, objective
+    return (*split_eval(table, config.data.eval_fraction, config.data.max_eval_examples), objective)
+
+
+def prepare_data(config: TuneConfig, tokenizer: Any, show_progress: bool = True,
+                 tables: tuple[pa.Table, pa.Table, str] | None = None) -> tuple[TokenizedSet, TokenizedSet]:
+    """Load, split and tokenise (cached) the training and eval rows: examples whole, documents in windows."""
+    train_table, eval_table, _ = tables or load_tables(config)
     cache = cache_dir() / "tokenized" if config.data.cache else None
+    tokenize = {"tokenizer": tokenizer, "max_length": config.data.max_length, "truncation": config.data.truncation,
+                "cache_root": cache, "stride": config.data.stride}
     with progress_bar(show_progress, total=train_table.num_rows + eval_table.num_rows, desc="tokenise",
-                      unit="ex") as bar:
-        train_set = tokenize_table(train_table, tokenizer, config.data.max_length, config.data.truncation, cache, bar)
-        eval_set = tokenize_table(eval_table, tokenizer, config.data.max_length, config.data.truncation, cache, bar)
+                      unit="row") as bar:
+        train_set = tokenize_table(train_table, progress=bar, **tokenize)
+        eval_set = tokenize_table(eval_table, progress=bar, **tokenize)
+    if train_set.documents and show_progress:
+        print(f"tune: {train_set.documents} documents -> {train_set.windows} windows of <= {config.data.max_length} "
+              f"tokens (stride {config.data.stride or config.data.max_length}), {train_set.examples} examples",
+              file=sys.stderr)
     if len(train_set) == 0:
         raise ConfigError(f"{config.data.path}: no trainable examples (dropped: {dict(train_set.dropped)})")
     dropped, truncated = train_set.dropped + eval_set.dropped, train_set.truncated_prompts + eval_set.truncated_prompts
     if (dropped or truncated) and show_progress:  # said up front, and counted again in result.json
-        print(f"tune: {sum(dropped.values())} of {table.num_rows + (eval_table.num_rows if config.data.eval_path else 0)} "
-              f"examples dropped {dict(dropped)}, {truncated} prompts truncated (data.max_length="
+        print(f"tune: {sum(dropped.values())} of {train_table.num_rows + eval_table.num_rows} "
+              f"rows dropped {dict(dropped)}, {truncated} prompts truncated (data.max_length="
               f"{config.data.max_length}, data.truncation={config.data.truncation})", file=sys.stderr)
     return train_set, eval_set
 
@@ -144,21 +168,21 @@ def loss_sum(model: nn.Module, batch: Batch, select_logits: bool) -> torch.Tenso
 
 
 def accumulate_gradients(model: nn.Module, batches: list[Batch], step_trained: int, dist: Distributed,
-                         select_logits: bool, autocast: Any = contextlib.nullcontext) -> torch.Tensor:
-    """Backward over this process's micro-batches; returns their summed loss.
+                         select_logits: bool, autocast: Any = contextlib.nullcontext, groups: int = 1) -> torch.Tensor:
+    """Backward over this process's micro-batches; returns their summed loss per group (source): [groups].
 
     Each micro-batch's summed loss is divided by `step_trained`, the trained tokens of the whole
     step on all processes, and multiplied by the world size because DDP averages gradients: the
     result is the gradient of the mean loss per trained token of one big batch.
     """
-    step_loss = torch.zeros((), dtype=torch.float64, device=dist.device)
+    step_loss = torch.zeros(groups, dtype=torch.float64, device=dist.device)
     for index, batch in enumerate(batches):
         batch = batch.to(dist.device)
         sync = dist.world == 1 or index == len(batches) - 1
         with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
             summed = loss_sum(model, batch, select_logits)
             (summed * dist.world / step_trained).backward()
-        step_loss += summed.detach().double()
+        step_loss[batch.group] += summed.detach().double()
     return step_loss
 
 
@@ -185,24 +209,34 @@ def build_optimizer(model: nn.Module, config: TuneConfig, device: torch.device) 
     return (bnb.optim.PagedAdamW8bit if choice == "paged_adamw_8bit" else bnb.optim.AdamW8bit)(params, **kwargs)
 
 
-@torch.no_grad()
 def evaluate(model: nn.Module, data: TokenizedSet, config: TuneConfig, dist: Distributed, autocast: Any) -> float | None:
     """Mean cross-entropy per trained token on the held-out set (deterministic batches, no dropout)."""
+    return evaluate_by_source(model, data, config, dist, autocast).get("all")
+
+
+@torch.no_grad()
+def evaluate_by_source(model: nn.Module, data: TokenizedSet, config: TuneConfig, dist: Distributed,
+                       autocast: Any) -> dict[str, float]:
+    """Held-out mean cross-entropy per trained token, overall ("all") and per source; {} without eval data."""
     if len(data) == 0:
-        return None
+        return {}
     was_training = model.training
     model.eval()
-    batches = BatchPlan(data.lengths, config.train.micro_batch_tokens, config.packing, seed=0).epoch(0)
-    total = torch.zeros(2, dtype=torch.float64, device=dist.device)
+    batches = BatchPlan(data.lengths, config.train.micro_batch_tokens, config.packing, 0, data.groups).epoch(0)
+    total = torch.zeros(len(data.source_names), 2, dtype=torch.float64, device=dist.device)
     for indices in batches[dist.rank::dist.world]:
         batch = collate(data, indices, config.packing).to(dist.device)
         with autocast():
-            total[0] += loss_sum(model, batch, select_logits=config.packing and config.train.trained_logits_only).double()
-        total[1] += batch.trained
+            total[batch.group, 0] += loss_sum(model, batch, config.packing and config.train.trained_logits_only).double()
+        total[batch.group, 1] += batch.trained
     if dist.world > 1:
         torch.distributed.all_reduce(total)
     model.train(was_training)
-    return float(total[0] / total[1])
+    losses = {"all": float(total[:, 0].sum() / total[:, 1].sum())}
+    if len(data.source_names) > 1:
+        losses.update({name: float(total[i, 0] / total[i, 1])
+                       for i, name in enumerate(data.source_names) if total[i, 1] > 0})
+    return losses
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -214,6 +248,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     for path in filter(None, (config.data.path, config.data.eval_path)):
         if not Path(path).exists():  # before the slow model load
             raise FileNotFoundError(f"{path}: no such file or shards folder")
+    tables = load_tables(config)  # a bad file or an objective that does not fit the rows fails here, not after the load
     output = Path(config.output)
     dist = setup_distributed()
     if config.train.threads:
@@ -230,8 +265,10 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     template = select_template(tokenizer, config.data.template)
 
     # 2. data: tokenised once (cached by content hash), then planned into micro-batches
-    train_set, eval_set = prepare_data(config, tokenizer, show_progress and dist.main)
-    plan = BatchPlan(train_set.lengths, config.train.micro_batch_tokens, config.packing, config.train.seed)
+    train_set, eval_set = prepare_data(config, tokenizer, show_progress and dist.main, tables)
+    plan = BatchPlan(train_set.lengths, config.train.micro_batch_tokens, config.packing, config.train.seed,
+                     train_set.groups)
+    sources = train_set.source_names
     per_step = config.train.grad_accum * dist.world
     total_steps = config.train.max_steps or max(1, math.ceil(plan.micro_batches_for(config.train.epochs) / per_step))
     warmup = config.train.warmup_steps if config.train.warmup_steps is not None else int(config.train.warmup_ratio * total_steps)
@@ -255,9 +292,9 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     log = JsonLog(output / "train_log.jsonl", keep_until_step=start) if dist.main else None
     initial_eval = None
     if start == 0 and len(eval_set):
-        initial_eval = evaluate(model, eval_set, config, dist, autocast)
+        initial_eval = _eval_record(model, eval_set, config, dist, autocast)
         if log is not None:
-            log.write({"step": 0, "eval_loss": initial_eval})
+            log.write({"step": 0, **initial_eval})
 
     # 5. steps
     select_logits = config.packing and config.train.trained_logits_only
@@ -270,7 +307,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
                    for i in range(per_step)]
         step_trained = sum(b.trained for b in batches)  # the normaliser: every micro-batch of every process
         mine = batches[dist.rank::dist.world]
-        step_loss = accumulate_gradients(wrapped, mine, step_trained, dist, select_logits, autocast)
+        step_loss = accumulate_gradients(wrapped, mine, step_trained, dist, select_logits, autocast, len(sources))
         if dist.world > 1:
             torch.distributed.all_reduce(step_loss)
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.train.max_grad_norm)
@@ -281,10 +318,14 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
 
         seen_tokens += sum(b.tokens for b in batches)
         training_seconds += time.perf_counter() - step_started
-        record = {"step": step, "loss": float(step_loss / step_trained), "lr": lr, "grad_norm": float(grad_norm),
+        record = {"step": step, "loss": float(step_loss.sum() / step_trained), "lr": lr, "grad_norm": float(grad_norm),
                   "trained_tokens": step_trained, "tokens_per_s": seen_tokens / training_seconds}
+        if len(sources) > 1:  # loss and trained tokens per source (each micro-batch holds one source)
+            trained = {g: sum(b.trained for b in batches if b.group == g) for g in sorted({b.group for b in batches})}
+            record["by_source"] = {sources[g]: {"loss": float(step_loss[g] / n), "trained_tokens": n}
+                                   for g, n in trained.items()}
         if step % config.train.eval_every == 0 or step == total_steps:
-            record["eval_loss"] = evaluate(model, eval_set, config, dist, autocast)
+            record.update(_eval_record(model, eval_set, config, dist, autocast))
         if step % config.train.save_every == 0 or step == total_steps:
             if dist.main:
                 save_checkpoint(output, step, model, optimizer, scheduler, {"seen_tokens": seen_tokens},
@@ -300,14 +341,22 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     bar.close()
 
     # 6. outputs: the adapter (or whole model) in DIR itself, tokenizer with the template used, plot, summary
+    eval_records = [r for r in (log.records if log else []) if r.get("eval_loss") is not None]
     result = TrainResult(
         output=str(output), steps=total_steps, train_loss=_last(log, "loss"), eval_loss=_last(log, "eval_loss"),
-        initial_eval_loss=initial_eval if initial_eval is not None else _first(log, "eval_loss"),
-        examples=len(train_set), eval_examples=len(eval_set),
+        initial_eval_loss=initial_eval["eval_loss"] if initial_eval else _first(log, "eval_loss"),
+        examples=train_set.examples, eval_examples=len(eval_set),
         dropped=dict(train_set.dropped + eval_set.dropped), truncated_prompts=train_set.truncated_prompts + eval_set.truncated_prompts,
         template=template, packing=config.packing, trainable_parameters=trainable, total_parameters=total_params,
         tokens_per_second=seen_tokens / max(training_seconds, 1e-9), peak_rss_mb=peak_rss_mb(),
-        resumed_from=start, log=log.records if log is not None else [])
+        resumed_from=start, log=log.records if log is not None else [],
+        objective=tables[2], documents=train_set.documents, windows=train_set.windows,
+        tokens_trained=planned_trained_tokens(plan, train_set, total_steps * per_step),
+        eval_perplexity=_perplexity(_last(log, "eval_loss")),
+        initial_eval_perplexity=_perplexity(eval_records[0]["eval_loss"] if eval_records else None),
+        loss_by_source=_source_means(log.records if log else []),
+        eval_loss_by_source=eval_records[-1].get("eval_loss_by_source", {}) if eval_records else {},
+        initial_eval_loss_by_source=eval_records[0].get("eval_loss_by_source", {}) if eval_records else {})
     if dist.main:
         model.save_pretrained(output)
         tokenizer.save_pretrained(output)
@@ -318,6 +367,35 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     if dist.world > 1:
         torch.distributed.barrier()
     return result
+
+
+def _eval_record(model: nn.Module, data: TokenizedSet, config: TuneConfig, dist: Distributed,
+                 autocast: Any) -> dict[str, Any]:
+    """The log's eval fields: eval_loss, and eval_loss_by_source when the held-out set mixes sources."""
+    losses = evaluate_by_source(model, data, config, dist, autocast)
+    overall = losses.pop("all", None)
+    return {"eval_loss": overall, **({"eval_loss_by_source": losses} if losses else {})}
+
+
+def planned_trained_tokens(plan: BatchPlan, data: TokenizedSet, micro_batches: int) -> int:
+    """Target tokens the first `micro_batches` micro-batches train (the plan is deterministic, so resumes agree)."""
+    per_row = data.trained_per_row
+    return int(sum(per_row[plan.micro_batch(k)[1]].sum() for k in range(micro_batches)))
+
+
+def _perplexity(loss: float | None) -> float | None:
+    return None if loss is None else math.exp(min(loss, 700.0))
+
+
+def _source_means(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Token-weighted mean train loss per source over every logged step."""
+    sums: dict[str, list[float]] = {}
+    for record in records:
+        for name, entry in record.get("by_source", {}).items():
+            total = sums.setdefault(name, [0.0, 0])
+            total[0] += entry["loss"] * entry["trained_tokens"]
+            total[1] += entry["trained_tokens"]
+    return {name: loss / trained for name, (loss, trained) in sums.items() if trained}
 
 
 def _last(log: JsonLog | None, key: str) -> float | None:
