@@ -62,9 +62,9 @@ def run_demo(output: Path, steps: int, eval_examples: int, workers: int, web_doc
                f"-> {output / 'web'}/report.html")
     click.echo(f"train examples: {train_manifest['counts']['written']:,} after decontamination; "
                f"eval loss {tuned.initial_eval_loss:.3f} -> {tuned.eval_loss:.3f}")
-    click.echo("held-out loss per source: " + ", ".join(
-        f"{name} {tuned.initial_eval_loss_by_source[name]:.3f} -> {loss:.3f}"
-        for name, loss in tuned.eval_loss_by_source.items() if name in tuned.initial_eval_loss_by_source))
+    if tuned.loss_by_source:
+        click.echo(f"trained {tuned.examples:,} examples and {tuned.documents} web documents ({tuned.windows} windows); "
+                   "mean train loss per source: " + ", ".join(f"{n} {v:.3f}" for n, v in tuned.loss_by_source.items()))
     click.echo(format_table(report))
     return report
 
