@@ -4,8 +4,11 @@ The corpus is built at run time: the Debian Reference (package `debian-reference
 with `apt-get download` by bench/debian.py) goes through `instruct build` (HTML extraction and
 exact dedup) into DOCUMENT shards; its chapters are cut at paragraph boundaries into sections of
 about `--section-chars` characters, one document each. `instruct tune trainer/pretrain.yaml`
-(the shipped recipe, LoRA) then trains on them; whole sections are held out by id hash. The
-baseline, measured in the same run, is the base model's perplexity on the same held-out text.
+(the shipped recipe, LoRA) then trains on them; whole sections are held out by id hash.
+Baselines measured in the same run: the base model's perplexity on the same held-out text, and
+the peer a user would pick, transformers' `run_clm.py` recipe (documents + EOS concatenated and
+cut into `max_length` blocks, attention across documents, the remainder dropped) under the
+`Trainer` with the same peft LoRA, steps, lr and tokens per step, scored on the same held-out windows.
 
     python bench/pretrain_bench.py [--steps 16] [--max-length 512] [--threads N]
 """
@@ -54,6 +57,53 @@ def write_sections(chapters: list[dict], path: Path, size: int = 4000) -> Path:
     return path
 
 
+def run_peer(config, steps: int) -> dict:
+    """run_clm.py's group_texts + Trainer + peft LoRA, same budget; held-out loss by our evaluate()."""
+    import contextlib
+    import math
+    import time
+
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import (
+        AutoModelForCausalLM,
+        AutoTokenizer,
+        Trainer,
+        TrainingArguments,
+        default_data_collator,
+    )
+
+    from instruct.models import resolve_model
+    from instruct.tune.documents import end_of_text_id, tokenize_document
+    from instruct.tune.loop import Distributed, evaluate, load_tables, prepare_data
+
+    tables = load_tables(config)
+    folder = config.model or resolve_model()
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32, attn_implementation="sdpa")
+    method = config.method
+    model = get_peft_model(model, LoraConfig(r=method.r, lora_alpha=method.alpha, lora_dropout=method.dropout,
+                                             target_modules=method.target_modules, task_type="CAUSAL_LM"))
+    end, size = end_of_text_id(tokenizer), config.data.max_length
+    stream = [t for text in tables[0].column("text").to_pylist() for t in tokenize_document(tokenizer, text, end)]
+    blocks = [stream[i: i + size] for i in range(0, len(stream) - size + 1, size)]
+    features = [{"input_ids": b, "attention_mask": [1] * size, "labels": b} for b in blocks]
+    batch = config.train.micro_batch_tokens // size
+    with tempfile.TemporaryDirectory() as out:
+        training = TrainingArguments(output_dir=out, per_device_train_batch_size=batch, max_steps=steps,
+                                     learning_rate=config.train.lr, lr_scheduler_type="cosine", warmup_steps=max(1, int(0.03 * steps)),
+                                     max_grad_norm=1.0, logging_strategy="no", save_strategy="no", report_to=[],
+                                     use_cpu=True, dataloader_num_workers=0, seed=0, disable_tqdm=True)
+        trainer = Trainer(model=model, args=training, train_dataset=features, data_collator=default_data_collator)
+        started = time.perf_counter()
+        trainer.train()
+        elapsed = time.perf_counter() - started
+    config.data.pack, config.train.attn_implementation = False, "sdpa"
+    _, eval_set = prepare_data(config, tokenizer, False, tables)
+    loss = evaluate(model.eval(), eval_set, config, Distributed(), contextlib.nullcontext)
+    return {"tokens_per_s": steps * batch * size / elapsed, "eval_perplexity": math.exp(loss)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--steps", type=int, default=16)
@@ -77,12 +127,17 @@ def main() -> None:
         config = load_config(ROOT / "trainer/pretrain.yaml", overrides,
                              {"data.path": str(corpus), "output": str(work / "out"), "train.max_steps": args.steps})
         result = train(config, show_progress=False)
+        peer = run_peer(config, args.steps)
     rows = [("documents (sections) trained", f"{result.documents}"), ("windows", f"{result.windows}"),
             ("tokens trained", f"{result.tokens_trained:,}"), ("held-out windows", f"{result.eval_examples}"),
             ("held-out perplexity, base model", f"{result.initial_eval_perplexity:.3f}"),
             (f"held-out perplexity, after {result.steps} steps", f"{result.eval_perplexity:.3f}"),
             ("ratio after / base", f"{result.eval_perplexity / result.initial_eval_perplexity:.3f}x"),
-            ("training tokens/s", f"{result.tokens_per_second:.0f}"), ("peak RSS MB", f"{result.peak_rss_mb:.0f}")]
+            ("peer (run_clm blocks + Trainer): held-out perplexity after", f"{peer['eval_perplexity']:.3f}"),
+            ("training tokens/s (ours)", f"{result.tokens_per_second:.0f}"),
+            ("training tokens/s (peer)", f"{peer['tokens_per_s']:.0f}"),
+            ("tokens/s ratio ours / peer", f"{result.tokens_per_second / peer['tokens_per_s']:.2f}x"),
+            ("peak RSS MB (ours, then peer in the same process)", f"{result.peak_rss_mb:.0f}")]
     print(f"continued pre-training, trainer/pretrain.yaml (LoRA), SmolLM2-135M-Instruct, Debian Reference, "
           f"max_length {args.max_length}, {args.micro_batch_tokens} tokens per step")
     print("| measure | value |\n| --- | --- |")
