@@ -1,4 +1,5 @@
-"""Mixtures: several EXAMPLE sources (templated datasets, corpus or synth outputs) in set proportions.
+"""Mixtures: several EXAMPLE and DOCUMENT sources (templated datasets, synth outputs, curated corpora) in set
+proportions, e.g. 10 % pre-training text replayed during SFT to limit forgetting.
 
     instruct mix pipelines/mixture.yaml [--output DIR] [key=value ...]
 
@@ -7,7 +8,8 @@
     sources:
       - {name: sst, shards: out/sst, weight: 0.5}
       - {name: nli, recipe: pipelines/labeled.yaml, weight: 0.3, cap: 2000}
-      - {name: synth, shards: out/synth, weight: 0.2}
+      - {name: synth, shards: out/synth, weight: 0.1}
+      - {name: web, shards: out/web, weight: 0.1}     # DOCUMENT shards: trained as continued pre-training
     write: {output: out/mix}
 
 A source is existing EXAMPLE shards, or a build recipe (a path or an inline mapping) that is
@@ -15,7 +17,10 @@ built first into OUTPUT/sources/NAME. Without weights, sources mix in proportion
 (capped) sizes, as T5/Flan do. A source that hits its cap (or its size, unless `repeat`) keeps
 that many rows and the rest of the total is shared among the others by weight. Which rows are
 taken depends only on (seed, source, id), so the mix is identical on every machine; the
-requested and realised proportions are written to OUTPUT/manifest.json.
+requested and realised proportions are written to OUTPUT/manifest.json. Proportions count rows
+(a document is usually many more tokens than an example). With any DOCUMENT source the mix is
+written in the MIXED schema (`instruct.schema.MIXED_SCHEMA`: examples have `messages`, documents
+`text`); `instruct tune` trains each row with its own objective and reports loss per source.
 """
 from __future__ import annotations
 
@@ -32,14 +37,14 @@ import pyarrow as pa
 from instruct.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
 from instruct.io.shards import ShardWriter, read_shards, shard_paths, write_json
 from instruct.pipeline.step import merge_meta, replace_column
-from instruct.schema import is_example_schema
+from instruct.schema import schema_kind, to_mixed
 from instruct.templates.render import stable_seed
 
 
 @dataclass
 class MixSource:
     name: str
-    shards: str = ""  # EXAMPLE shards: a build output folder or a folder of .arrow files
+    shards: str = ""  # EXAMPLE or DOCUMENT shards: a build output folder or a folder of .arrow files
     recipe: Any = None  # or a build recipe (path or mapping), built first into OUTPUT/sources/NAME
     weight: float | None = None  # share of the mix (normalised); default: proportional to capped size
     cap: int | None = None  # at most this many rows from this source
@@ -132,6 +137,10 @@ def mix(config: MixConfig, show_progress: bool = True) -> dict[str, Any]:
     for source, table, quota in zip(config.sources, tables, taken):
         parts.append(_take(table, choose_rows(table.column("id").to_pylist(), quota, config.seed, source.name),
                            source.name))
+    kinds = {schema_kind(t.schema) for t in tables}
+    kind = kinds.pop() if len(kinds) == 1 else "MIXED"
+    if kind == "MIXED":
+        parts = [to_mixed(p) for p in parts]
     mixed = pa.concat_tables([p for p in parts if p.num_rows], promote_options="permissive") if any(
         p.num_rows for p in parts) else None
     for old in shard_paths(output / "shards") if (output / "shards").is_dir() else []:
@@ -144,7 +153,7 @@ def mix(config: MixConfig, show_progress: bool = True) -> dict[str, Any]:
         writer.write(mixed.take(pa.array(order)))
         writer.close()
         written = mixed.num_rows
-    manifest = _manifest(config, available, taken, written, time.perf_counter() - started)
+    manifest = _manifest(config, available, taken, written, time.perf_counter() - started, kind)
     write_json(manifest, output / "manifest.json")
     return manifest
 
@@ -161,8 +170,10 @@ def _source_table(source: MixSource, config: MixConfig, output: Path, show_progr
         recipe = load_recipe(recipe_path, [f"write.output={folder}", f"workers={config.workers}"], data=data)
         build(recipe, data, show_progress=show_progress)
     table = read_shards(folder)
-    if not is_example_schema(table.schema):
-        raise ConfigError(f"mixture: source {source.name!r} ({folder}) holds DOCUMENT rows; mixes take EXAMPLE shards")
+    kind = schema_kind(table.schema)
+    if kind not in ("EXAMPLE", "DOCUMENT", "MIXED"):
+        raise ConfigError(f"mixture: source {source.name!r} ({folder}) holds {kind} rows; mixes take EXAMPLE "
+                          "and DOCUMENT shards")
     return table
 
 
@@ -177,7 +188,8 @@ def _take(table: pa.Table, chosen: list[tuple[int, int]], name: str) -> pa.Table
     return replace_column(replace_column(picked, "id", ids), "meta", metas)
 
 
-def _manifest(config: MixConfig, available: list[int], taken: list[int], written: int, seconds: float) -> dict:
+def _manifest(config: MixConfig, available: list[int], taken: list[int], written: int, seconds: float,
+              kind: str) -> dict:
     from instruct.pipeline.manifest import package_versions
 
     weights = [s.weight for s in config.sources] if config.sources[0].weight is not None else [
@@ -190,7 +202,7 @@ def _manifest(config: MixConfig, available: list[int], taken: list[int], written
                for s, n, w, t in zip(config.sources, available, weights, taken)]
     return {"kind": "mixture", "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "config": to_dict(config), "seed": config.seed, "total_requested": config.total, "written": written,
-            "schema": "EXAMPLE", "sources": sources, "versions": package_versions(), "seconds": round(seconds, 3),
+            "schema": kind, "sources": sources, "versions": package_versions(), "seconds": round(seconds, 3),
             "shards": [p.name for p in shard_paths(Path(config.write.output) / "shards")] if written else []}
 
 
@@ -199,7 +211,7 @@ def _manifest(config: MixConfig, available: list[int], taken: list[int], written
 @click.argument("overrides", nargs=-1)
 @click.option("--output", help="Output folder (DIR/shards, DIR/manifest.json).")
 def mix_command(recipe: str, overrides: tuple[str, ...], output: str | None) -> None:
-    """Mix EXAMPLE sources (shards or build recipes) by weight and cap, seeded; see pipelines/mixture.yaml."""
+    """Mix EXAMPLE and DOCUMENT sources (shards or build recipes) by weight and cap, seeded; see pipelines/mixture.yaml."""
     from instruct.errors import user_errors
 
     with user_errors():
@@ -208,4 +220,4 @@ def mix_command(recipe: str, overrides: tuple[str, ...], output: str | None) -> 
     for source in manifest["sources"]:
         click.echo(f"{source['name']:20} {source['taken']:>9,} of {source['available']:>9,}  "
                    f"share {source['realised_share']:.3f} (requested {source['requested_share']:.3f})")
-    click.echo(f"wrote {manifest['written']:,} examples -> {config.write.output}")
+    click.echo(f"wrote {manifest['written']:,} {manifest['schema']} rows -> {config.write.output}")

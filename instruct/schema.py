@@ -45,6 +45,19 @@ PREFERENCE_SCHEMA = pa.schema(
     ]
 )
 
+# `instruct mix` of DOCUMENT and EXAMPLE sources: a row with `messages` is an example (trained as
+# SFT), a row with `text` and no messages a document (trained as continued pre-training).
+MIXED_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("messages", pa.list_(MESSAGE_TYPE)),
+        pa.field("text", pa.string()),
+        pa.field("source", pa.string()),
+        pa.field("url_or_path", pa.string()),
+        pa.field("meta", pa.string()),
+    ]
+)
+
 ROLES = ("system", "user", "assistant")
 MESSAGE_COLUMNS = ("messages", "prompt", "chosen", "rejected")  # the list<{role, content}> columns
 
@@ -100,7 +113,11 @@ def _table(rows: Iterable[Mapping[str, Any]], schema: pa.Schema) -> pa.Table:
 
 
 def is_example_schema(schema: pa.Schema) -> bool:
-    return "messages" in schema.names
+    return "messages" in schema.names and "text" not in schema.names
+
+
+def is_mixed_schema(schema: pa.Schema) -> bool:
+    return {"messages", "text"} <= set(schema.names)
 
 
 def is_preference_schema(schema: pa.Schema) -> bool:
@@ -108,10 +125,19 @@ def is_preference_schema(schema: pa.Schema) -> bool:
 
 
 def schema_kind(schema: pa.Schema) -> str:
-    """'PREFERENCE', 'EXAMPLE' or 'DOCUMENT': which of the three data models a table holds."""
+    """'PREFERENCE', 'EXAMPLE', 'MIXED' (examples and documents) or 'DOCUMENT': which data model a table holds."""
     if is_preference_schema(schema):
         return "PREFERENCE"
+    if is_mixed_schema(schema):
+        return "MIXED"
     return "EXAMPLE" if is_example_schema(schema) else "DOCUMENT"
+
+
+def to_mixed(table: pa.Table) -> pa.Table:
+    """A DOCUMENT, EXAMPLE or MIXED table in MIXED_SCHEMA (the columns a kind lacks are null)."""
+    columns = [table.column(f.name).cast(f.type) if f.name in table.schema.names else pa.nulls(table.num_rows, f.type)
+               for f in MIXED_SCHEMA]
+    return pa.Table.from_arrays(columns, schema=MIXED_SCHEMA)
 
 
 def validate_messages(messages: list[Mapping[str, str]]) -> None:

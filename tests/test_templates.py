@@ -287,7 +287,8 @@ def test_cli_labeled_pipeline_export_check_and_mix(tmp_path: Path, monkeypatch: 
     assert mixed.exit_code == 0, mixed.output
     manifest = json.loads((tmp_path / "mix" / "manifest.json").read_text())
     assert manifest["written"] == 24 and {s["name"] for s in manifest["sources"]} == {"sentiment", "nli",
-                                                                                      "extractive_qa"}
+                                                                                      "extractive_qa", "passages"}
+    assert manifest["schema"] == "MIXED"  # the passages are DOCUMENT rows
 
 
 def test_templates_check_fails_on_a_field_the_data_lacks(tmp_path: Path) -> None:

@@ -13,16 +13,19 @@ from typing import Any
 from instruct.io.readers.base import InputError
 from instruct.io.readers.jsonl import open_text_stream
 from instruct.io.shards import read_shards, read_table
-from instruct.schema import SchemaError, to_example
+from instruct.schema import SchemaError, schema_kind, to_example
 
 
 def load_examples(path: str | Path) -> list[dict[str, Any]]:
     """Every example at `path` as EXAMPLE dicts (id, messages, source, meta)."""
     path = Path(path)
-    if path.is_dir():
-        return read_shards(path).to_pylist()
-    if path.suffix == ".arrow":
-        return read_table(path).to_pylist()
+    if path.is_dir() or path.suffix == ".arrow":
+        table = read_shards(path) if path.is_dir() else read_table(path)
+        kind = schema_kind(table.schema)
+        if kind != "EXAMPLE":
+            raise SchemaError(f"{path}: holds {kind} rows, not EXAMPLE rows (conversations); documents train with "
+                              "`instruct tune --data` (data.objective: pretrain)")
+        return table.to_pylist()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file or folder")
     examples = []

@@ -1,4 +1,4 @@
-"""`instruct tune`: LoRA/QLoRA/full fine-tuning on EXAMPLE shards.
+"""`instruct tune`: LoRA/QLoRA/full fine-tuning on EXAMPLE shards (SFT), DOCUMENT shards (continued pre-training) or a mix.
 
 Python API:
     from instruct.tune import load_config, train, load_model

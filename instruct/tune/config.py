@@ -24,16 +24,19 @@ DEFAULT_BETA = {"dpo": 0.1, "ipo": 0.1, "simpo": 2.0, "orpo": 0.1}  # the papers
 class DataConfig:
     """Where examples come from and how they become token sequences."""
 
-    path: str = ""  # EXAMPLE shards folder, .arrow file, or Alpaca/ShareGPT/OpenAI .jsonl/.json
+    path: str = ""  # EXAMPLE/DOCUMENT/mixed shards folder, .arrow file, or chat or document .jsonl/.json
+    # auto: EXAMPLE rows sft, DOCUMENT rows pretrain (per row in a mix), PREFERENCE rows dpo
+    objective: Literal["auto", "sft", "pretrain", "reward", "dpo", "ppo", "grpo"] = "auto"
+    stride: int | None = None  # pretrain: a document window starts every `stride` tokens (None: max_length, no overlap)
+    text_field: str = "text"  # JSON(L) documents: the field holding the text
     eval_path: str | None = None  # held-out set; else `eval_fraction` of `path`, split by id hash
     eval_fraction: float = 0.05
     max_eval_examples: int = 512
     template: str = "auto"  # auto (tokenizer's own chat template, else chatml/alpaca) | tokenizer | chatml | alpaca
-    max_length: int = 2048  # tokens per example
+    max_length: int = 2048  # tokens per example (or document window)
     truncation: Literal["drop", "truncate_prompt"] = "drop"  # never cuts an answer: over-long answers are dropped and counted
     pack: bool = True  # padding-free packing; off for prompt/prefix tuning (virtual tokens prefix each sequence)
     cache: bool = True  # tokenisation cached by content hash under instruct.models.cache_dir()
-    objective: Literal["auto", "sft", "reward", "dpo", "ppo", "grpo"] = "auto"  # auto: sft on EXAMPLE, dpo on PREFERENCE data
 
 
 @dataclass
@@ -177,6 +180,8 @@ class TuneConfig:
             (self.method.trainable_layers >= 0, "method.trainable_layers must be >= 0"),
             (0 <= self.data.eval_fraction < 1, "data.eval_fraction must be in [0, 1)"),
             (self.data.max_length > 1, "data.max_length must be > 1"),
+            (self.data.stride is None or 0 < self.data.stride <= self.data.max_length,
+             "data.stride must be in [1, data.max_length] (a larger stride would skip tokens)"),
             (self.train.micro_batch_tokens is None or self.train.micro_batch_tokens >= self.data.max_length,
              "train.micro_batch_tokens must be >= data.max_length (one example must fit a micro-batch)"),
             (self.train.grad_accum is None or self.train.grad_accum >= 1, "train.grad_accum must be >= 1"),

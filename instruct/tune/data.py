@@ -1,9 +1,10 @@
-"""Examples in, token sequences out: load, split, render with loss masks, truncate, cache.
+"""Examples and documents in, token sequences out: load, split, render with loss masks, window, cache.
 
-A tokenised example is `input_ids` plus `targets`: targets[t] is the token the model must
-predict after input_ids[t] when that token belongs to an assistant reply (its end-of-turn
-token included), else -100. Shifting happens per example, so packing can never make one
-example's last token predict the next example's first.
+A tokenised row is `input_ids` plus `targets`: targets[t] is the token the model must predict
+after input_ids[t] where that token is trained, else -100. For an EXAMPLE (objective `sft`)
+the trained tokens are its assistant replies (end-of-turn token included); for a DOCUMENT
+(objective `pretrain`) every token, in windows cut by `documents.py`. Shifting happens per row,
+so packing can never make one row's last token predict the next row's first.
 """
 from __future__ import annotations
 
@@ -12,18 +13,34 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 
+from instruct.config import ConfigError
 from instruct.io.readers.base import InputError
 from instruct.io.shards import read_shards, read_table, write_table
-from instruct.schema import SchemaError, examples_table, to_example
+from instruct.schema import (
+    SchemaError,
+    content_id,
+    detect_chat_format,
+    documents_table,
+    examples_table,
+    schema_kind,
+    to_example,
+    to_mixed,
+)
+from instruct.tune.documents import (
+    IGNORE,
+    document_windows,
+    end_of_text_id,
+    tokenize_document,
+)
 from instruct.tune.templates import render_segments
 
-IGNORE = -100
 RENDER_VERSION = "1"  # bump when rendering changes, to invalidate cached tokenisations
 CHUNK_ROWS = 1024  # tokenisation is cached per chunk, so a crash keeps the finished chunks
 TOKENIZED_SCHEMA = pa.schema([("id", pa.string()), ("input_ids", pa.list_(pa.int32())),
@@ -33,30 +50,58 @@ TOKENIZED_SCHEMA = pa.schema([("id", pa.string()), ("input_ids", pa.list_(pa.int
 
 @dataclass
 class TokenizedSet:
-    """Token sequences ready for batching, and what happened to the examples that are not in it."""
+    """Token sequences ready for batching, and what happened to the rows that are not in it."""
 
     ids: list[str]
     input_ids: list[np.ndarray]
     targets: list[np.ndarray]
     dropped: Counter = field(default_factory=Counter)  # reason -> count
     truncated_prompts: int = 0
+    sources: list[str] = field(default_factory=list)  # per row: the mix source or `source` column (loss per source)
+    examples: int = 0  # EXAMPLE rows tokenised (one sequence each)
+    documents: int = 0  # DOCUMENT rows tokenised, into `windows` sequences
+    windows: int = 0
 
     def __len__(self) -> int:
         return len(self.input_ids)
+
+    def add(self, row_id: str, input_ids: np.ndarray, targets: np.ndarray, source: str) -> None:
+        """Append one row (while building the set: `groups` and `source_names` are computed once, after)."""
+        self.ids.append(row_id)
+        self.input_ids.append(input_ids)
+        self.targets.append(targets)
+        self.sources.append(source)
 
     @property
     def lengths(self) -> np.ndarray:
         return np.array([len(x) for x in self.input_ids], dtype=np.int64)
 
     @property
+    def trained_per_row(self) -> np.ndarray:
+        return np.array([int((t != IGNORE).sum()) for t in self.targets], dtype=np.int64)
+
+    @property
     def trained_tokens(self) -> int:
-        return int(sum(int((t != IGNORE).sum()) for t in self.targets))
+        return int(self.trained_per_row.sum())
+
+    @cached_property
+    def source_names(self) -> list[str]:
+        return sorted(set(self.sources)) or ["data"]
+
+    @cached_property
+    def groups(self) -> np.ndarray:
+        """Per row, the index of its source in `source_names` (micro-batches never mix sources)."""
+        if not self.sources:
+            return np.zeros(len(self), dtype=np.int64)
+        index = {name: i for i, name in enumerate(self.source_names)}
+        return np.array([index[s] for s in self.sources], dtype=np.int64)
 
 
 # --- loading ----------------------------------------------------------------------------------
 
-def load_examples(path: str | Path) -> pa.Table:
-    """EXAMPLE shards (a folder or one .arrow file) or Alpaca/ShareGPT/OpenAI JSON(L) -> EXAMPLE table."""
+def load_examples(path: str | Path, text_field: str = "text") -> pa.Table:
+    """Training rows from a shards folder or one .arrow file (EXAMPLE, DOCUMENT or mixed), or JSON(L)
+    whose records are Alpaca/ShareGPT/OpenAI chats (examples) or carry `text_field` (documents)."""
     path = Path(path)
     if path.is_dir():
         return read_shards(path)
@@ -64,7 +109,12 @@ def load_examples(path: str | Path) -> pa.Table:
         raise FileNotFoundError(f"{path}: no such file or shards folder")
     if path.suffix == ".arrow":
         return read_table(path)
-    return examples_table(json_records(path, to_example))
+    examples, documents = [], []
+    for record in json_records(path, lambda record: _to_row(record, text_field, path)):
+        (examples if "messages" in record else documents).append(record)
+    if examples and documents:
+        return pa.concat_tables([to_mixed(examples_table(examples)), to_mixed(documents_table(documents))])
+    return documents_table(documents) if documents else examples_table(examples)
 
 
 def json_records(path: Path, convert: Any = lambda record: record) -> Iterable[Any]:
@@ -89,6 +139,21 @@ def json_records(path: Path, convert: Any = lambda record: record) -> Iterable[A
             raise InputError(f"{path}:{where}: {error}") from None
 
 
+def _to_row(record: Mapping[str, Any], text_field: str, path: Path) -> dict[str, Any]:
+    """A chat record -> EXAMPLE dict; a record with a string `text_field` -> DOCUMENT dict."""
+    try:
+        detect_chat_format(record)
+    except SchemaError:
+        text = record.get(text_field)
+        if not isinstance(text, str):
+            raise SchemaError(f"record with fields {sorted(record)} is neither a chat (Alpaca, ShareGPT, OpenAI) "
+                              f"nor a document (a string {text_field!r} field; see data.text_field)") from None
+        return {"id": str(record.get("id") or content_id(text)), "text": text,
+                "source": str(record.get("source") or "jsonl"), "url_or_path": str(record.get("url") or path),
+                "meta": {}}
+    return to_example(record)
+
+
 def _json_lines(path: Path, text: str) -> Iterable[tuple[str, Any]]:
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -97,6 +162,32 @@ def _json_lines(path: Path, text: str) -> Iterable[tuple[str, Any]]:
             yield str(number), json.loads(line)
         except json.JSONDecodeError as error:
             raise InputError(f"{path}:{number}: invalid JSON ({error.msg})") from None
+
+
+def resolve_objective(table: pa.Table, objective: str, where: str) -> str:
+    """'sft', 'pretrain' or 'mixed' for this table under `data.objective`; a mismatch is a one-line error."""
+    kind = schema_kind(table.schema)
+    wanted = {"EXAMPLE": "sft", "DOCUMENT": "pretrain", "MIXED": "mixed"}.get(kind)
+    if wanted is None:
+        raise ConfigError(f"{where}: holds {kind} rows; instruct tune trains on EXAMPLE (sft) or DOCUMENT "
+                          "(pretrain) rows")
+    if objective not in ("auto", wanted):
+        rows = {"sft": "EXAMPLE rows (messages)", "pretrain": "DOCUMENT rows (text)",
+                "mixed": "both EXAMPLE and DOCUMENT rows"}[wanted]
+        raise ConfigError(f"{where}: holds {rows}, but data.objective={objective}; set data.objective="
+                          f"{'auto' if wanted == 'mixed' else wanted} (or auto: documents pretrain, examples sft)")
+    return wanted
+
+
+def row_sources(table: pa.Table) -> list[str]:
+    """Per row, what its loss is reported under: the `instruct mix` source, else the `source` column."""
+    sources = table.column("source").to_pylist() if "source" in table.schema.names else [None] * table.num_rows
+    metas = table.column("meta").to_pylist() if "meta" in table.schema.names else [None] * table.num_rows
+    names = []
+    for source, meta in zip(sources, metas):
+        mixed = json.loads(meta).get("mixture", {}).get("source") if meta and '"mixture"' in meta else None
+        names.append(str(mixed or source or "data"))
+    return names
 
 
 def split_eval(table: pa.Table, fraction: float, limit: int) -> tuple[pa.Table, pa.Table]:
@@ -177,25 +268,39 @@ def tokenizer_fingerprint(tokenizer: Any) -> str:
 
 
 def tokenize_table(table: pa.Table, tokenizer: Any, max_length: int, truncation: str,
-                   cache_root: Path | None, progress: Any = None) -> TokenizedSet:
-    """Tokenise an EXAMPLE table chunk by chunk; each chunk is cached by a hash of its content.
+                   cache_root: Path | None, progress: Any = None, stride: int | None = None) -> TokenizedSet:
+    """Tokenise an EXAMPLE, DOCUMENT or mixed table chunk by chunk; each chunk is cached by a hash of its
+    content. Examples become one sequence each; documents are cached whole and cut into windows here.
 
     An optional int column `trained_from` leaves each row's first replies untrained (see tokenize_example).
     """
     fingerprint = f"{tokenizer_fingerprint(tokenizer)}:{max_length}:{truncation}:{RENDER_VERSION}"
+    columns = [c for c in ("id", "messages", "text", "trained_from") if c in table.schema.names]
+    sources = row_sources(table)
     result = TokenizedSet([], [], [])
     for start in range(0, table.num_rows, CHUNK_ROWS):
-        chunk = table.slice(start, CHUNK_ROWS).select([c for c in ("id", "messages", "trained_from")
-                                                       if c in table.column_names])
+        chunk = table.slice(start, CHUNK_ROWS).select(columns)
         tokenized = _cached_chunk(chunk, tokenizer, fingerprint, max_length, truncation, cache_root)
-        for row in tokenized.to_pylist():
+        documents = chunk.column("text").is_valid().to_pylist() if "text" in columns else [False] * chunk.num_rows
+        if "messages" in columns:  # a mixed row with messages is an example, whatever its text
+            documents = [d and not m for d, m in zip(documents, chunk.column("messages").is_valid().to_pylist())]
+        for offset, (row, is_document) in enumerate(zip(tokenized.to_pylist(), documents)):
             if row["dropped"]:
                 result.dropped[row["dropped"]] += 1
                 continue
-            result.truncated_prompts += row["truncated"]
-            result.ids.append(row["id"])
-            result.input_ids.append(np.asarray(row["input_ids"], dtype=np.int64))
-            result.targets.append(np.asarray(row["targets"], dtype=np.int64))
+            source = sources[start + offset]
+            if is_document:
+                windows = document_windows(np.asarray(row["input_ids"], dtype=np.int64), max_length,
+                                           stride or max_length)
+                result.documents += 1
+                result.windows += len(windows)
+                for number, (ids, targets) in enumerate(windows):
+                    result.add(f"{row['id']}#w{number}", ids, targets, source)
+            else:
+                result.examples += 1
+                result.truncated_prompts += row["truncated"]
+                result.add(row["id"], np.asarray(row["input_ids"], dtype=np.int64),
+                           np.asarray(row["targets"], dtype=np.int64), source)
         if progress is not None:
             progress.update(chunk.num_rows)
     return result
@@ -208,13 +313,20 @@ def _cached_chunk(chunk: pa.Table, tokenizer: Any, fingerprint: str, max_length:
     path = cache_root / f"{digest.hexdigest()}.arrow" if cache_root else None
     if path is not None and path.is_file():
         return read_table(path)
+    end_id = end_of_text_id(tokenizer) if "text" in chunk.schema.names else None
     rows = {name: [] for name in TOKENIZED_SCHEMA.names}
     for record in chunk.to_pylist():
-        input_ids, labels = tokenize_example(tokenizer, record["messages"], record.get("trained_from") or 0)
-        ids, targets, reason, truncated = shift_and_fit(input_ids, labels, max_length, truncation)
+        if record.get("messages") is None:  # a document: all its tokens, windowed after the cache
+            text = record.get("text") or ""
+            ids, targets = tokenize_document(tokenizer, text, end_id), []
+            reason, truncated = ("empty_document" if not text.strip() else None), False
+        else:
+            input_ids, labels = tokenize_example(tokenizer, record["messages"], record.get("trained_from") or 0)
+            ids, targets, reason, truncated = shift_and_fit(input_ids, labels, max_length, truncation)
+            ids, targets = ids.tolist(), targets.tolist()
         rows["id"].append(record["id"])
-        rows["input_ids"].append(ids.tolist() if reason is None else [])
-        rows["targets"].append(targets.tolist() if reason is None else [])
+        rows["input_ids"].append(ids if reason is None else [])
+        rows["targets"].append(targets if reason is None else [])
         rows["dropped"].append(reason or "")
         rows["truncated"].append(truncated)
     table = pa.Table.from_pydict(rows, schema=TOKENIZED_SCHEMA)

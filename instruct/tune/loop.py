@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+import pyarrow as pa
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -29,11 +30,11 @@ from instruct.tune import bottleneck
 from instruct.tune.attention import register as register_packed_sdpa
 from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, resume_checkpoint, save_checkpoint
 from instruct.tune.config import BOTTLENECK_ADAPTERS, ONLINE_OBJECTIVES, PEFT_ADAPTERS, DistillConfig, TuneConfig
-from instruct.tune.data import IGNORE, TokenizedSet, load_examples, split_eval, tokenize_table
+from instruct.tune.data import IGNORE, TokenizedSet, load_examples, resolve_objective, split_eval, tokenize_table
 from instruct.tune.distill import distill_loss_sum, load_teacher
 from instruct.tune.loss import head_bypassed, linear_cross_entropy, splittable_head
 from instruct.tune.method_hooks import StepHooks, set_total_steps
-from instruct.tune.methods import apply_method, merge_adapter, trainable_parameters, parameter_groups
+from instruct.tune.methods import apply_method, merge_adapter, parameter_groups, trainable_parameters
 from instruct.tune.objective import Objective, objective_for
 from instruct.tune.packing import Batch, BatchPlan
 from instruct.tune.precision import training_dtype
@@ -67,9 +68,17 @@ class TrainResult:
     merged: str | None = None
     plan: dict[str, Any] = field(default_factory=dict)  # steps, step size, dtype, memory: what was decided and why
     method_summary: dict[str, Any] = field(default_factory=dict)  # e.g. AdaLoRA's final ranks
-    objective: str = "sft"
+    objective: str = "sft"  # sft (EXAMPLE rows), pretrain (DOCUMENT rows), mixed, reward or dpo
     eval_metrics: dict[str, float] = field(default_factory=dict)  # e.g. held-out pairwise accuracy and margin
     initial_eval_metrics: dict[str, float] = field(default_factory=dict)
+    documents: int = 0  # training documents, cut into `windows` sequences
+    windows: int = 0
+    tokens_trained: int = 0  # target tokens the loss covered over all steps
+    eval_perplexity: float | None = None  # exp(eval_loss): held-out perplexity per trained token
+    initial_eval_perplexity: float | None = None
+    loss_by_source: dict[str, float] = field(default_factory=dict)  # mean train loss per source over the run
+    eval_loss_by_source: dict[str, float] = field(default_factory=dict)
+    initial_eval_loss_by_source: dict[str, float] = field(default_factory=dict)
     log: list[dict[str, Any]] = field(default_factory=list, repr=False)
 
 
@@ -117,24 +126,38 @@ def seed_everything(seed: int) -> None:
 
 # --- data ---------------------------------------------------------------------------------------
 
-def prepare_data(config: TuneConfig, tokenizer: Any, show_progress: bool = True) -> tuple[TokenizedSet, TokenizedSet]:
-    """Load, split and tokenise (cached) the training and eval examples."""
-    table = load_examples(config.data.path)
+def load_tables(config: TuneConfig) -> tuple[pa.Table, pa.Table, str]:
+    """(train, eval, objective): the rows, split, and checked against `data.objective` (before any model loads)."""
+    table = load_examples(config.data.path, config.data.text_field)
+    objective = resolve_objective(table, config.data.objective, config.data.path)
     if config.data.eval_path:
-        train_table, eval_table = table, load_examples(config.data.eval_path)
-    else:
-        train_table, eval_table = split_eval(table, config.data.eval_fraction, config.data.max_eval_examples)
+        eval_table = load_examples(config.data.eval_path, config.data.text_field)
+        resolve_objective(eval_table, config.data.objective, config.data.eval_path)
+        return table, eval_table, objective
+    return (*split_eval(table, config.data.eval_fraction, config.data.max_eval_examples), objective)
+
+
+def prepare_data(config: TuneConfig, tokenizer: Any, show_progress: bool = True,
+                 tables: tuple[pa.Table, pa.Table, str] | None = None) -> tuple[TokenizedSet, TokenizedSet]:
+    """Load, split and tokenise (cached) the training and eval rows: examples whole, documents in windows."""
+    train_table, eval_table, _ = tables or load_tables(config)
     cache = cache_dir() / "tokenized" if config.data.cache else None
+    tokenize = {"tokenizer": tokenizer, "max_length": config.data.max_length, "truncation": config.data.truncation,
+                "cache_root": cache, "stride": config.data.stride}
     with progress_bar(show_progress, total=train_table.num_rows + eval_table.num_rows, desc="tokenise",
-                      unit="ex") as bar:
-        train_set = tokenize_table(train_table, tokenizer, config.data.max_length, config.data.truncation, cache, bar)
-        eval_set = tokenize_table(eval_table, tokenizer, config.data.max_length, config.data.truncation, cache, bar)
+                      unit="row") as bar:
+        train_set = tokenize_table(train_table, progress=bar, **tokenize)
+        eval_set = tokenize_table(eval_table, progress=bar, **tokenize)
+    if train_set.documents and show_progress:
+        print(f"tune: {train_set.documents} documents -> {train_set.windows} windows of <= {config.data.max_length} "
+              f"tokens (stride {config.data.stride or config.data.max_length}), {train_set.examples} examples",
+              file=sys.stderr)
     if len(train_set) == 0:
         raise ConfigError(f"{config.data.path}: no trainable examples (dropped: {dict(train_set.dropped)})")
     dropped, truncated = train_set.dropped + eval_set.dropped, train_set.truncated_prompts + eval_set.truncated_prompts
     if (dropped or truncated) and show_progress:  # said up front, and counted again in result.json
-        print(f"tune: {sum(dropped.values())} of {table.num_rows + (eval_table.num_rows if config.data.eval_path else 0)} "
-              f"examples dropped {dict(dropped)}, {truncated} prompts truncated (data.max_length="
+        print(f"tune: {sum(dropped.values())} of {train_table.num_rows + eval_table.num_rows} "
+              f"rows dropped {dict(dropped)}, {truncated} prompts truncated (data.max_length="
               f"{config.data.max_length}, data.truncation={config.data.truncation})", file=sys.stderr)
     return train_set, eval_set
 
@@ -188,21 +211,22 @@ def _distill_loss_sum(model: nn.Module, teacher: nn.Module, batch: Batch, select
 
 def accumulate_gradients(model: nn.Module, batches: list[Batch], step_trained: int, dist: Distributed,
                          select_logits: bool, autocast: Any = contextlib.nullcontext,
-                         loss_fn: Callable[[nn.Module, Batch, bool], torch.Tensor] = loss_sum) -> torch.Tensor:
-    """Backward over this process's micro-batches; returns their summed loss.
+                         loss_fn: Callable[[nn.Module, Batch, bool], torch.Tensor] = loss_sum,
+                         groups: int = 1) -> torch.Tensor:
+    """Backward over this process's micro-batches; returns their summed loss per group (source): [groups].
 
     Each micro-batch's summed loss is divided by `step_trained`, the trained tokens of the whole
     step on all processes, and multiplied by the world size because DDP averages gradients: the
     result is the gradient of the mean loss per trained token of one big batch.
     """
-    step_loss = torch.zeros((), dtype=torch.float64, device=dist.device)
+    step_loss = torch.zeros(groups, dtype=torch.float64, device=dist.device)
     for index, batch in enumerate(batches):
         batch = batch.to(dist.device)
         sync = dist.world == 1 or index == len(batches) - 1
         with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
             summed = loss_fn(model, batch, select_logits)
             (summed * dist.world / step_trained).backward()
-        step_loss += summed.detach().double()
+        step_loss[getattr(batch, "group", 0)] += summed.detach().double()
     return step_loss
 
 
@@ -234,24 +258,35 @@ def evaluate(model: nn.Module, data: TokenizedSet, config: TuneConfig, dist: Dis
              objective: Objective | None = None) -> float | None:
     """Mean loss per unit (trained token; pair for preference objectives) on the held-out set
     (deterministic batches, no dropout); the objective's metrics accumulate in `objective`."""
+    return evaluate_by_source(model, data, config, dist, autocast, objective).get("all")
+
+
+@torch.no_grad()
+def evaluate_by_source(model: nn.Module, data: TokenizedSet, config: TuneConfig, dist: Distributed,
+                       autocast: Any, objective: Objective | None = None) -> dict[str, float]:
+    """Held-out mean loss per unit, overall ("all") and per source; {} without eval data."""
     if len(data) == 0:
-        return None
+        return {}
     was_training = model.training
     model.eval()
     objective = objective or Objective(config)
+    names = getattr(data, "source_names", ["data"])
     budget = config.train.micro_batch_tokens or max(int(data.lengths.max()), config.data.max_length)
-    batches = BatchPlan(data.lengths, budget, config.packing, seed=0).epoch(0)
-    total = torch.zeros(2, dtype=torch.float64, device=dist.device)
+    batches = BatchPlan(data.lengths, budget, config.packing, 0, getattr(data, "groups", None)).epoch(0)
+    total = torch.zeros(len(names), 2, dtype=torch.float64, device=dist.device)
     for indices in batches[dist.rank::dist.world]:
         batch = objective.collate(data, indices).to(dist.device)
         with autocast():
             select_logits = config.packing and config.train.trained_logits_only
-            total[0] += objective.loss_sum(model, batch, select_logits).double()
-        total[1] += batch.trained
+            total[getattr(batch, "group", 0), 0] += objective.loss_sum(model, batch, select_logits).double()
+        total[getattr(batch, "group", 0), 1] += batch.trained
     if dist.world > 1:
         torch.distributed.all_reduce(total)
     model.train(was_training)
-    return float(total[0] / total[1])
+    losses = {"all": float(total[:, 0].sum() / total[:, 1].sum())}
+    if len(names) > 1:
+        losses.update({name: float(total[i, 0] / total[i, 1]) for i, name in enumerate(names) if total[i, 1] > 0})
+    return losses
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -269,6 +304,8 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         from instruct.tune.rl import train_online
 
         return train_online(config, on_step=on_step, show_progress=show_progress)
+    # a bad file or an objective that does not fit the rows fails here, not after the model load
+    objective.tables = load_tables(config) if objective.name == "sft" else None
     output = Path(config.output)
     dist = setup_distributed()
     if config.train.threads:
@@ -318,6 +355,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     if show_progress and dist.main:
         print_plan(run_plan)
+    sources = getattr(train_set, "source_names", ["data"])
     per_step = config.train.grad_accum * dist.world
     total_steps = run_plan["steps"]
     warmup = config.train.warmup_steps if config.train.warmup_steps is not None else int(config.train.warmup_ratio * total_steps)
@@ -346,10 +384,10 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     trackers = open_trackers(config.train.report_to, output, to_dict(config)) if dist.main else []
     initial_eval, initial_metrics, eval_metrics = None, {}, {}
     if start == 0 and len(eval_set):
-        initial_eval = evaluate(model, eval_set, config, dist, autocast, objective)
-        initial_metrics = objective.pop_metrics("eval_")
+        initial = _eval_record(model, eval_set, config, dist, autocast, objective)
+        initial_eval, initial_metrics = initial["eval_loss"], objective.pop_metrics("eval_")
         if log is not None:
-            log.write({"step": 0, "eval_loss": initial_eval, **initial_metrics})
+            log.write({"step": 0, **initial, **initial_metrics})
             for tracker in trackers:
                 tracker.log({"step": 0, "eval_loss": initial_eval, **initial_metrics})
 
@@ -364,7 +402,8 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
                    for i in range(per_step)]
         step_trained = sum(b.trained for b in batches)  # the normaliser: every micro-batch of every process
         mine = batches[dist.rank::dist.world]
-        step_loss = accumulate_gradients(wrapped, mine, step_trained, dist, select_logits, autocast, objective.loss_sum)
+        step_loss = accumulate_gradients(wrapped, mine, step_trained, dist, select_logits, autocast, objective.loss_sum,
+                                         len(sources))
         if dist.world > 1:
             torch.distributed.all_reduce(step_loss)
         grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.train.max_grad_norm)
@@ -376,11 +415,15 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
 
         seen_tokens += sum(b.tokens for b in batches)
         training_seconds += time.perf_counter() - step_started
-        record = {"step": step, "loss": float(step_loss / step_trained), "lr": lr, "grad_norm": float(grad_norm),
+        record = {"step": step, "loss": float(step_loss.sum() / step_trained), "lr": lr, "grad_norm": float(grad_norm),
                   "trained_tokens": step_trained, "tokens_per_s": seen_tokens / training_seconds,
                   **objective.pop_metrics()}
+        if len(sources) > 1:  # loss and trained tokens per source (each micro-batch holds one source)
+            trained = {g: sum(b.trained for b in batches if b.group == g) for g in sorted({b.group for b in batches})}
+            record["by_source"] = {sources[g]: {"loss": float(step_loss[g] / n), "trained_tokens": n}
+                                   for g, n in trained.items()}
         if step % config.train.eval_every == 0 or step == total_steps:
-            record["eval_loss"] = evaluate(model, eval_set, config, dist, autocast, objective)
+            record.update(_eval_record(model, eval_set, config, dist, autocast, objective))
             eval_metrics = objective.pop_metrics("eval_")
             record.update(eval_metrics)
         if step % config.train.save_every == 0 or step == total_steps:
@@ -402,16 +445,25 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         tracker.close()
 
     # 7. outputs: the adapter (or whole model) in DIR itself, tokenizer with the template used, plot, summary
+    eval_records = [r for r in (log.records if log else []) if r.get("eval_loss") is not None]
     result = TrainResult(
         output=str(output), steps=total_steps, train_loss=_last(log, "loss"), eval_loss=_last(log, "eval_loss"),
-        initial_eval_loss=initial_eval if initial_eval is not None else _first(log, "eval_loss"),
-        examples=len(train_set), eval_examples=len(eval_set),
+        initial_eval_loss=initial_eval["eval_loss"] if initial_eval else _first(log, "eval_loss"),
+        examples=train_set.examples, eval_examples=len(eval_set),
         dropped=dict(train_set.dropped + eval_set.dropped), truncated_prompts=train_set.truncated_prompts + eval_set.truncated_prompts,
         template=template, packing=config.packing, trainable_parameters=trainable, total_parameters=total_params,
         tokens_per_second=seen_tokens / max(training_seconds, 1e-9), peak_rss_mb=peak_rss_mb(),
         resumed_from=start, log=log.records if log is not None else [], plan=run_plan,
-        method_summary=hooks.summary(total_steps), objective=objective.name, eval_metrics=eval_metrics,
-        initial_eval_metrics=initial_metrics)
+        method_summary=hooks.summary(total_steps), eval_metrics=eval_metrics, initial_eval_metrics=initial_metrics,
+        objective=objective.tables[2] if objective.tables else objective.name,
+        documents=getattr(train_set, "documents", 0), windows=getattr(train_set, "windows", 0),
+        tokens_trained=planned_trained_tokens(plan, train_set, total_steps * per_step) if objective.tables else 0,
+        eval_perplexity=_perplexity(_last(log, "eval_loss")) if objective.tables else None,
+        initial_eval_perplexity=(_perplexity(eval_records[0]["eval_loss"]) if objective.tables and eval_records
+                                 else None),
+        loss_by_source=_source_means(log.records if log else []),
+        eval_loss_by_source=eval_records[-1].get("eval_loss_by_source", {}) if eval_records else {},
+        initial_eval_loss_by_source=eval_records[0].get("eval_loss_by_source", {}) if eval_records else {})
     if dist.main:
         with atomic_files(output) as staging:  # each adapter/model file is replaced whole, never half-written
             if config.method.name in BOTTLENECK_ADAPTERS:
@@ -426,6 +478,35 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     if dist.world > 1:
         torch.distributed.barrier()
     return result
+
+
+def _eval_record(model: nn.Module, data: TokenizedSet, config: TuneConfig, dist: Distributed,
+                 autocast: Any, objective: Objective) -> dict[str, Any]:
+    """The log's eval fields: eval_loss, and eval_loss_by_source when the held-out set mixes sources."""
+    losses = evaluate_by_source(model, data, config, dist, autocast, objective)
+    overall = losses.pop("all", None)
+    return {"eval_loss": overall, **({"eval_loss_by_source": losses} if losses else {})}
+
+
+def planned_trained_tokens(plan: BatchPlan, data: TokenizedSet, micro_batches: int) -> int:
+    """Target tokens the first `micro_batches` micro-batches train (the plan is deterministic, so resumes agree)."""
+    per_row = data.trained_per_row
+    return int(sum(per_row[plan.micro_batch(k)[1]].sum() for k in range(micro_batches)))
+
+
+def _perplexity(loss: float | None) -> float | None:
+    return None if loss is None else math.exp(min(loss, 700.0))
+
+
+def _source_means(records: list[dict[str, Any]]) -> dict[str, float]:
+    """Token-weighted mean train loss per source over every logged step."""
+    sums: dict[str, list[float]] = {}
+    for record in records:
+        for name, entry in record.get("by_source", {}).items():
+            total = sums.setdefault(name, [0.0, 0])
+            total[0] += entry["loss"] * entry["trained_tokens"]
+            total[1] += entry["trained_tokens"]
+    return {name: loss / trained for name, (loss, trained) in sums.items() if trained}
 
 
 def _last(log: JsonLog | None, key: str) -> float | None:

@@ -25,6 +25,7 @@ class Objective:
     def __init__(self, config: TuneConfig):
         self.config = config
         self.teacher: nn.Module | None = None  # knowledge distillation (distill.teacher): set by the loop
+        self.tables: tuple[Any, Any, str] | None = None  # sft: (train, eval, sft|pretrain|mixed), loaded early
         self._sums: dict[str, float] = defaultdict(float)
         self._counts: dict[str, float] = defaultdict(float)
 
@@ -39,7 +40,7 @@ class Objective:
     def prepare(self, tokenizer: Any, show_progress: bool) -> tuple[Any, Any]:
         from instruct.tune.loop import prepare_data
 
-        return prepare_data(self.config, tokenizer, show_progress)
+        return prepare_data(self.config, tokenizer, show_progress, self.tables)
 
     def collate(self, data: Any, indices: list[int]) -> Any:
         from instruct.tune.packing import collate

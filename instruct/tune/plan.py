@@ -58,8 +58,10 @@ def examples_per_step(examples: int, epochs: float, max_per_step: int) -> int:
 
 def plan_steps(lengths: np.ndarray, *, memory_micro_tokens: int, pack: bool, seed: int, world: int, method: str,
                lr: float | None, epochs: float | None, grad_accum: int | None, micro_batch_tokens: int | None,
-               max_steps: int | None) -> tuple[StepPlan, BatchPlan]:
-    """The step plan and the micro-batch plan it runs on; explicit recipe values win over the rule."""
+               max_steps: int | None, groups: np.ndarray | None = None) -> tuple[StepPlan, BatchPlan]:
+    """The step plan and the micro-batch plan it runs on; explicit recipe values win over the rule.
+
+    `groups` (a source per row) keeps each micro-batch within one source, for loss per source."""
     count, longest, mean = len(lengths), int(lengths.max()), float(lengths.mean())
     max_per_step = max(1, int(MAX_STEP_TOKENS // mean))
     epochs = epochs if epochs is not None else default_epochs(count, max_per_step)
@@ -70,7 +72,7 @@ def plan_steps(lengths: np.ndarray, *, memory_micro_tokens: int, pack: bool, see
         if micro_batch_tokens is None:  # the smallest micro-batch that still makes the step in grad_accum parts
             # (plus one mean example: packed bins are not filled to the last token)
             micro = max(longest, min(micro, math.ceil(step_tokens / (grad_accum * world) + mean)))
-    batches = BatchPlan(lengths, micro, pack, seed)
+    batches = BatchPlan(lengths, micro, pack, seed, groups)
     per_step = grad_accum * world
     first = batches.epoch(0)
     steps = max_steps or max(1, math.ceil(batches.micro_batches_for(epochs) / per_step))

@@ -65,7 +65,8 @@ def plan_run(model: nn.Module, config: TuneConfig, train_set: TokenizedSet, devi
     steps, batches = plan_steps(train_set.lengths, memory_micro_tokens=memory.micro_batch_tokens, pack=config.packing,
                                 seed=settings.seed, world=world, method=config.method.name, lr=settings.lr,
                                 epochs=settings.epochs, grad_accum=settings.grad_accum,
-                                micro_batch_tokens=settings.micro_batch_tokens, max_steps=settings.max_steps)
+                                micro_batch_tokens=settings.micro_batch_tokens, max_steps=settings.max_steps,
+                                groups=getattr(train_set, "groups", None))
     if steps.micro_batch_tokens != memory.micro_batch_tokens:  # the step plan chose a smaller micro-batch
         memory = memory_for(steps.micro_batch_tokens, memory.grad_checkpointing)
     resolved = replace(settings, lr=steps.lr, epochs=steps.epochs, micro_batch_tokens=steps.micro_batch_tokens,
