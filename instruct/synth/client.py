@@ -36,6 +36,7 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable, Mapping, Sequence
+from urllib.parse import urlsplit, urlunsplit
 
 from instruct.config import ConfigError
 
@@ -91,8 +92,19 @@ class ClientConfig:
         return data
 
     def cache_scope(self) -> str:
-        """What, besides the model, tells this endpoint's answers apart from another's."""
-        return self.endpoint_id or (public_url(self.resolved_base_url()) or "https://api.openai.com/v1").rstrip("/")
+        """What, besides the model, tells this endpoint's answers apart from another's.
+
+        A server on this machine is named without its port: a local server restarted on another
+        port (as `instruct serve --port 0` does) is the same endpoint, and a resumed run must not
+        pay again for what it already has.
+        """
+        if self.endpoint_id:
+            return self.endpoint_id
+        url = urlsplit(public_url(self.resolved_base_url()) or "https://api.openai.com/v1")
+        host = url.hostname or ""
+        if host == "localhost" or host == "::1" or host.startswith("127."):
+            url = url._replace(netloc="localhost")
+        return urlunsplit(url).rstrip("/")
 
 
 @dataclass(frozen=True)

@@ -448,8 +448,8 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     eval_records = [r for r in (log.records if log else []) if r.get("eval_loss") is not None]
     result = TrainResult(
         output=str(output), steps=total_steps, train_loss=_last(log, "loss"), eval_loss=_last(log, "eval_loss"),
-        initial_eval_loss=initial_eval["eval_loss"] if initial_eval else _first(log, "eval_loss"),
-        examples=train_set.examples, eval_examples=len(eval_set),
+        initial_eval_loss=initial_eval if initial_eval is not None else _first(log, "eval_loss"),
+        examples=train_set.examples if objective.tables else len(train_set), eval_examples=len(eval_set),
         dropped=dict(train_set.dropped + eval_set.dropped), truncated_prompts=train_set.truncated_prompts + eval_set.truncated_prompts,
         template=template, packing=config.packing, trainable_parameters=trainable, total_parameters=total_params,
         tokens_per_second=seen_tokens / max(training_seconds, 1e-9), peak_rss_mb=peak_rss_mb(),
