@@ -179,8 +179,9 @@ def test_a_resumed_run_keeps_the_plan_it_started_with(tiny_model, tiny_data, tmp
     first = train(tiny_config(tiny_model, tiny_data, tmp_path / "out", "train.max_steps=2", *planned),
                   show_progress=False)
     # far less memory on restart: planning afresh would refuse (budget too small); the saved plan runs as it was
+    # (a longer run is a changed config: continuing it takes train.resume=force)
     resumed = train(tiny_config(tiny_model, tiny_data, tmp_path / "out", "train.max_steps=3", *planned[:-1],
-                                "train.memory_budget=10MB"), show_progress=False)
+                                "train.memory_budget=10MB", "train.resume=force"), show_progress=False)
     assert resumed.resumed_from == 2
     pinned = ("micro_batch_tokens", "grad_accum", "grad_checkpointing", "lr")  # epochs follow max_steps here
     assert [resumed.plan["resolved"][k] for k in pinned] == [first.plan["resolved"][k] for k in pinned]

@@ -35,7 +35,7 @@ PREFIX = "step-"
 RUN_RECORD = "run.json"
 # keys that do not change what training computes: a resume may differ in them
 NOT_IDENTITY = {"output", "merge", "train.resume", "train.threads", "train.keep_checkpoints", "train.save_every",
-                "train.log_every", "train.eval_every"}
+                "train.log_every", "train.eval_every", "train.memory_budget", "train.report_to"}  # resources, reporting
 
 
 def checkpoint_root(output: str | Path) -> Path:

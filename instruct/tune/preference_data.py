@@ -150,8 +150,8 @@ class PairBatch(Batch):
 
     def to(self, device: torch.device) -> "PairBatch":
         moved = super().to(device)
-        return PairBatch(moved.inputs, moved.targets, moved.tokens, moved.trained, self.sequence.to(device),
-                         self.pairs)
+        return PairBatch(moved.inputs, moved.targets, moved.tokens, moved.trained, moved.group,
+                         sequence=self.sequence.to(device), pairs=self.pairs)
 
 
 def collate_pairs(data: PreferenceSet, indices: list[int], pack: bool, pad_id: int = 0) -> PairBatch:
@@ -163,7 +163,7 @@ def collate_pairs(data: PreferenceSet, indices: list[int], pack: bool, pad_id: i
         sequence = torch.repeat_interleave(torch.arange(len(order)), torch.tensor(lengths))[None]
     else:
         sequence = torch.arange(len(order))[:, None].expand_as(batch.targets)
-    return PairBatch(batch.inputs, batch.targets, batch.tokens, len(indices), sequence, len(indices))
+    return PairBatch(batch.inputs, batch.targets, batch.tokens, len(indices), sequence=sequence, pairs=len(indices))
 
 
 def sequence_logps(model: Any, batch: PairBatch, select_logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
