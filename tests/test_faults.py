@@ -10,24 +10,14 @@ import zlib
 from collections import Counter
 from pathlib import Path
 
-import pyarrow as pa
 import pytest
 import zstandard
+from test_readers import read_all
 from test_tune_support import tiny_config, tiny_data, tiny_model  # noqa: F401  (fixtures)
 
 from instruct.config import ConfigError, load_yaml
-from instruct.io.readers import InputError, ReadConfig, open_reader
+from instruct.io.readers import InputError, ReadConfig
 from instruct.io.readers.base import expand_paths
-
-
-def read_all(format_name: str, paths: list, strict: bool = False, **settings) -> tuple[pa.Table, list]:
-    reader = open_reader(ReadConfig(format=format_name, paths=[str(p) for p in paths], **settings), strict=strict)
-    tables, rejects = [], []
-    for unit in reader.units():
-        for batch in reader.read_unit(unit):
-            tables.append(batch.table)
-            rejects.extend(batch.rejects)
-    return pa.concat_tables(tables) if tables else reader.schema.empty_table(), rejects
 
 
 def reasons(rejects: list) -> Counter:

@@ -176,8 +176,6 @@ class DatasetReader(Reader):
                 if not line.strip():
                     continue
                 value, reason, detail, decoded = parse_json_line(line)
-                if reason is None and not isinstance(value, dict):
-                    reason, detail = "not_an_object", type(value).__name__
                 if reason is not None:
                     rejects.append(self.reject(f"{path}:{number}", reason, detail, decoded))
                 else:

@@ -22,7 +22,7 @@ _SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def parse_json_line(line: bytes) -> tuple[Any, str | None, str, str]:
-    """(value, reject reason or None, detail, decoded text) of one JSON line."""
+    """(JSON object, reject reason or None, detail, decoded text) of one JSON line: a record must be an object."""
     try:
         decoded = line.decode("utf-8")
     except UnicodeDecodeError as error:
@@ -40,6 +40,8 @@ def parse_json_line(line: bytes) -> tuple[Any, str | None, str, str]:
             return None, "invalid_unicode", f"lone surrogate {error.object[error.start]!r}", decoded
         except RecursionError:
             return None, "invalid_json", "nested too deeply", decoded[:1000]
+    if not isinstance(value, dict):
+        return None, "not_an_object", type(value).__name__, decoded
     return value, None, "", decoded
 
 
@@ -84,8 +86,6 @@ class JsonlReader(Reader):
                     if not line.strip():
                         continue
                     record, reason, detail, decoded = parse_json_line(line)
-                    if reason is None and not isinstance(record, dict):
-                        reason, detail = "not_an_object", type(record).__name__
                     if reason is not None:
                         yield self.reject(where, reason, detail, decoded)
                         continue
