@@ -28,9 +28,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from instruct.config import ConfigError, to_dict
-from instruct.io.shards import read_shards, read_table, write_json
+from instruct.io.shards import atomic_files, read_shards, read_table, write_json
 from instruct.progress import progress_bar
-from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint
+from instruct.tune.checkpoint import load_checkpoint, resume_checkpoint, save_checkpoint
 from instruct.tune.config import PEFT_ADAPTERS, TuneConfig
 
 RewardFn = Callable[[list[str], list[str]], Sequence[float]]
@@ -225,7 +225,7 @@ def train_online(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None
     kl_control = AdaptiveKL(rl.kl_beta, rl.target_kl, rl.kl_horizon)
     output = Path(config.output)
     start = 0
-    checkpoint = latest_checkpoint(output) if config.train.resume else None
+    checkpoint = resume_checkpoint(config, output)  # refuses a checkpoint of another config, as SFT does
     if checkpoint is not None:
         state = load_checkpoint(checkpoint, policy, optimizer, scheduler)
         start, kl_control.beta = state["step"], state.get("kl_beta", kl_control.beta)
@@ -295,13 +295,14 @@ def train_online(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None
         if on_step is not None:
             on_step(record)
     bar.close()
-    model.save_pretrained(output)
-    tokenizer.save_pretrained(output)
-    if head is not None:
-        from safetensors.torch import save_file
+    with atomic_files(output) as staging:  # each output file is replaced whole, never half-written
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if head is not None:
+            from safetensors.torch import save_file
 
-        save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
-                  str(output / "value_head.safetensors"))
+            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
+                      str(staging / "value_head.safetensors"))
     plot_losses(log.records, output / "loss.png", extra=("reward", "kl", "response_length"))
     trainable, total_params = trainable_parameters(policy)
     rewards = [r["reward"] for r in log.records if "reward" in r]
