@@ -88,12 +88,17 @@ def policy_and_pairs(tiny_model, pairs_file):  # noqa: F811
 
 
 @pytest.mark.parametrize("loss", ["dpo", "ipo", "simpo", "orpo"])
-@pytest.mark.parametrize("pack", [True, False])
-def test_preference_losses_and_gradients_match_the_papers(policy_and_pairs, tiny_model, pairs_file, loss, pack):  # noqa: F811
+@pytest.mark.parametrize("layout", ["shared_prompt", "packed", "padded"])
+def test_preference_losses_and_gradients_match_the_papers(policy_and_pairs, tiny_model, pairs_file, loss, layout):  # noqa: F811
     policy, reference, data = policy_and_pairs
+    pack = layout != "padded"
     config = config_for(tiny_model, pairs_file, "unused", f"method.loss={loss}", f"data.pack={str(pack).lower()}")
     objective = PreferenceObjective(config)
-    batch = collate_pairs(data, list(range(len(data))), pack)
+    data.share_prompt = layout == "shared_prompt"
+    try:
+        batch = collate_pairs(data, list(range(len(data))), pack)
+    finally:
+        data.share_prompt = False
     policy.zero_grad()
     ours = objective.loss_sum(policy, batch, select_logits=pack)
     ours.backward()
@@ -116,6 +121,43 @@ def test_preference_losses_and_gradients_match_the_papers(policy_and_pairs, tiny
         if parameter.requires_grad:
             error = (ours_grads[name] - parameter.grad).abs().max()
             assert error <= 1e-5 * max(1.0, float(parameter.grad.abs().max())), (name, float(error))
+
+
+def test_shared_prompt_packs_each_prompt_once(policy_and_pairs):
+    _, _, data = policy_and_pairs
+    pairs = list(range(len(data)))
+    separate = collate_pairs(data, pairs, pack=True)
+    data.share_prompt = True
+    try:
+        shared = collate_pairs(data, pairs, pack=True)
+        planned = data.lengths
+    finally:
+        data.share_prompt = False
+    saved = [data.shared_tokens(i) for i in pairs]
+    assert min(saved) > 5  # the prompt "What does NAME do?" in the chat template, at least
+    assert shared.tokens == separate.tokens - sum(saved) == int(planned.sum())
+    assert (shared.targets != -100).sum() == (separate.targets != -100).sum()  # every answer token still trained
+
+
+def test_shared_prompt_gives_a_reward_model_the_same_rewards(policy_and_pairs, tiny_model):  # noqa: F811
+    from instruct.tune.attention import register
+    from instruct.tune.reward import last_positions, pooled_rewards
+
+    _, _, data = policy_and_pairs
+    model, _ = load_base(str(tiny_model), scalar_head=True, attn_implementation=register())
+    torch.manual_seed(2)
+    torch.nn.init.normal_(model.score.weight, std=0.5)
+    pairs = list(range(len(data)))
+    separate = collate_pairs(data, pairs, pack=True)
+    data.share_prompt = True
+    try:
+        shared = collate_pairs(data, pairs, pack=True)
+    finally:
+        data.share_prompt = False
+    with torch.no_grad():
+        expected = pooled_rewards(model, separate.inputs, last_positions(separate))
+        got = pooled_rewards(model, shared.inputs, last_positions(shared))
+    assert expected.std() > 0 and torch.allclose(got, expected, atol=1e-5)
 
 
 def test_dpo_trains_against_a_frozen_reference(tiny_model, pairs_file, tmp_path):  # noqa: F811

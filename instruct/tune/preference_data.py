@@ -4,6 +4,10 @@ A pair becomes two sequences, prompt + chosen and prompt + rejected, tokenised b
 renderer as SFT (so the prompt tokens of both are identical) with targets only on the final
 answer: assistant turns inside the prompt are context. A micro-batch packs whole pairs, each
 pair as two consecutive sequences with restarting position ids (no attention across them).
+With `share_prompt` (packed rows under `packed_sdpa`) the prompt is packed once: the rejected
+sequence keeps only its tail after the shared prompt, with positions continuing the prompt's, and
+attends to the prompt's keys at the head of the chosen sequence (`segment_prefix`), so both sides
+see exactly the context they would alone while the prompt's forward and backward run once.
 """
 from __future__ import annotations
 
@@ -22,6 +26,7 @@ from instruct.io.readers.base import InputError
 from instruct.io.shards import read_shards, read_table
 from instruct.preferences import to_preferences, validate_preference
 from instruct.schema import SchemaError, is_preference_schema, preferences_table
+from instruct.tune.attention import packed_kwargs
 from instruct.tune.data import IGNORE, TokenizedSet, json_records, tokenize_table
 from instruct.tune.packing import Batch, collate
 
@@ -74,15 +79,32 @@ class PreferenceSet:
     sequences: TokenizedSet
     dropped: Counter = field(default_factory=Counter)  # pairs lost, by the reason of their first dropped side
     truncated_prompts: int = 0
+    share_prompt: bool = False  # collate packs each pair's prompt once (see the module docstring)
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @property
     def lengths(self) -> np.ndarray:
-        """Tokens per pair (both sequences): what the batch planner packs."""
+        """Tokens per pair (both sequences, less the shared prompt when it is shared): what the planner packs."""
         lengths = self.sequences.lengths
-        return lengths[0::2] + lengths[1::2]
+        total = lengths[0::2] + lengths[1::2]
+        if self.share_prompt:
+            total = total - np.array([self.shared_tokens(i) for i in range(len(self))], dtype=total.dtype)
+        return total
+
+    def shared_tokens(self, pair: int) -> int:
+        """How many leading tokens both sides of `pair` can share: their common prefix, cut at the first
+        trained position of either (that position's logit predicts a different next token on each side)."""
+        seq = self.sequences
+        chosen, rejected = seq.input_ids[2 * pair], seq.input_ids[2 * pair + 1]
+        width = min(len(chosen), len(rejected))
+        differs = np.flatnonzero(chosen[:width] != rejected[:width])
+        shared = int(differs[0]) if len(differs) else width
+        for targets in (seq.targets[2 * pair], seq.targets[2 * pair + 1]):
+            trained = np.flatnonzero(targets != IGNORE)
+            shared = min(shared, int(trained[0]) if len(trained) else len(targets) - 1)
+        return shared
 
 
 def pair_sequences(table: pa.Table) -> pa.Table:
@@ -138,7 +160,13 @@ def prepare_preferences(config: Any, tokenizer: Any, show_progress: bool = True)
                                                     cache, bar) for t in (train_table, eval_table))
     if len(train_set) == 0:
         raise ConfigError(f"{config.data.path}: no trainable preference pairs (dropped: {dict(train_set.dropped)})")
+    train_set.share_prompt = eval_set.share_prompt = shares_prompt(config)
     return train_set, eval_set
+
+
+def shares_prompt(config: Any) -> bool:
+    """Packed rows under `packed_sdpa` (the only attention that reads `segment_prefix`) share each prompt."""
+    return config.packing and config.train.attn_implementation in ("auto", "packed_sdpa")
 
 
 @dataclass
@@ -148,7 +176,7 @@ class PairBatch(Batch):
     sequence: torch.Tensor = None  # same shape as targets
     pairs: int = 0
 
-    def to(self, device: torch.device) -> "PairBatch":
+    def to(self, device: torch.device) -> PairBatch:
         moved = super().to(device)
         return PairBatch(moved.inputs, moved.targets, moved.tokens, moved.trained, moved.group,
                          sequence=self.sequence.to(device), pairs=self.pairs)
@@ -156,6 +184,8 @@ class PairBatch(Batch):
 
 def collate_pairs(data: PreferenceSet, indices: list[int], pack: bool, pad_id: int = 0) -> PairBatch:
     """Pairs -> one packed row (or padded rows) of their 2n sequences; `trained` is the pair count."""
+    if pack and data.share_prompt:
+        return _collate_shared(data, indices)
     order = [s for i in indices for s in (2 * i, 2 * i + 1)]
     batch = collate(data.sequences, order, pack, pad_id)
     lengths = [len(data.sequences.input_ids[s]) for s in order]
@@ -164,6 +194,28 @@ def collate_pairs(data: PreferenceSet, indices: list[int], pack: bool, pad_id: i
     else:
         sequence = torch.arange(len(order))[:, None].expand_as(batch.targets)
     return PairBatch(batch.inputs, batch.targets, batch.tokens, len(indices), sequence=sequence, pairs=len(indices))
+
+
+def _collate_shared(data: PreferenceSet, indices: list[int]) -> PairBatch:
+    """One packed row of pairs, each as [prompt + chosen][rejected tail] with the prompt shared."""
+    seq = data.sequences
+    ids, targets, positions, lengths, prefixes = [], [], [], [], []
+    offset = 0
+    for pair in indices:
+        shared = data.shared_tokens(pair)
+        chosen, rejected = 2 * pair, 2 * pair + 1
+        ids += [seq.input_ids[chosen], seq.input_ids[rejected][shared:]]
+        targets += [seq.targets[chosen], seq.targets[rejected][shared:]]
+        positions += [np.arange(len(seq.input_ids[chosen])), np.arange(shared, len(seq.input_ids[rejected]))]
+        lengths += [len(ids[-2]), len(ids[-1])]
+        prefixes += [(offset, 0), (offset, shared)]
+        offset += lengths[-2] + lengths[-1]
+    inputs = {"input_ids": torch.from_numpy(np.concatenate(ids))[None],
+              "position_ids": torch.from_numpy(np.concatenate(positions))[None],
+              **packed_kwargs(lengths), "segment_prefix": torch.tensor(prefixes)}
+    sequence = torch.repeat_interleave(torch.arange(len(lengths)), torch.tensor(lengths))[None]
+    return PairBatch(inputs, torch.from_numpy(np.concatenate(targets))[None], offset, len(indices),
+                     sequence=sequence, pairs=len(indices))
 
 
 def sequence_logps(model: Any, batch: PairBatch, select_logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
