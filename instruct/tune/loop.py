@@ -64,6 +64,7 @@ class TrainResult:
     total_parameters: int
     tokens_per_second: float
     peak_rss_mb: float
+    training_seconds: float = 0.0  # the optimizer steps' wall time (no model load, eval or checkpoint writes)
     resumed_from: int = 0
     merged: str | None = None
     plan: dict[str, Any] = field(default_factory=dict)  # steps, step size, dtype, memory: what was decided and why
@@ -453,6 +454,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         dropped=dict(train_set.dropped + eval_set.dropped), truncated_prompts=train_set.truncated_prompts + eval_set.truncated_prompts,
         template=template, packing=config.packing, trainable_parameters=trainable, total_parameters=total_params,
         tokens_per_second=seen_tokens / max(training_seconds, 1e-9), peak_rss_mb=peak_rss_mb(),
+        training_seconds=training_seconds,
         resumed_from=start, log=log.records if log is not None else [], plan=run_plan,
         method_summary=hooks.summary(total_steps), eval_metrics=eval_metrics, initial_eval_metrics=initial_metrics,
         objective=objective.tables[2] if objective.tables else objective.name,
