@@ -9,6 +9,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["instruct", "instruct.*"]),
+    # the template library, prompts, seed tasks, sample data and recipes (see instruct/resources/)
+    package_data={"instruct.resources": ["*/*.yaml", "*/*.jsonl", "*/*.txt", "samples/*/*"]},
     install_requires=[
         # named by the user
         "datasets>=3", "pandas>=2", "pyarrow>=15", "datasketch>=1.6", "openai>=1.40", "jinja2>=3.1",
