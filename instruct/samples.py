@@ -1,10 +1,11 @@
 """`instruct samples`: real sample inputs derived from this Python installation in seconds.
 
-Nothing third-party is committed: the web pages are pydoc renderings of stdlib modules, wrapped
-in site boilerplate (navigation, sidebar, cookie banner, footer) and packed into gzipped WARCs;
-guide pages are made of module docstrings the same way; code is a subset of the stdlib sources; books are the long prose topics of `pydoc_data`;
-JSONL holds the same docstrings one per line. A few deliberately bad inputs (link farms, lists, a minified
-file, a binary, a vendored folder, exact duplicates) give the filters something to drop.
+Nothing third-party is committed: the web pages are pydoc renderings of stdlib modules, wrapped in
+site boilerplate (navigation, sidebar, cookie banner, footer) and packed into gzipped WARCs; guide
+pages are made of module docstrings the same way; code is a subset of the stdlib sources; books are
+the long prose topics of `pydoc_data`; JSONL holds the same docstrings one per line. A few
+deliberately bad inputs (link farms, lists, a minified file, a binary, a vendored folder, exact
+duplicates) give the filters something to drop.
 
     data/generated/web/crawl-0000{0,1}.warc.gz    web.yaml
     data/generated/html/*.html                    the same kind of pages as files

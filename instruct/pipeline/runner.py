@@ -36,8 +36,14 @@ from instruct.io.readers import Reader, Reject, WorkUnit, open_reader
 from instruct.io.shards import ShardWriter, read_json, read_table, write_json, write_table
 from instruct.pipeline.recipe import Recipe, WriteConfig
 from instruct.pipeline.registry import make_step
-from instruct.pipeline.resume import (forget_changed_units, output_lock, owned_entries, run_identity,
-                                      sweep_unclaimed, unit_fingerprint)
+from instruct.pipeline.resume import (
+    forget_changed_units,
+    output_lock,
+    owned_entries,
+    run_identity,
+    sweep_unclaimed,
+    unit_fingerprint,
+)
 from instruct.pipeline.step import GlobalStep, Step
 from instruct.progress import progress_bar
 

@@ -1,7 +1,6 @@
 """`instruct classify train|annotate`: build a quality classifier from labels or LLM scores."""
 from __future__ import annotations
 
-
 import click
 
 from instruct.errors import fail_if_nothing_written, user_errors

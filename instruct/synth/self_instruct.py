@@ -26,8 +26,15 @@ from instruct.io.readers.base import InputError
 from instruct.schema import content_id
 from instruct.synth import prompts
 from instruct.synth.client import LLMClient, Request, Response
-from instruct.synth.filters import (InstructionRules, filter_instances, instruction_reason, normalize_instruction,
-                                    parse_classification_instances, parse_generation_instances, split_instructions)
+from instruct.synth.filters import (
+    InstructionRules,
+    filter_instances,
+    instruction_reason,
+    normalize_instruction,
+    parse_classification_instances,
+    parse_generation_instances,
+    split_instructions,
+)
 from instruct.synth.rouge import RougeIndex
 
 
