@@ -191,7 +191,7 @@ def _take(table: pa.Table, chosen: list[tuple[int, int]], name: str) -> pa.Table
 
 def _manifest(config: MixConfig, available: list[int], taken: list[int], written: int, seconds: float,
               kind: str) -> dict:
-    from instruct.pipeline.manifest import package_versions
+    from instruct.provenance import package_versions
 
     weights = [s.weight for s in config.sources] if config.sources[0].weight is not None else [
         min(n, s.cap) if s.cap is not None else n for n, s in zip(available, config.sources)]

@@ -215,7 +215,7 @@ def _progress_factory(enabled: bool):
 
 def write_outputs(recipe: SynthRecipe, recipe_data: dict[str, Any] | None, client: ClientConfig, served: bool,
                   result: SynthOutput, usage: Any, seconds: float) -> dict[str, Any]:
-    from instruct.pipeline.manifest import package_versions
+    from instruct.provenance import package_versions
 
     output = Path(recipe.output)
     secret = client.resolved_key()
