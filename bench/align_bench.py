@@ -115,7 +115,8 @@ def run_trl(args: argparse.Namespace, data: Path, work: Path) -> dict:
 
 def child(args: argparse.Namespace, variant: str, work: Path) -> dict:
     command = [sys.executable, __file__, "--child", variant, "--work", str(work), "--pairs", str(args.pairs),
-               "--batch", str(args.batch), "--steps", str(args.steps), "--max-length", str(args.max_length)] + (["--model", args.model] if args.model else [])
+               "--batch", str(args.batch), "--steps", str(args.steps), "--max-length", str(args.max_length)]
+    command += ["--model", args.model] if args.model else []
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads)) if args.threads else os.environ
     out = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:

@@ -90,6 +90,7 @@ def sections(text: str, key: str, source: str, words: int = 200) -> list[dict]:
 def good_documents() -> list[dict]:
     """Python's HTML documentation as extracted web text (`web`) and pydoc topics (`reference`)."""
     from pydoc_data.topics import topics
+
     from resiliparse.extract.html2text import extract_plain_text
 
     docs = []
@@ -283,9 +284,9 @@ def unseen_kind_recall(train: list[dict], test: list[dict], rules: np.ndarray, k
 def perplexity_rows(args: argparse.Namespace, train: list[dict], test: list[dict], rules: np.ndarray,
                     classifier_drop: np.ndarray) -> tuple[list[dict], str]:
     """Rules + perplexity on a stratified test sample, thresholds per source from good training docs."""
-    from instruct.quality.lm import PerplexityScorer
-
     import torch
+
+    from instruct.quality.lm import PerplexityScorer
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     rng = random.Random(args.seed)

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_tune_support import tiny_model  # noqa: F401  (fixture)
 
 from instruct.tune import load_config, train
 from instruct.tune.dpo import PreferenceObjective
 from instruct.tune.methods import apply_method, load_base
 from instruct.tune.preference_data import collate_pairs, load_preferences, tokenize_preferences
 from instruct.tune.reward import RewardScorer, pairwise_loss
-from test_tune_support import tiny_model  # noqa: F401  (fixture)
 
 
 def pair_rows(docstrings, count: int, seed: int = 0) -> list[dict]:

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_tune_support import make_tiny_model, tiny_config, tiny_data, tiny_model  # noqa: F401  (fixtures)
 from torch import nn
 
 from instruct.config import ConfigError
@@ -16,7 +17,6 @@ from instruct.tune.loss import linear_cross_entropy
 from instruct.tune.memory import activation_bytes, checkpointed_per_token, parse_size, plan_memory
 from instruct.tune.plan import LR_DEFAULTS, MAX_STEP_TOKENS, TARGET_STEPS, plan_steps
 from instruct.tune.precision import cpu_bf16_units, training_dtype
-from test_tune_support import make_tiny_model, tiny_config, tiny_data, tiny_model  # noqa: F401  (fixtures)
 
 BF16_TOLERANCE = 0.02  # bf16 autocast follows the fp32 loss curve within 2 % per step (relative)
 

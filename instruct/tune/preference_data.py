@@ -23,11 +23,12 @@ import torch
 
 from instruct.config import ConfigError
 from instruct.io.readers.base import InputError
+from instruct.io.records import json_records
 from instruct.io.shards import read_shards, read_table
 from instruct.preferences import to_preferences, validate_preference
 from instruct.schema import SchemaError, is_preference_schema, preferences_table
 from instruct.tune.attention import packed_kwargs
-from instruct.tune.data import IGNORE, TokenizedSet, json_records, tokenize_table
+from instruct.tune.data import IGNORE, TokenizedSet, tokenize_table
 from instruct.tune.packing import Batch, collate
 
 
