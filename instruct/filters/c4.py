@@ -16,12 +16,11 @@ from typing import Any
 
 import pyarrow as pa
 
-from instruct.filters.prose import is_prose
+from instruct.filters.prose import SENTENCE_END_RE, is_prose
 from instruct.pipeline.step import DocumentFilter, StepOutput, merge_meta, replace_column
 
 CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
 TERMINAL_PUNCTUATION = (".", "?", "!", '"', "'")
-SENTENCE_END_RE = re.compile(r"[.!?]+['\")\]]*(?=\s|$)")
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
 
 
