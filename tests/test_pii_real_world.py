@@ -89,3 +89,24 @@ def test_names_are_replaced_with_a_typed_placeholder(with_names, sentence, name)
 @pytest.mark.parametrize("sentence", DECOYS)
 def test_product_names_and_identifiers_are_left_alone(with_names, sentence):
     assert with_names.scrub(sentence) == (sentence, {})
+
+
+CUE_NAMES = [("Signed, Kwame Mensah", "Kwame Mensah"),
+             ("Reviewed-by: Linh Nguyen <linh@example.org>", "Linh Nguyen"),
+             ("Thanks to Siobhan Walsh for the report.", "Siobhan Walsh"),
+             ("Hello, my name is Omar and I maintain this package.", "Omar"),
+             ("Amara Okafor wrote the first version.", "Amara Okafor"),
+             ("Ms. Lindqvist approved the budget.", "Lindqvist")]
+
+
+@pytest.mark.parametrize("sentence,name", CUE_NAMES)
+def test_cue_marked_names_are_found_with_or_without_the_model(with_names, sentence, name):
+    for scrubber in (with_names, PiiScrub(types=["NAME"], name_model="cues")):
+        clean, counts = scrubber.scrub(sentence)
+        assert name not in clean and counts["NAME"] == 1, (scrubber.config.name_model, clean)
+
+
+@pytest.mark.parametrize("sentence", [*DECOYS, "I am Happy to help.", "Ask for the Release Notes first.",
+                                      "Thanks to get_user_name the lookup is cached."])
+def test_cues_alone_leave_products_identifiers_and_single_words(sentence):
+    assert PiiScrub(types=["NAME"], name_model="cues").scrub(sentence) == (sentence, {})
