@@ -86,8 +86,13 @@ class NameDetector:
 
         for start, end in cue_names(text):  # first: find_pii keeps the first of overlapping spans
             yield Span(start, end, self.type)
-        if not self.model:
-            return
+        if self.model:
+            yield from self.model_names(text)
+
+    def model_names(self, text: str) -> Iterator[Any]:
+        """spaCy PERSON entities that look like a name."""
+        from instruct.pii.detectors import Span
+
         nlp = load_ner()
         for offset in range(0, len(text), CHUNK_CHARS):
             chunk = text[offset:offset + CHUNK_CHARS]
