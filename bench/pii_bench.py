@@ -18,7 +18,7 @@ ISO 7064 check digits; compact and grouped), NANP numbers with any area/exchange
 plan allows (assigned or not) in every common notation, AWS secret keys next to a cue word and
 high-entropy values assigned to key/secret/token/password names in Python, YAML, JSON, shell and
 .env lines, public and private IPv4, and person names (first/last names of many origins) in prose,
-half in templates the name cues were written against and half in templates written after them;
+in templates the name cues were written against and in two sets written after them (held out);
 decoys add product/project names and code identifiers. NAME needs the `ner` extra (spaCy); the
 NAME detectors are compared side by side (spaCy alone, cue patterns alone, both).
 """
@@ -406,7 +406,13 @@ NAME_HELDOUT_TEMPLATES = ["The patch from {v} fixed the leak.", "{v} joined the 
                           "Co-authored-by: {v}", "Best regards, {v}", "We hired {v} as our new release manager.",
                           "Questions go to {v} or the mailing list.", "{v} (maintainer) approved the change.",
                           "Dear {v}, thank you for your order."]
-NAME_TEMPLATE_SETS = {"written_before_cues": NAME_TEMPLATES, "held_out": NAME_HELDOUT_TEMPLATES}
+# written after the second round of cues (salutations, added for the misses on the first held-out set)
+NAME_HELDOUT_2_TEMPLATES = ["Many thanks, {v}", "{v} left a comment on the pull request.",
+                            "Meeting notes taken by {v}.", "Hello {v}, your ticket was closed.",
+                            "Our speaker today is {v}.", "Photo: {v}", "{v} has been promoted to senior engineer.",
+                            "Yours sincerely, {v}", "Ping {v} if the job fails.", "Written by {v} in March."]
+NAME_TEMPLATE_SETS = {"1_written_before_cues": NAME_TEMPLATES, "2_held_out": NAME_HELDOUT_TEMPLATES,
+                      "3_held_out_round_2": NAME_HELDOUT_2_TEMPLATES}
 PRODUCT_DECOYS = ["Visual Studio Code", "Google Chrome", "Microsoft Excel", "Apache Kafka", "Django REST Framework",
                   "Amazon Web Services", "Red Hat Enterprise Linux", "GitHub Actions", "Jupyter Notebook",
                   "Adobe Photoshop", "Mozilla Firefox", "Oracle Database", "Windows Server", "Apple Music"]
@@ -544,7 +550,7 @@ def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: floa
     class SpacyOnly(NameDetector):
         find = NameDetector.model_names
 
-    print("\n| NAME detector | recall written-before / held-out templates | precision | decoys altered | MB/s |"
+    print("\n| NAME detector | recall: " + " / ".join(sorted(NAME_TEMPLATE_SETS)) + " | precision | decoys altered | MB/s |"
           "\n|---|---|---|---|---|")
     for label, detector in (("spaCy en_core_web_sm (PERSON + name shape)", SpacyOnly()),
                             ("cue patterns only (no model)", NameDetector(model=False)),
@@ -558,7 +564,7 @@ def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: floa
                     found[lab.subtype] += any(s.start <= lab.start and s.end >= lab.end for s in doc_spans)
         row = score(spans, labels, ("NAME",))
         decoys = sum(hit for hit, _ in row["decoys"].values()), sum(n for _, n in row["decoys"].values())
-        recall = " / ".join(f"{found[k] / max(1, total[k]):.3f}" for k in sorted(NAME_TEMPLATE_SETS, reverse=True))
+        recall = " / ".join(f"{found[k] / max(1, total[k]):.3f}" for k in sorted(NAME_TEMPLATE_SETS))
         print(f"| {label} | {recall} | {row['types']['NAME']['precision']:.3f} | {decoys[0]} of {decoys[1]} | "
               f"{megabytes / seconds:.3f} |")
 

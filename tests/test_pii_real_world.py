@@ -96,7 +96,8 @@ CUE_NAMES = [("Signed, Kwame Mensah", "Kwame Mensah"),
              ("Thanks to Siobhan Walsh for the report.", "Siobhan Walsh"),
              ("Hello, my name is Omar and I maintain this package.", "Omar"),
              ("Amara Okafor wrote the first version.", "Amara Okafor"),
-             ("Ms. Lindqvist approved the budget.", "Lindqvist")]
+             ("Ms. Lindqvist approved the budget.", "Lindqvist"),
+             ("Dear Hannah Schneider, thank you for your order.", "Hannah Schneider")]
 
 
 @pytest.mark.parametrize("sentence,name", CUE_NAMES)
@@ -107,6 +108,7 @@ def test_cue_marked_names_are_found_with_or_without_the_model(with_names, senten
 
 
 @pytest.mark.parametrize("sentence", [*DECOYS, "I am Happy to help.", "Ask for the Release Notes first.",
+                                      "Hi Team, the build is green.", "Dear Customer, your order shipped.",
                                       "Thanks to get_user_name the lookup is cached."])
 def test_cues_alone_leave_products_identifiers_and_single_words(sentence):
     assert PiiScrub(types=["NAME"], name_model="cues").scrub(sentence) == (sentence, {})

@@ -7,7 +7,7 @@ one right after a cue ("Mr. Smith", "my name is John"). Code identifiers never q
 
 The model misses names it has not seen in context (about one in ten in bench/pii_bench.py
 --real), so names are also taken where the text itself says a person follows or precedes:
-introductions, honorifics, sign-offs, commit trailers, "thanks to", "ask", "X wrote".
+introductions, salutations, honorifics, sign-offs, commit trailers, "thanks to", "ask", "X wrote".
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ _WORD = r"(?:(?:[A-Z]['’])?[A-Z][a-zà-ÿ]+(?:[-'’][A-Z]?[a-zà-ÿ]+)*|[A-Z]
 _NAMES = rf"{_WORD}(?: {_WORD}){{0,2}}"
 CUE_BEFORE = re.compile(  # group 1: a cue after which one word is enough; group 2: two or more words
     rf"(?i:\b(my name is|call me|(?:mr|mrs|ms|miss|dr|prof|sir|dame)\.?)\s+)({_NAMES})"
-    rf"|(?i:\b(?:i am|i'm|this is|thanks to|thank you,?|thanks,|contact|ask|tell|e-?mail|ping|cc:?|according to|"
+    rf"|(?i:\b(?:i am|i'm|this is|dear|hi|hello|hey|greetings|thanks to|thank you,?|thanks,|contact|ask|tell|e-?mail|ping|cc:?|according to|"
     rf"signed,?|regards,|sincerely,|cheers,|best,|(?:reviewed|signed-off|co-authored|reported|acked|tested|"
     rf"suggested)-by:|(?:author|maintainer|owner|assignee|reporter):)\s+)({_NAMES})")
 CUE_AFTER = re.compile(rf"\b({_NAMES})(?= (?:wrote|said|says|writes|replied|commented|asked|explained)\b"
