@@ -37,10 +37,18 @@ def real_pages() -> dict[str, str]:
                  if callable(getattr(os, name)) and not name.startswith("_") and inspect.getdoc(getattr(os, name))]
     return {
         "good": "\n\n".join(doc[:1500] for doc in docs),
-        "chrome": "\n".join(["Skip to content", "Products | Pricing | Docs | Blog | Log in", "Start your free trial",
-                             "Trusted by 4,000 teams worldwide", "Follow us on Mastodon", "Cookie settings",
-                             "Privacy notice", "Status page", "Talk to sales", "Newsletter: get product updates",
-                             "© 2024 Acme Cloud Inc.", "Back to top"]),
+        "chrome": ("Skip to content\n"
+                   "Products | Pricing | Docs | Blog | Log in\n"
+                   "Start your free trial\n"
+                   "Trusted by 4,000 teams worldwide\n"
+                   "Follow us on Mastodon\n"
+                   "Cookie settings\n"
+                   "Privacy notice\n"
+                   "Status page\n"
+                   "Talk to sales\n"
+                   "Newsletter: get product updates\n"
+                   "© 2024 Acme Cloud Inc.\n"
+                   "Back to top"),
         "records": "\n".join(f"{key} = {value[:60]}" for key, value in settings),
         "index_table": "\n".join(f"os.{name} | {summary}" for name, summary in functions[40:65]),
     }

@@ -72,7 +72,8 @@ DECOYS = ["Django and Flask are web frameworks; Jinja renders their templates.",
           "Install Visual Studio Code and call numpy.linalg.solve on the matrix.",
           "The function get_user_name returns a string, and UserName is a class.",
           "Run git rebase on the main branch, then push to GitHub.",
-          "Apple released Safari 17 alongside macOS Sonoma."]
+          "Apple released Safari 17 alongside macOS Sonoma.",
+          "It runs on Jupyter Notebook.", "We moved to Jupyter Notebook last year."]  # spaCy: PERSON
 
 
 @pytest.fixture(scope="module")
@@ -112,3 +113,11 @@ def test_cue_marked_names_are_found_with_or_without_the_model(with_names, senten
                                       "Thanks to get_user_name the lookup is cached."])
 def test_cues_alone_leave_products_identifiers_and_single_words(sentence):
     assert PiiScrub(types=["NAME"], name_model="cues").scrub(sentence) == (sentence, {})
+
+
+def test_a_person_entity_ending_in_a_common_noun_is_a_product():
+    from instruct.pii.names import common_words, looks_like_name
+
+    assert {"notebook", "database", "server"} <= common_words()
+    assert not looks_like_name("It runs on Jupyter Notebook.", 11, "Jupyter Notebook")
+    assert looks_like_name("It runs on Hiroshi Tanaka.", 11, "Hiroshi Tanaka")

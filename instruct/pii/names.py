@@ -54,10 +54,30 @@ def load_ner() -> Any:
                       "pip install 'instruct[ner]'")
 
 
+LOWER_WORD = re.compile(r"(?<![\w.])[a-z]{3,}(?![\w(])")
+COMMON_MIN = 5  # lower-case occurrences in the stdlib sources that make a word a common noun
+
+
+@lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Words written in lower case at least COMMON_MIN times in this Python's stdlib (about a second,
+    once per process): "Notebook", "Database" and "Firefox" end product names, not people's."""
+    from collections import Counter
+
+    from instruct.corpus import stdlib_sources
+
+    counts: Counter = Counter()
+    for path in stdlib_sources():
+        counts.update(LOWER_WORD.findall(path.read_text(encoding="utf-8", errors="replace")))
+    return frozenset(word for word, n in counts.items() if n >= COMMON_MIN)
+
+
 def looks_like_name(text: str, start: int, value: str) -> bool:
     words = value.split()
     if not all(NAME_WORD.fullmatch(word) for word in words):
         return False  # lower-case words, digits, underscores, dots inside: not a person's name
+    if words[-1].rstrip(".").lower() in common_words():
+        return False  # "Jupyter Notebook": a product ending in a common noun (costs surnames like White)
     return len(words) >= 2 or SINGLE_NAME_CUE.search(text[max(0, start - 16):start]) is not None
 
 
@@ -99,7 +119,7 @@ class NameDetector:
             for entity in nlp(chunk).ents:
                 if entity.label_ != "PERSON":
                     continue
-                value = POSSESSIVE.sub("", entity.text).strip()
+                value = POSSESSIVE.sub("", entity.text.split("\n")[0]).strip()  # a name ends with its line
                 start = offset + entity.start_char
                 if value and looks_like_name(text, start, value):
                     yield Span(start, start + len(value), self.type)
