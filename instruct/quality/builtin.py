@@ -7,6 +7,7 @@ settings below, written once to the cache (an `.npz`, no pickle) and loaded from
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -21,8 +22,9 @@ BUILTIN_PREFIX = "builtin:"
 BUILTIN_MODELS = ("web",)
 PAGE_WORDS = 250  # good pages are cut to about this many words, the length of a short web page
 JUNK_PER_KIND = 1500
-SETTINGS = {"page_words": PAGE_WORDS, "junk_per_kind": JUNK_PER_KIND, "features": HashedConfig(n_features=2 ** 18).__dict__,
-            "c": 4.0, "chrome_share": 0.5, "format": 2}
+FEATURES = HashedConfig(n_features=2 ** 18)  # 1 MB of weights; word 1-2 grams
+SETTINGS = {"page_words": PAGE_WORDS, "junk_per_kind": JUNK_PER_KIND, "features": dataclasses.asdict(FEATURES),
+            "c": 4.0, "chrome_share": 0.5, "format": 2}  # all of it goes into the cache key
 
 
 def python_doc_pages() -> list[str]:
@@ -68,9 +70,9 @@ def builtin_classifier(name: str) -> QualityClassifier:
     if path.is_file():
         return QualityClassifier.load(path)
     pages = python_doc_pages()
-    good, bad = with_chrome(pages), [text for _, text in junk_pages(pages, JUNK_PER_KIND)]
-    config = TrainConfig(hashed=HashedConfig(n_features=SETTINGS["features"]["n_features"]), holdout=0.1,
-                         c=SETTINGS["c"])
+    good = with_chrome(pages, SETTINGS["chrome_share"])
+    bad = [text for _, text in junk_pages(pages, JUNK_PER_KIND)]
+    config = TrainConfig(hashed=FEATURES, holdout=0.1, c=SETTINGS["c"])
     result = train_classifier(good + bad, [1] * len(good) + [0] * len(bad), config)
     path.parent.mkdir(parents=True, exist_ok=True)
     result.classifier.save(path)
