@@ -14,12 +14,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from instruct.filters.prose import is_prose
+from instruct.filters.prose import SENTENCE_END_RE, is_prose
 from instruct.pipeline.step import DocumentFilter
 
 CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
 TERMINAL_PUNCTUATION = (".", "?", "!", '"', "'")
-SENTENCE_END_RE = re.compile(r"[.!?]+['\")\]]*(?=\s|$)")
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
 
 

@@ -445,11 +445,12 @@ def _address(text: str, match: re.Match) -> tuple[int, int] | None:
 
 # --- assembly -------------------------------------------------------------------------------------
 
-def detectors(phone_validator: str = "phonenumbers", types: tuple[str, ...] | list[str] = DEFAULT_TYPES) -> list:
-    """The detectors of the wanted types, in TYPES priority order."""
+def detectors(phone_validator: str = "phonenumbers", types: tuple[str, ...] | list[str] = DEFAULT_TYPES,
+              name_model: str = "spacy") -> list:
+    """The detectors of the wanted types, in TYPES priority order (`name_model`: spacy or cues)."""
     phone = _phone_metadata if phone_validator == "phonenumbers" else _phone_pattern
     wanted = []
-    for detector in _all_detectors(phone, types):
+    for detector in _all_detectors(phone, types, name_model):
         if isinstance(detector, ClusterDetectors):
             members = tuple(d for d in detector.members if d.type in types)
             if members:
@@ -459,7 +460,7 @@ def detectors(phone_validator: str = "phonenumbers", types: tuple[str, ...] | li
     return wanted
 
 
-def _all_detectors(phone: Validator, types: tuple[str, ...] | list[str] = TYPES) -> list:
+def _all_detectors(phone: Validator, types: tuple[str, ...] | list[str] = TYPES, name_model: str = "spacy") -> list:
     return [
         Detector("SECRET", PRIVATE_KEY, gate=_contains("PRIVATE KEY-----")),
         *(Detector("SECRET", pattern) for pattern in SECRET_TOKENS),
@@ -475,14 +476,14 @@ def _all_detectors(phone: Validator, types: tuple[str, ...] | list[str] = TYPES)
         SeededDetector("IP_ADDRESS", IPV6, _ipv6, seed=IPV6_SEED, back=HEX_OR_COLON, reach=40),
         Detector("ADDRESS", ADDRESS, _address),
         Detector("ADDRESS", PO_BOX),
-        *([_name_detector()] if "NAME" in types else []),
+        *([_name_detector(name_model)] if "NAME" in types else []),
     ]
 
 
-def _name_detector() -> Any:
+def _name_detector(name_model: str) -> Any:
     from instruct.pii.names import NameDetector
 
-    return NameDetector()
+    return NameDetector(model=name_model == "spacy")
 
 
 def find_pii(text: str, active: list) -> list[Span]:

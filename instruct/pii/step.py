@@ -22,6 +22,7 @@ class PiiScrub(TextTransform):
         types: list[str] = field(default_factory=lambda: list(DEFAULT_TYPES))  # + NAME with the `ner` extra
         placeholders: dict[str, str] = field(default_factory=dict)  # type -> replacement, e.g. EMAIL: "[email]"
         phone_validator: Literal["phonenumbers", "pattern"] = "phonenumbers"
+        name_model: Literal["spacy", "cues"] = "spacy"  # NAME: spaCy NER + cues, or cues only (no extra)
 
     def __init__(self, config=None, **params) -> None:
         super().__init__(config, **params)
@@ -30,8 +31,8 @@ class PiiScrub(TextTransform):
             if unknown:
                 raise ConfigError(f"{self.name}.{key}: unknown type(s) {', '.join(unknown)}; known: {', '.join(TYPES)}")
         self.placeholders = {**PLACEHOLDERS, **self.config.placeholders}
-        self.active = detectors(self.config.phone_validator, self.config.types)
-        if "NAME" in self.config.types:
+        self.active = detectors(self.config.phone_validator, self.config.types, self.config.name_model)
+        if "NAME" in self.config.types and self.config.name_model == "spacy":
             from instruct.pii.names import load_ner
 
             load_ner()  # a missing extra is a one-line error when the recipe loads, not mid-run
