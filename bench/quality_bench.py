@@ -45,7 +45,7 @@ import pyarrow as pa
 
 from instruct.pipeline.registry import available_steps, make_step
 from instruct.pipeline.step import Step
-from instruct.quality.classifier import TrainConfig, train_classifier
+from instruct.quality.classifier import ClassifierTrainConfig, train_classifier
 from instruct.schema import documents_table
 
 RULES = ("gopher_quality", "gopher_repetition", "c4", "fineweb")
@@ -275,7 +275,7 @@ def unseen_kind_recall(train: list[dict], test: list[dict], rules: np.ndarray, k
     for kind in KINDS:
         subset = [d for d in train if d.get("kind") != kind]
         result = train_classifier([d["text"] for d in subset], [int("kind" not in d) for d in subset],
-                                  TrainConfig(holdout=0.3, seed=seed))
+                                  ClassifierTrainConfig(holdout=0.3, seed=seed))
         threshold = float(np.quantile(result.heldout_scores[result.heldout_labels == 1], 1 - keep))
         rows = [i for i, d in enumerate(test) if d.get("kind") == kind]
         scores = result.classifier.scores([test[i]["text"] for i in rows])
@@ -491,7 +491,7 @@ def main() -> None:
 
     # classifier: fit on the training half; threshold keeps `keep` of its held-out good documents
     labels = [int("kind" not in d) for d in train]
-    result = train_classifier([d["text"] for d in train], labels, TrainConfig(holdout=0.3, seed=args.seed))
+    result = train_classifier([d["text"] for d in train], labels, ClassifierTrainConfig(holdout=0.3, seed=args.seed))
     held_good = result.heldout_scores[result.heldout_labels == 1]
     threshold = float(np.quantile(held_good, 1 - args.keep))
     rules = rules_drop(test)

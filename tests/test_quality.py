@@ -14,7 +14,7 @@ from instruct.io.shards import read_shards
 from instruct.pipeline.recipe import load_recipe
 from instruct.pipeline.runner import build
 from instruct.pipeline.step import Step
-from instruct.quality.classifier import ModelFileError, QualityClassifier, TrainConfig, train_classifier
+from instruct.quality.classifier import ClassifierTrainConfig, ModelFileError, QualityClassifier, train_classifier
 from instruct.quality.steps import PerplexityBuckets
 from instruct.schema import documents_table
 
@@ -37,7 +37,7 @@ def labeled(docstrings) -> tuple[list[str], list[int]]:
 @pytest.fixture(scope="module")
 def trained(labeled):
     texts, labels = labeled
-    return train_classifier(texts, labels, TrainConfig(holdout=0.25, seed=1))
+    return train_classifier(texts, labels, ClassifierTrainConfig(holdout=0.25, seed=1))
 
 
 def test_heldout_accuracy_above_floor(trained):
@@ -253,7 +253,7 @@ def test_embedding_classifier_trains_and_round_trips(docstrings, tmp_path):
         dumps.append(" ".join(f"Character {c:04X} is named {unicodedata.name(chr(c), 'unknown').lower()} in category "
                               f"{unicodedata.category(chr(c))}." for c in range(start, start + 6)))
     texts, labels = good + dumps, [1] * len(good) + [0] * len(dumps)
-    result = train_classifier(texts, labels, TrainConfig(kind="embedding", holdout=0.25, seed=0))
+    result = train_classifier(texts, labels, ClassifierTrainConfig(kind="embedding", holdout=0.25, seed=0))
     assert result.metrics["accuracy"] >= 0.9 and result.classifier.coef.shape == (384,)
     loaded = QualityClassifier.load(result.classifier.save(tmp_path / "embedding.npz"))
     assert loaded.kind == "embedding"

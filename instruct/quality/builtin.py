@@ -15,7 +15,7 @@ import sys
 from collections import defaultdict
 from pathlib import Path
 
-from instruct.quality.classifier import QualityClassifier, TrainConfig, train_classifier
+from instruct.quality.classifier import ClassifierTrainConfig, QualityClassifier, train_classifier
 from instruct.quality.features import HashedConfig
 
 BUILTIN_PREFIX = "builtin:"
@@ -72,7 +72,7 @@ def builtin_classifier(name: str) -> QualityClassifier:
     pages = python_doc_pages()
     good = with_chrome(pages, SETTINGS["chrome_share"])
     bad = [text for _, text in junk_pages(pages, JUNK_PER_KIND)]
-    config = TrainConfig(hashed=FEATURES, holdout=0.1, c=SETTINGS["c"])
+    config = ClassifierTrainConfig(hashed=FEATURES, holdout=0.1, c=SETTINGS["c"])
     result = train_classifier(good + bad, [1] * len(good) + [0] * len(bad), config)
     path.parent.mkdir(parents=True, exist_ok=True)
     result.classifier.save(path)

@@ -32,7 +32,7 @@ class ModelFileError(ConfigError):
 
 
 @dataclass
-class TrainConfig:
+class ClassifierTrainConfig:
     kind: Kind = "hashed"
     hashed: HashedConfig = dataclasses.field(default_factory=HashedConfig)
     embedding: EmbeddingConfig = dataclasses.field(default_factory=EmbeddingConfig)
@@ -103,7 +103,7 @@ class QualityClassifier:
 
 
 @dataclass
-class TrainResult:
+class ClassifierTrainResult:
     classifier: QualityClassifier
     metrics: dict[str, Any]
     heldout_labels: np.ndarray
@@ -123,7 +123,7 @@ def split_holdout(labels: np.ndarray, holdout: float, seed: int) -> tuple[np.nda
     return train_test_split(indices, test_size=holdout, random_state=seed, stratify=labels)
 
 
-def train_classifier(texts: Sequence[str], labels: Sequence[int], config: TrainConfig) -> TrainResult:
+def train_classifier(texts: Sequence[str], labels: Sequence[int], config: ClassifierTrainConfig) -> ClassifierTrainResult:
     """Fit on a stratified split, measure on the held-out part, return the classifier and metrics."""
     from sklearn.linear_model import LogisticRegression
 
@@ -145,4 +145,4 @@ def train_classifier(texts: Sequence[str], labels: Sequence[int], config: TrainC
     held_scores = classifier.scores([texts[i] for i in held_idx])
     metrics = heldout_metrics(labels[held_idx], held_scores, config.threshold) if len(held_idx) else {}
     classifier.info["metrics"] = metrics
-    return TrainResult(classifier, metrics, labels[held_idx], held_scores)
+    return ClassifierTrainResult(classifier, metrics, labels[held_idx], held_scores)

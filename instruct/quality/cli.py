@@ -35,7 +35,7 @@ def train(positive_path: str | None, negative_path: str | None, input_path: str 
     """Train a text-quality classifier and write it with its held-out metrics."""
     from instruct.config import ConfigError
     from instruct.io.shards import write_json
-    from instruct.quality.classifier import TrainConfig, train_classifier
+    from instruct.quality.classifier import ClassifierTrainConfig, train_classifier
     from instruct.quality.data import load_labeled, load_texts
     from instruct.quality.features import HashedConfig
     from instruct.quality.metrics import write_pr_curve
@@ -51,7 +51,7 @@ def train(positive_path: str | None, negative_path: str | None, input_path: str 
         else:
             raise ConfigError("give either --positive and --negative, or --input with --label-field")
         hashed = HashedConfig(char_ngrams=[int(n) for n in char_ngrams.split(",")] if char_ngrams else [])
-        config = TrainConfig(kind=kind, hashed=hashed, holdout=holdout, c=c, threshold=threshold, seed=seed)
+        config = ClassifierTrainConfig(kind=kind, hashed=hashed, holdout=holdout, c=c, threshold=threshold, seed=seed)
         click.echo(f"training a {kind} classifier on {len(texts):,} records ({sum(labels):,} good)", err=True)
         result = train_classifier(texts, labels, config)
         path = result.classifier.save(output)
