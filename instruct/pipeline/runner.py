@@ -8,7 +8,7 @@ which makes a killed run resumable at unit granularity with identical output.
 
 Folder layout of a run:
     DIR/shards/*.arrow          kept records (DOCUMENT or EXAMPLE schema)
-    DIR/rejected/*.arrow        dropped records with `step` and `reason` columns
+    DIR/rejected/*.arrow        dropped records, one schema (instruct/io/rejects.py) with `step` and `reason`
     DIR/<step>/...              side tables of global steps (e.g. dedup clusters)
     DIR/manifest.json           config, versions, input fingerprints, counts
     DIR/report.html             human report
@@ -33,6 +33,7 @@ import numpy as np
 import pyarrow as pa
 
 from instruct.io.readers import Reader, Reject, WorkUnit, open_reader
+from instruct.io.rejects import read_rejects_table, step_rejects_table
 from instruct.io.shards import ShardWriter, read_json, read_table, write_json, write_table
 from instruct.pipeline.recipe import Recipe, WriteConfig
 from instruct.pipeline.registry import make_step
@@ -42,9 +43,6 @@ from instruct.pipeline.step import GlobalStep, Step
 from instruct.progress import progress_bar
 
 LENGTH_BINS = np.concatenate([[0], np.logspace(0, 7, 57)])  # characters, log-spaced up to 10M
-
-READ_REJECT_SCHEMA = pa.schema([("where", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
-                                ("text", pa.string())])
 
 
 @dataclass
@@ -193,17 +191,13 @@ class UnitRun:
         self.stats.drop(step_name, dropped_reasons)
         _add_lengths(self.stats.lengths_dropped, dropped)
         if self.rejected_writer:
-            dropped = dropped.append_column("step", pa.array([step_name] * dropped.num_rows, pa.string()))
-            dropped = dropped.append_column("reason", pa.array(dropped_reasons, pa.string()))
-            self.rejected_writer.write(dropped)
+            self.rejected_writer.write(step_rejects_table(dropped, step_name, dropped_reasons))
         return table.filter(pa.array(~drop_mask))
 
     def _reject_read(self, rejects: list[Reject]) -> None:
         self.stats.drop("read", [r.reason for r in rejects])
         if self.pipeline.write.keep_rejected:
-            table = pa.Table.from_pylist([{"where": r.where, "reason": r.reason, "detail": r.detail, "text": r.text}
-                                          for r in rejects], schema=READ_REJECT_SCHEMA)
-            self.read_rejects.append(table)
+            self.read_rejects.append(read_rejects_table(rejects))
 
     def flush_read_rejects(self) -> None:
         if self.read_rejects:
