@@ -16,6 +16,7 @@ from typing import Any, Callable
 
 import click
 
+from instruct.empty import refuse_empty
 from instruct.errors import user_errors
 from instruct.io.shards import atomic_path, iter_batches, shard_paths
 from instruct.preferences import to_trl
@@ -62,10 +63,13 @@ def export(shards: str | Path, format_name: str, output: str | Path) -> tuple[in
               help="alpaca (instruction/input/output), sharegpt (conversations), openai (messages); "
                    "trl (prompt/chosen/rejected) for PREFERENCE shards.")
 @click.option("--output", required=True, type=click.Path(dir_okay=False), help="JSONL file to write (.gz ok).")
-def export_command(shards_dir: str, format_name: str, output: str) -> None:
+@click.option("--allow-empty", is_flag=True, help="Exit 0 even when no record could be written.")
+def export_command(shards_dir: str, format_name: str, output: str, allow_empty: bool) -> None:
     """Export EXAMPLE shards to Alpaca, ShareGPT or OpenAI chat JSONL, PREFERENCE shards to TRL JSONL."""
     with user_errors():
         written, skipped = export(shards_dir, format_name, output)
     for reason, count in skipped.most_common():
         click.echo(f"skipped {count:,}: {reason}", err=True)
     click.echo(f"wrote {written:,} {format_name} records -> {output}")
+    refuse_empty("export", written, skipped, allow_empty, where=shards_dir,
+                 fix="--format sharegpt or openai hold any conversation" if skipped else "export a non-empty build")

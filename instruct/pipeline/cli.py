@@ -1,9 +1,14 @@
 """`instruct build RECIPE.yaml [--input ...] [--format FMT] [--output DIR] [--workers N] [key=value ...]`."""
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
 import click
 
 from instruct.config import load_yaml
+from instruct.empty import refuse_empty
 from instruct.errors import user_errors
 
 
@@ -16,8 +21,10 @@ from instruct.errors import user_errors
 @click.option("--workers", type=int, help="Worker processes (default: the recipe's, else 1).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), help="Where steps run (default: local).")
 @click.option("--strict", is_flag=True, default=None, help="Stop at the first bad input record.")
+@click.option("--allow-empty", is_flag=True, help="Exit 0 even when every record was dropped.")
 def build(recipe: str, overrides: tuple[str, ...], inputs: tuple[str, ...], input_format: str | None,
-          output: str | None, workers: int | None, executor: str | None, strict: bool | None) -> None:
+          output: str | None, workers: int | None, executor: str | None, strict: bool | None,
+          allow_empty: bool) -> None:
     """Run a build recipe: read, filter, dedup, scrub, and write Arrow shards.
 
     OVERRIDES are `key=value` pairs applied to the recipe, e.g. `write.shard_size=1000`.
@@ -47,3 +54,11 @@ def build(recipe: str, overrides: tuple[str, ...], inputs: tuple[str, ...], inpu
     counts = manifest["counts"]
     click.echo(f"read {counts['read']:,} · wrote {counts['written']:,} · rejected {counts['rejected']:,} "
                f"in {manifest['seconds']:.1f}s -> {loaded.write.output}")
+    refuse_empty("build", counts["written"], step_reasons(manifest), allow_empty,
+                 Path(loaded.write.output) / "rejected", where=f"{loaded.write.output}/manifest.json")
+
+
+def step_reasons(manifest: dict[str, Any]) -> Counter:
+    """(step, reason) -> records dropped, from a build manifest."""
+    return Counter({(step["step"], reason): n for step in manifest["counts"]["steps"]
+                    for reason, n in step["dropped"].items()})
