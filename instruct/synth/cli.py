@@ -54,7 +54,8 @@ def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, se
     OVERRIDES are `key=value` pairs, e.g. `self_instruct.bootstrap_params.max_tokens=64`. The API key is
     read from OPENAI_API_KEY (or the recipe's client.api_key) and never written anywhere.
     """
-    from instruct.config import apply_overrides, load_yaml
+    from instruct.config import load_yaml
+    from instruct.overrides import apply
     from instruct.synth.client import RedactingFilter
     from instruct.synth.run import load_synth_recipe, run_synth
 
@@ -66,7 +67,7 @@ def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, se
         raise click.UsageError("give either --seed-tasks (self-instruct) or --input (evol-instruct), not both")
     with user_errors():
         data = load_yaml(recipe) if recipe else {}
-        given = apply_overrides(copy.deepcopy(data), list(overrides))  # flags win over overrides
+        given = apply(copy.deepcopy(data), overrides)  # flags (below) win over overrides
         if method is None and "method" not in given:  # the input flag given says which method is meant
             implied = [m for m, flag in (("evol-instruct", inputs and not seed_tasks), ("cot", data_path),
                                          ("dialogue", seeds)) if flag]
@@ -85,9 +86,7 @@ def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, se
                 raise click.UsageError(f"--{key.replace('_', '-')} applies to --method "
                                        f"{'answer or preference' if key == 'samples' else 'preference'}")
             flags[f"{section}.{key}"] = value
-        for key, value in flags.items():
-            if value is not None and value != []:
-                _set(given, key, value)
+        apply(given, flags=flags)
         loaded = load_synth_recipe(given, [], where=recipe or "synth")
         redactor.secrets.append(loaded.client.api_key or "")
         manifest = run_synth(loaded, data)
@@ -107,14 +106,6 @@ def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, se
                    f"{judge['prompt_tokens']:,}+{judge['completion_tokens']:,}")
     refuse_empty("synth", counts["written"], reasons, allow_empty, where=f"{loaded.output}/manifest.json",
                  fix=f"read {loaded.output}/rejected.jsonl for why candidates were dropped, then loosen those filters")
-
-
-def _set(data: dict, dotted: str, value) -> None:
-    """Set `a.b.c` in a nested recipe mapping (a flag wins over the recipe, as an override would)."""
-    *parents, leaf = dotted.split(".")
-    for parent in parents:
-        data = data.setdefault(parent, {})
-    data[leaf] = value
 
 
 def _configure_logging(redactor: logging.Filter) -> None:

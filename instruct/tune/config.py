@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from instruct.config import ConfigError, apply_overrides, from_dict, load_yaml
+from instruct.config import ConfigError, from_dict, load_yaml
+from instruct.overrides import apply
 
 METHODS = ("lora", "dora", "rslora", "qlora", "adalora", "lora_plus", "pissa", "full", "freeze", "bitfit",
            "prompt_tuning", "prefix_tuning", "p_tuning", "ia3", "houlsby", "pfeiffer", "parallel_adapter", "unipelt")
@@ -231,16 +232,5 @@ class TuneConfig:
 def load_config(recipe: str | Path | None = None, overrides: list[str] | None = None,
                 values: dict[str, object] | None = None) -> TuneConfig:
     """Recipe YAML (optional) + `key=value` overrides + dotted `values` (CLI flags) -> a validated TuneConfig."""
-    data = load_yaml(recipe) if recipe else {}
-    apply_overrides(data, list(overrides or []))
-    for key, value in (values or {}).items():
-        if value is not None:
-            _set(data, key, value)
+    data = apply(load_yaml(recipe) if recipe else {}, overrides or [], values)
     return from_dict(TuneConfig, data, str(recipe) if recipe else "").validate()
-
-
-def _set(data: dict, dotted: str, value: object) -> None:
-    *parents, leaf = dotted.split(".")
-    for parent in parents:
-        data = data.setdefault(parent, {})
-    data[leaf] = value
