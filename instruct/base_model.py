@@ -59,6 +59,17 @@ def identity(model: str | None) -> dict[str, Any]:
     return entry
 
 
+def recorded_base(folder: str | Path) -> str | None:
+    """The base a tuned folder was trained on, as it recorded it (None: it records none)."""
+    for name, key in (("base_model.json", "name_or_path"), ("adapter_config.json", "base_model_name_or_path")):
+        path = Path(folder) / name
+        if path.is_file():
+            value = json.loads(path.read_text(encoding="utf-8")).get(key)
+            if value:
+                return value
+    return None
+
+
 def verify_base(adapter: str | Path, name: str) -> None:
     """Refuse a recorded base whose weights differ from the ones the adapter was trained on."""
     record = Path(adapter) / "base_model.json"

@@ -16,7 +16,7 @@ from instruct.errors import user_errors
 @click.option("--reward", help="With --pairs: a reward-model folder (instruct tune trainer/reward.yaml).")
 @click.option("--output", required=True, help="Writes DIR/eval.json and DIR/predictions.jsonl.")
 @click.option("--adapter", help="A tuned adapter folder; scored against its base model.")
-@click.option("--model", help="Base model: HF folder or .gguf (default: the embedded SmolLM2).")
+@click.option("--model", help="Base model: HF folder or .gguf (default: the adapter's own base, else the embedded SmolLM2).")
 @click.option("--limit", type=int, help="Evaluate the first N examples only.")
 @click.option("--batch-size", type=int, help="Examples per forward pass (default 16).")
 @click.option("--max-new-tokens", type=int, help="For generation tasks (default 64).")
