@@ -19,7 +19,8 @@ FIXES = {  # reason -> the likely fix, when nothing more specific is known
     "invalid_json": "check read.format (jsonl needs one JSON object per line)",
     "not_an_object": "read.format: dataset reads JSON arrays and labeled rows",
     "invalid_utf8": "re-encode the input as UTF-8",
-    "unlabeled": "the rows need the label column the templates read (an index into answer_choices)",
+    "unlabeled": "name the label column for the templates (steps.template.columns={COLUMN: label}) and map raw "
+                 "labels to answer_choices indexes (steps.template.label_map)",
     "unreadable_file": "check the input paths and their permissions",
     "too_large": "raise read.max_record_bytes",
 }

@@ -184,7 +184,10 @@ class TuneConfig:
             (self.data.stride is None or 0 < self.data.stride <= self.data.max_length,
              "data.stride must be in [1, data.max_length] (a larger stride would skip tokens)"),
             (self.train.micro_batch_tokens is None or self.train.micro_batch_tokens >= self.data.max_length,
-             "train.micro_batch_tokens must be >= data.max_length (one example must fit a micro-batch)"),
+             (f"train.micro_batch_tokens={self.train.micro_batch_tokens} is below data.max_length="
+              f"{self.data.max_length} (one example must fit a micro-batch): set train.micro_batch_tokens="
+              f"{self.data.max_length} or more, or data.max_length={self.train.micro_batch_tokens}, or leave "
+              "train.micro_batch_tokens unset for the planner to choose")),
             (self.train.grad_accum is None or self.train.grad_accum >= 1, "train.grad_accum must be >= 1"),
             (self.train.lr is None or self.train.lr > 0, "train.lr must be > 0"),
             (self.train.max_steps is None or self.train.max_steps > 0, "train.max_steps must be > 0"),
