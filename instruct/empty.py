@@ -27,7 +27,7 @@ FIXES = {  # reason -> the likely fix, when nothing more specific is known
 
 
 def refuse_empty(what: str, written: int, reasons: Counter, allow_empty: bool, rejected_dir: Path | None = None,
-                 where: str = "", fix: str | None = None) -> None:
+                 where: str = "", fix: str | None = None, noun: str = "records") -> None:
     """Raise a one-line UserError when `written` is 0, unless allowed.
 
     `reasons` counts (step, reason) pairs, or plain reasons; `rejected_dir` holds rejected rows to name a
@@ -42,7 +42,7 @@ def refuse_empty(what: str, written: int, reasons: Counter, allow_empty: bool, r
     label = f"{step}/{reason}" if step else reason
     total = sum(reasons.values())
     fix = fix or likely_fix(reason, rejected_dir)
-    raise UserError(f"{what} wrote nothing: all {total:,} records were dropped, {count:,} as {label}"
+    raise UserError(f"{what} wrote nothing: all {total:,} {noun} were dropped, {count:,} as {label}"
                     f"{_see(where)}; likely fix: {fix}; {ALLOW}")
 
 

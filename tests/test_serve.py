@@ -65,7 +65,7 @@ def test_synth_without_endpoint_serves_the_embedded_model(tmp_path, monkeypatch)
     output = tmp_path / "synth"
     result = subprocess.run(
         [sys.executable, "-m", "instruct", "synth", "--method", "self-instruct", "--num", "1", "--output",
-         str(output), "progress=false", "serve.threads=1", "self_instruct.request_batch_size=2",
+         str(output), "--allow-empty", "progress=false", "serve.threads=1", "self_instruct.request_batch_size=2",
          "self_instruct.patience=1", "self_instruct.bootstrap_params.max_tokens=12",
          "self_instruct.max_tokens_classification=8", "self_instruct.max_tokens_generation=8"],
         capture_output=True, text=True)

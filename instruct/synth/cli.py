@@ -105,7 +105,8 @@ def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, se
         click.echo(f"judge: requests sent {judge['requests_sent']:,} (cached {judge['cache_hits']:,}) · tokens "
                    f"{judge['prompt_tokens']:,}+{judge['completion_tokens']:,}")
     refuse_empty("synth", counts["written"], reasons, allow_empty, where=f"{loaded.output}/manifest.json",
-                 fix=f"read {loaded.output}/rejected.jsonl for why candidates were dropped, then loosen those filters")
+                 fix=f"read {loaded.output}/rejected.jsonl for why candidates were dropped, then loosen those filters",
+                 noun="candidates")
 
 
 def _configure_logging(redactor: logging.Filter) -> None:
