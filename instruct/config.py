@@ -74,19 +74,10 @@ def to_dict(instance: Any) -> dict[str, Any]:
 
 
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b.c=value` overrides (values parsed as YAML) to a nested mapping, in place."""
-    for override in overrides:
-        key, sep, raw = override.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"override {override!r} is not of the form key=value")
-        target = data
-        *parents, leaf = key.split(".")
-        for parent in parents:
-            target = target.setdefault(parent, {})
-            if not isinstance(target, dict):
-                raise ConfigError(f"override {override!r}: {parent!r} is not a section")
-        target[leaf] = yaml.safe_load(raw) if raw else ""
-    return data
+    """Apply `a.b.c=value` overrides (values parsed as YAML) to a nested mapping, in place (instruct/overrides.py)."""
+    from instruct.overrides import apply
+
+    return apply(data, overrides)
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:

@@ -4,7 +4,8 @@ Exit codes of every `instruct` command (also in the README):
     0  success
     1  an unexpected error (a bug: Python prints a traceback); `templates check`: a template failed
     2  a user error: a bad recipe, flag or input, an output folder in use or not ours, an endpoint that
-       refuses us, or a run that wrote nothing because its requests failed (one line, `Error: ...`)
+       refuses us, or a run that wrote nothing because its requests failed or every record was dropped
+       (one line, `Error: ...`; `--allow-empty` accepts an empty build, export or synth)
 """
 from __future__ import annotations
 

@@ -40,6 +40,10 @@ def resolve_model(model: str | os.PathLike | None = None) -> Path:
     """Return a local HF model folder for `model` (folder, .gguf file, or None for the default)."""
     if model is None:
         return convert_gguf(default_gguf())
+    if str(model).startswith("pypi:"):  # an adapter's portable base (instruct/base_model.py)
+        from instruct.base_model import package_file
+
+        return convert_gguf(package_file(str(model)))
     path = Path(model).expanduser()
     if path.is_file() and path.suffix == ".gguf":
         return convert_gguf(path)

@@ -156,27 +156,39 @@ def validate_messages(messages: list[Mapping[str, str]]) -> None:
 # --- converters -------------------------------------------------------------------------------
 
 def from_alpaca(record: Mapping[str, Any], source: str = "alpaca") -> dict[str, Any]:
-    """Alpaca {instruction, input, output[, system]} -> EXAMPLE dict (input appended to the prompt)."""
+    """Alpaca {instruction, input, output[, system, history]} -> EXAMPLE dict (input appended to the prompt).
+
+    `history` is the LLaMA-Factory convention for earlier turns: a list of [prompt, answer] pairs.
+    """
     try:
         instruction, output = record["instruction"], record["output"]
     except KeyError as missing:
         raise SchemaError(f"alpaca record has no {missing.args[0]!r} field") from None
     prompt = instruction if not record.get("input") else f"{instruction}\n\n{record['input']}"
-    messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}]
+    history = record.get("history") or []
+    if not isinstance(history, list) or not all(isinstance(p, (list, tuple)) and len(p) == 2 for p in history):
+        raise SchemaError("alpaca record's 'history' must be a list of [prompt, answer] pairs")
+    messages = [{"role": role, "content": text} for pair in history
+                for role, text in zip(("user", "assistant"), pair)]
+    messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}]
     if record.get("system"):
         messages.insert(0, {"role": "system", "content": record["system"]})
     return _example(record, messages, source)
 
 
-def to_alpaca(example: Mapping[str, Any]) -> dict[str, str]:
-    """EXAMPLE -> Alpaca; only single-turn conversations have an Alpaca form."""
+def to_alpaca(example: Mapping[str, Any]) -> dict[str, Any]:
+    """EXAMPLE -> Alpaca: the last exchange, earlier ones (few-shot turns, dialogues) as `history` pairs."""
     turns = [m for m in example["messages"] if m["role"] != "system"]
-    if len(turns) != 2:
-        raise SchemaError(f"example {example.get('id')} has {len(turns)} turns; Alpaca holds exactly one exchange")
+    roles = [m["role"] for m in turns]
+    if not turns or len(turns) % 2 or roles != ["user", "assistant"] * (len(turns) // 2):
+        raise SchemaError(f"example {example.get('id')} has turns that do not alternate user/assistant; "
+                          "Alpaca holds user -> assistant exchanges")
     system = next((m["content"] for m in example["messages"] if m["role"] == "system"), None)
-    record = {"instruction": turns[0]["content"], "input": "", "output": turns[1]["content"]}
+    record: dict[str, Any] = {"instruction": turns[-2]["content"], "input": "", "output": turns[-1]["content"]}
     if system:
         record["system"] = system
+    if len(turns) > 2:
+        record["history"] = [[turns[i]["content"], turns[i + 1]["content"]] for i in range(0, len(turns) - 2, 2)]
     return record
 
 

@@ -265,9 +265,8 @@ def test_export_formats_round_trip(tmp_path: Path) -> None:
     for name in ("alpaca", "sharegpt", "openai"):
         written, skipped = export(tmp_path / "run", name, tmp_path / f"{name}.jsonl")
         records = [json.loads(line) for line in (tmp_path / f"{name}.jsonl").read_text().splitlines()]
-        assert written == len(records) == (1 if name == "alpaca" else 2)
-        assert sum(skipped.values()) == 2 - written  # Alpaca cannot hold the two-exchange example: counted
-        assert to_example(records[0])["messages"] == table.to_pylist()[0]["messages"]
+        assert written == len(records) == 2 and not skipped  # Alpaca holds earlier exchanges as `history`
+        assert [to_example(r)["messages"] for r in records] == [row["messages"] for row in table.to_pylist()]
 
 
 def test_cli_labeled_pipeline_export_check_and_mix(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

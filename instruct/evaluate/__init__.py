@@ -26,7 +26,7 @@ CHOICE_KEYS = ("answer_choices", "choices")  # where templated examples keep the
 class EvalConfig:
     data: str
     output: str
-    model: str | None = None  # HF folder or .gguf; None = the embedded default model
+    model: str | None = None  # HF folder or .gguf; None = the adapter's recorded base, else the embedded default
     adapter: str | None = None
     limit: int | None = None  # evaluate the first N examples only
     batch_size: int = 16
@@ -102,9 +102,11 @@ def evaluate(config: EvalConfig) -> dict[str, Any]:
         raise ValueError(f"{config.data}: no examples to evaluate")
     output = Path(config.output)
     started = time.perf_counter()
+    from instruct.base_model import recorded_base
     from instruct.tune import load_model  # one loader for base models, adapters, QLoRA and full fine-tunes
 
-    results = {"base": evaluate_model(*load_model(config.model), examples, config)}
+    base = config.model or (recorded_base(config.adapter) if config.adapter else None)  # the adapter's own base
+    results = {"base": evaluate_model(*load_model(base), examples, config)}
     if config.adapter:
         results["adapter"] = evaluate_model(*load_model(config.model, config.adapter), examples, config)
     report = {

@@ -74,7 +74,8 @@ def choice_logprobs(model: Any, prompts: Sequence[list[int]], continuations: Seq
                     position_ids=positions.to(device), use_cache=True)
         first = torch.log_softmax(out.logits[:, -1].float(), dim=-1)
         owners = torch.tensor([row for row, choices in enumerate(batch_choices) for _ in choices])
-        cache = out.past_key_values
+        cache_name = "cache" if "cache" in out else "past_key_values"  # transformers renamed it (5.x)
+        cache = out[cache_name]
         cache.reorder_cache(owners.to(device))
         flat = [choice for choices in batch_choices for choice in choices]
         choice_ids, choice_mask = right_pad(flat, pad_id)
@@ -82,7 +83,7 @@ def choice_logprobs(model: Any, prompts: Sequence[list[int]], continuations: Seq
         rest = model(input_ids=choice_ids.to(device),
                      attention_mask=torch.cat([attention[owners], choice_mask], dim=1).to(device),
                      position_ids=(lengths[:, None] + torch.arange(choice_ids.shape[1])).to(device),
-                     past_key_values=cache).logits.float()
+                     **{cache_name: cache}).logits.float()
         rest = torch.log_softmax(rest, dim=-1)
         flat_scores = []
         for row, (owner, choice) in enumerate(zip(owners.tolist(), flat)):

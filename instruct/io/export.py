@@ -11,11 +11,13 @@ from __future__ import annotations
 import gzip
 import json
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Literal
 
 import click
 
+from instruct.empty import refuse_empty
 from instruct.errors import user_errors
 from instruct.io.shards import atomic_path, iter_batches, shard_paths
 from instruct.preferences import to_trl
@@ -56,16 +58,41 @@ def export(shards: str | Path, format_name: str, output: str | Path) -> tuple[in
     return written, skipped
 
 
+@dataclass
+class ExportConfig:
+    """What `instruct export` flags and `key=value` overrides set."""
+
+    input: str  # a build folder or a folder of .arrow shards
+    format: Literal["alpaca", "openai", "sharegpt", "trl"]
+    output: str  # JSONL file (.gz: gzip)
+    allow_empty: bool = False
+
+
 @click.command("export")
-@click.argument("shards_dir", type=click.Path(exists=True, file_okay=False))
-@click.option("--format", "format_name", type=click.Choice(sorted(CONVERTERS)), required=True,
-              help="alpaca (instruction/input/output), sharegpt (conversations), openai (messages); "
-                   "trl (prompt/chosen/rejected) for PREFERENCE shards.")
-@click.option("--output", required=True, type=click.Path(dir_okay=False), help="JSONL file to write (.gz ok).")
-def export_command(shards_dir: str, format_name: str, output: str) -> None:
+@click.argument("args", nargs=-1, metavar="[SHARDS_DIR] [KEY=VALUE]...")
+@click.option("--input", "input_dir", type=click.Path(exists=True, file_okay=False),
+              help="The shards folder (= the SHARDS_DIR argument; = input).")
+@click.option("--format", "format_name", type=click.Choice(sorted(CONVERTERS)),
+              help="alpaca (instruction/input/output, earlier turns as history), sharegpt (conversations), "
+                   "openai (messages); trl (prompt/chosen/rejected) for PREFERENCE shards.")
+@click.option("--output", type=click.Path(dir_okay=False), help="JSONL file to write (.gz ok).")
+@click.option("--allow-empty", is_flag=True, default=None, help="Exit 0 even when no record could be written.")
+def export_command(args: tuple[str, ...], input_dir: str | None, format_name: str | None, output: str | None,
+                   allow_empty: bool | None) -> None:
     """Export EXAMPLE shards to Alpaca, ShareGPT or OpenAI chat JSONL, PREFERENCE shards to TRL JSONL."""
+    from instruct.overrides import config_from, split_args
+
     with user_errors():
-        written, skipped = export(shards_dir, format_name, output)
+        positional, overrides = split_args(args)
+        if positional and input_dir and positional != input_dir:
+            raise click.UsageError(f"two inputs given: {positional} and --input {input_dir}")
+        if positional and not Path(positional).is_dir():
+            raise click.BadParameter(f"{positional}: no such folder", param_hint="SHARDS_DIR")
+        config = config_from(ExportConfig, overrides, {"input": input_dir or positional, "format": format_name,
+                                                       "output": output, "allow_empty": allow_empty}, "export")
+        written, skipped = export(config.input, config.format, config.output)
     for reason, count in skipped.most_common():
         click.echo(f"skipped {count:,}: {reason}", err=True)
-    click.echo(f"wrote {written:,} {format_name} records -> {output}")
+    click.echo(f"wrote {written:,} {config.format} records -> {config.output}")
+    refuse_empty("export", written, skipped, config.allow_empty, where=config.input,
+                 fix="--format sharegpt or openai hold any conversation" if skipped else "export a non-empty build")

@@ -1,7 +1,9 @@
 """Arrow IPC shards and JSON files, always written atomically (temp file, fsync, rename).
 
-Shards use the IPC *stream* format, the one `datasets` writes for its own cache, so
-`datasets.load_dataset("arrow", data_files="DIR/shards/*.arrow")` reads them directly.
+Shards use the Arrow IPC *file* format (Feather V2): `datasets.load_dataset("arrow", ...)`,
+`pyarrow.dataset(..., format="arrow")`, `pyarrow.feather`, `pandas.read_feather`, Ray and DuckDB
+all read it, where the stream format is read by `datasets` and `pyarrow.ipc.open_stream` only.
+Shards written by older versions (stream format) are still read.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 import pyarrow as pa
+
+FILE_MAGIC = b"ARROW1\0\0"  # an IPC file: this magic (padded to 8 bytes), a stream, a footer
 
 
 def created_mode(folder: bool = False) -> int:
@@ -120,21 +124,47 @@ def atomic_dir(target: str | Path) -> Iterator[Path]:
 
 
 def write_table(table: pa.Table, path: str | Path) -> Path:
-    """Write one Arrow IPC stream file atomically."""
-    with atomic_path(path) as tmp:
-        with pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
-            writer.write_table(table)
+    """Write one Arrow IPC file (random-access format, uncompressed) atomically."""
+    with atomic_path(path) as tmp, pa.OSFile(str(tmp), "wb") as sink, pa.ipc.new_file(sink, table.schema) as writer:
+        writer.write_table(table)
     return Path(path)
 
 
 def read_table(path: str | Path) -> pa.Table:
-    with pa.memory_map(str(path), "r") as source:
-        return pa.ipc.open_stream(source).read_all()
+    return pa.Table.from_batches(list(iter_batches(path)), schema=read_schema(path))
 
 
 def iter_batches(path: str | Path) -> Iterator[pa.RecordBatch]:
+    """The record batches of an IPC file, or of an IPC stream (shards of older versions).
+
+    A file cut before its footer is read as the stream it starts with, so its complete
+    batches are kept and the cut surfaces as an error at the cut (a truncated_file reject).
+    """
     with pa.memory_map(str(path), "r") as source:
-        yield from pa.ipc.open_stream(source)
+        try:
+            reader = pa.ipc.open_file(source)
+        except pa.ArrowInvalid:
+            yield from pa.ipc.open_stream(_stream_start(source))
+            return
+        for index in range(reader.num_record_batches):
+            yield reader.get_batch(index)
+
+
+def read_schema(path: str | Path) -> pa.Schema:
+    """The schema of an IPC file or stream, without reading its batches."""
+    with pa.memory_map(str(path), "r") as source:
+        try:
+            return pa.ipc.open_file(source).schema
+        except pa.ArrowInvalid:
+            return pa.ipc.open_stream(_stream_start(source)).schema
+
+
+def _stream_start(source: pa.MemoryMappedFile) -> pa.MemoryMappedFile:
+    """Position `source` where its IPC stream begins: after the file magic, if the file has one."""
+    source.seek(0)
+    if source.read(len(FILE_MAGIC)) != FILE_MAGIC:
+        source.seek(0)
+    return source
 
 
 def shard_paths(directory: str | Path) -> list[Path]:

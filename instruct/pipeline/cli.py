@@ -1,9 +1,14 @@
 """`instruct build RECIPE.yaml [--input ...] [--format FMT] [--output DIR] [--workers N] [key=value ...]`."""
 from __future__ import annotations
 
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
 import click
 
 from instruct.config import load_yaml
+from instruct.empty import refuse_empty
 from instruct.errors import user_errors
 
 
@@ -11,16 +16,20 @@ from instruct.errors import user_errors
 @click.argument("recipe", type=click.Path(dir_okay=False))
 @click.argument("overrides", nargs=-1)
 @click.option("--input", "inputs", multiple=True, help="Input path or glob; repeat; replaces the recipe's paths.")
-@click.option("--format", "input_format", help="Reader format, replacing the recipe's (jsonl, warc, parquet, ...).")
+@click.option("--input-format", "--format", "input_format",
+              help="Reader format, replacing the recipe's (jsonl, warc, parquet, ...); = read.format.")
 @click.option("--output", help="Output folder (DIR/shards, DIR/manifest.json, DIR/report.html).")
 @click.option("--workers", type=int, help="Worker processes (default: the recipe's, else 1).")
 @click.option("--executor", type=click.Choice(["local", "ray"]), help="Where steps run (default: local).")
 @click.option("--strict", is_flag=True, default=None, help="Stop at the first bad input record.")
+@click.option("--allow-empty", is_flag=True, help="Exit 0 even when every record was dropped.")
 def build(recipe: str, overrides: tuple[str, ...], inputs: tuple[str, ...], input_format: str | None,
-          output: str | None, workers: int | None, executor: str | None, strict: bool | None) -> None:
+          output: str | None, workers: int | None, executor: str | None, strict: bool | None,
+          allow_empty: bool) -> None:
     """Run a build recipe: read, filter, dedup, scrub, and write Arrow shards.
 
-    OVERRIDES are `key=value` pairs applied to the recipe, e.g. `write.shard_size=1000`.
+    OVERRIDES are `key=value` pairs applied to the recipe, e.g. `write.shard_size=1000` or
+    `steps.language.min_score=0.5` (`steps.INDEX.PARAM=value` where a step name repeats).
     """
     from instruct.pipeline.recipe import load_recipe
     from instruct.pipeline.runner import build as run_build
@@ -35,15 +44,18 @@ def build(recipe: str, overrides: tuple[str, ...], inputs: tuple[str, ...], inpu
             manifest = mix(config)
             click.echo(f"mixed {manifest['written']:,} examples -> {config.write.output}")
             return
-        flags = [f"read.format={input_format}" if input_format else None,
-                 f"write.output={output}" if output else None,
-                 f"workers={workers}" if workers else None,
-                 f"executor={executor}" if executor else None,
-                 "strict=true" if strict else None]
-        loaded = load_recipe(recipe, list(overrides) + [f for f in flags if f], data=data)
-        if inputs:
-            loaded.read.paths = list(inputs)
+        flags = {"read.paths": list(inputs), "read.format": input_format, "write.output": output,
+                 "workers": workers, "executor": executor, "strict": strict}
+        loaded = load_recipe(recipe, list(overrides), data=data, flags=flags)
         manifest = run_build(loaded, data)
     counts = manifest["counts"]
     click.echo(f"read {counts['read']:,} · wrote {counts['written']:,} · rejected {counts['rejected']:,} "
                f"in {manifest['seconds']:.1f}s -> {loaded.write.output}")
+    refuse_empty("build", counts["written"], step_reasons(manifest), allow_empty,
+                 Path(loaded.write.output) / "rejected", where=f"{loaded.write.output}/manifest.json")
+
+
+def step_reasons(manifest: dict[str, Any]) -> Counter:
+    """(step, reason) -> records dropped, from a build manifest."""
+    return Counter({(step["step"], reason): n for step in manifest["counts"]["steps"]
+                    for reason, n in step["dropped"].items()})

@@ -1,9 +1,6 @@
 """Summaries of a finished run: `manifest.json` for machines, `report.html` for people."""
 from __future__ import annotations
 
-import base64
-import html
-import io
 import time
 from collections import Counter
 from pathlib import Path
@@ -15,7 +12,7 @@ from instruct.config import to_dict
 from instruct.executor.layout import RunLayout
 from instruct.executor.stats import LENGTH_BINS
 from instruct.io.readers.base import expand_paths
-from instruct.io.shards import read_json, shard_paths, write_json
+from instruct.io.shards import read_json, read_schema, shard_paths, write_json
 from instruct.provenance import fingerprint, package_versions  # noqa: F401  (also imported from here)
 from instruct.schema import schema_kind
 
@@ -89,6 +86,8 @@ def write_outputs(recipe: Any, recipe_data: dict[str, Any] | None, pipeline: Any
     }
     write_json(manifest, layout.manifest)
     if recipe.write.report:
+        from instruct.report import write_report
+
         write_report(manifest, layout.report)
     return manifest
 
@@ -97,55 +96,4 @@ def _output_schema(output: Path) -> str | None:
     paths = shard_paths(output)
     if not paths:
         return None
-    import pyarrow as pa
-
-    with pa.memory_map(str(paths[0]), "r") as source:
-        return schema_kind(pa.ipc.open_stream(source).schema)
-
-
-def write_report(manifest: dict[str, Any], path: Path) -> None:
-    """A self-contained HTML page: counts per step and reason, and length histograms."""
-    from instruct.io.shards import atomic_path
-
-    counts = manifest["counts"]
-    rows = []
-    for step in counts["steps"]:
-        reasons = ", ".join(f"{html.escape(r)}: {n:,}" for r, n in sorted(step["dropped"].items(),
-                                                                           key=lambda kv: -kv[1])) or "—"
-        rows.append(f"<tr><td>{html.escape(step['step'])}</td><td>{step['in']:,}</td><td>{step['kept']:,}</td>"
-                    f"<td>{step['in'] - step['kept']:,}</td><td>{reasons}</td></tr>")
-    image = _histogram_png(manifest["length_bins"], counts["length_histogram"])
-    page = f"""<!doctype html><html><head><meta charset="utf-8"><title>instruct build report</title>
-<style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
-td,th{{border:1px solid #ccc;padding:4px 8px;text-align:right}}td:first-child,td:last-child{{text-align:left}}</style>
-</head><body><h1>instruct build report</h1>
-<p>Read {counts['read']:,} records; wrote {counts['written']:,}; rejected {counts['rejected']:,}
- in {manifest['seconds']:.1f} s. Created {manifest['created']}.</p>
-<h2>Per step</h2><table><tr><th>step</th><th>in</th><th>kept</th><th>dropped</th><th>reasons</th></tr>
-{''.join(rows)}</table>
-<h2>Text length (characters)</h2><img alt="length histogram" src="data:image/png;base64,{image}">
-</body></html>"""
-    with atomic_path(path) as tmp:
-        tmp.write_text(page, encoding="utf-8")
-
-
-def _histogram_png(bins: list[float], histogram: dict[str, list[int]]) -> str:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(8, 3.5))
-    edges = np.asarray(bins)
-    for label, values in histogram.items():
-        if any(values):
-            axis.stairs(values, np.maximum(edges, 0.5), label=f"{label} ({sum(values):,})")
-    axis.set_xscale("log")
-    axis.set_xlabel("characters")
-    axis.set_ylabel("records")
-    axis.legend()
-    buffer = io.BytesIO()
-    figure.tight_layout()
-    figure.savefig(buffer, format="png", dpi=90)
-    plt.close(figure)
-    return base64.b64encode(buffer.getvalue()).decode("ascii")
+    return schema_kind(read_schema(paths[0]))

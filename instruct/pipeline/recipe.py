@@ -6,8 +6,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from instruct.config import ConfigError, apply_overrides, from_dict, load_yaml, require_positive
+from instruct.config import ConfigError, from_dict, load_yaml, require_positive
 from instruct.io.readers.base import ReadConfig
+from instruct.overrides import apply
 
 
 @dataclass
@@ -46,9 +47,10 @@ class Recipe:
         return specs
 
 
-def load_recipe(path: str | Path | None, overrides: list[str] = (), data: dict | None = None) -> Recipe:
-    """Load a recipe file (or use its already-loaded `data`), apply `key=value` overrides, type-check it."""
+def load_recipe(path: str | Path | None, overrides: list[str] = (), data: dict | None = None,
+                flags: dict[str, Any] | None = None) -> Recipe:
+    """Load a recipe file (or use its already-loaded `data`), apply `key=value` overrides and CLI flags, type-check it."""
     data = copy.deepcopy(data) if data is not None else (load_yaml(path) if path else {})
-    apply_overrides(data, list(overrides))
+    apply(data, overrides, flags)
     where = str(path) if path else "recipe"
     return from_dict(Recipe, data, where=where)

@@ -8,6 +8,7 @@ which makes a killed run resumable at unit granularity with identical output.
 
 The paths of a run folder are `executor.layout.RunLayout`'s; the executors that schedule
 units and decisions live in `instruct.executor` (this module never imports them by name).
+Dropped records go to `rejected/` in one schema whatever dropped them (`instruct.io.rejects`).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from instruct.executor import make_executor
 from instruct.executor.layout import RunLayout, unit_shards
 from instruct.executor.stats import UnitStats, add_lengths
 from instruct.io.readers import Reader, Reject, WorkUnit, open_reader
+from instruct.io.rejects import read_rejects_table, step_rejects_table
 from instruct.io.shards import ShardWriter, read_json, read_table, write_json, write_table
 from instruct.pipeline.manifest import write_outputs
 from instruct.pipeline.recipe import Recipe, WriteConfig
@@ -38,9 +40,6 @@ from instruct.pipeline.resume import (
     unit_fingerprint,
 )
 from instruct.pipeline.step import GlobalStep, Step
-
-READ_REJECT_SCHEMA = pa.schema([("where", pa.string()), ("reason", pa.string()), ("detail", pa.string()),
-                                ("text", pa.string())])
 
 
 @dataclass
@@ -161,17 +160,13 @@ class UnitRun:
         self.stats.drop(step_name, dropped_reasons)
         add_lengths(self.stats.lengths_dropped, dropped)
         if self.rejected_writer:
-            dropped = dropped.append_column("step", pa.array([step_name] * dropped.num_rows, pa.string()))
-            dropped = dropped.append_column("reason", pa.array(dropped_reasons, pa.string()))
-            self.rejected_writer.write(dropped)
+            self.rejected_writer.write(step_rejects_table(dropped, step_name, dropped_reasons))
         return table.filter(pa.array(~drop_mask))
 
     def _reject_read(self, rejects: list[Reject]) -> None:
         self.stats.drop("read", [r.reason for r in rejects])
         if self.pipeline.write.keep_rejected:
-            table = pa.Table.from_pylist([{"where": r.where, "reason": r.reason, "detail": r.detail, "text": r.text}
-                                          for r in rejects], schema=READ_REJECT_SCHEMA)
-            self.read_rejects.append(table)
+            self.read_rejects.append(read_rejects_table(rejects))
 
     def flush_read_rejects(self) -> None:
         if self.read_rejects:

@@ -1,9 +1,33 @@
-"""`instruct serve [--model PATH] [--adapter [NAME=]DIR ...] [--port P]`: an OpenAI-compatible endpoint on a local model."""
+"""`instruct serve [--model PATH] [--adapter [NAME=]DIR ...] [--port P] [key=value ...]`: an OpenAI-compatible
+endpoint on a local model."""
 from __future__ import annotations
+
+from dataclasses import dataclass, field
 
 import click
 
+from instruct.config import ConfigError
 from instruct.errors import user_errors
+from instruct.serve.server import Limits
+
+
+@dataclass
+class ServeConfig:
+    """What `instruct serve` flags and `key=value` overrides set (e.g. `port=0 limits.max_body_bytes=1048576`)."""
+
+    model: str | None = None  # HF folder or .gguf; None: the embedded SmolLM2
+    adapters: list[str] = field(default_factory=list)  # [NAME=]DIR
+    port: int = 8000
+    host: str = "127.0.0.1"
+    threads: int | None = None
+    request_log: str | None = None
+    limits: Limits = field(default_factory=Limits)
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ConfigError(f"serve.port: {self.port} is not a TCP port (0..65535; 0: any free port)")
+        if self.limits.max_tokens < 1 or self.limits.request_timeout <= 0:
+            raise ConfigError("serve.limits: max_tokens must be at least 1 and request_timeout above 0")
 
 
 def parse_adapters(values: tuple[str, ...]) -> tuple[str | None, dict[str, str]]:
@@ -26,18 +50,19 @@ def parse_adapters(values: tuple[str, ...]) -> tuple[str | None, dict[str, str]]
 
 
 @click.command()
+@click.argument("overrides", nargs=-1, metavar="[KEY=VALUE]...")
 @click.option("--model", help="HF folder or .gguf file (default: the embedded SmolLM2-135M-Instruct).")
 @click.option("--adapter", "adapters", multiple=True, metavar="[NAME=]DIR",
               help="A peft adapter folder. Repeat as NAME=DIR to serve several on one base: a request's `model` "
                    "picks one, the base model's name picks none.")
-@click.option("--port", type=int, default=8000, show_default=True, help="TCP port (0: any free port).")
-@click.option("--host", default="127.0.0.1", show_default=True, help="Interface to bind (off loopback: --api-key).")
+@click.option("--port", type=int, help="TCP port (default 8000; 0: any free port).")
+@click.option("--host", help="Interface to bind (default 127.0.0.1; off loopback: --api-key).")
 @click.option("--api-key", envvar="INSTRUCT_SERVE_API_KEY", help="Require `Authorization: Bearer KEY` "
               "(env INSTRUCT_SERVE_API_KEY).")
-@click.option("--max-tokens", "max_tokens_limit", type=click.IntRange(1), default=4096, show_default=True,
-              help="The most tokens one request may ask for.")
-@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True), default=600.0, show_default=True,
-              help="Seconds a request may wait for the model before a 503.")
+@click.option("--max-tokens", "max_tokens_limit", type=click.IntRange(1),
+              help="The most tokens one request may ask for (default 4096; = limits.max_tokens).")
+@click.option("--request-timeout", type=click.FloatRange(min=0, min_open=True),
+              help="Seconds a request may wait for the model before a 503 (default 600; = limits.request_timeout).")
 @click.option("--threads", type=int, help="CPU threads for the transformers engine (default: torch's).")
 @click.option("--request-log", type=click.Path(dir_okay=False), help="Append one JSON line per request here.")
 # test harness (hidden from --help): a scripted model and injected faults, for benchmarks and crash/retry tests
@@ -48,24 +73,31 @@ def parse_adapters(values: tuple[str, ...]) -> tuple[str | None, dict[str, str]]
 @click.option("--fail-status", type=int, default=429, hidden=True)
 @click.option("--retry-after", type=float, hidden=True)
 @click.option("--hold-after", type=int, hidden=True)
-def serve(model: str | None, adapters: tuple[str, ...], port: int, host: str, api_key: str | None,
-          max_tokens_limit: int, request_timeout: float, threads: int | None, request_log: str | None, engine: str,
-          fake_latency: float, fake_replies: str | None, fail_first_attempts: int, fail_status: int,
-          retry_after: float | None, hold_after: int | None) -> None:
-    """Serve /v1/chat/completions, /v1/completions (stream=true: server-sent events) and /v1/models."""
-    from instruct.serve.engines import FakeEngine, TransformersEngine, load_reply_rules
-    from instruct.serve.server import Faults, Limits, OpenAIServer, is_loopback
+def serve(overrides: tuple[str, ...], model: str | None, adapters: tuple[str, ...], port: int | None,
+          host: str | None, api_key: str | None, max_tokens_limit: int | None, request_timeout: float | None,
+          threads: int | None, request_log: str | None, engine: str, fake_latency: float, fake_replies: str | None,
+          fail_first_attempts: int, fail_status: int, retry_after: float | None, hold_after: int | None) -> None:
+    """Serve /v1/chat/completions, /v1/completions (stream=true: server-sent events) and /v1/models.
 
-    if not is_loopback(host) and not api_key:
-        raise click.UsageError(f"--host {host} is reachable from other machines: set --api-key to serve there")
-    adapter, named = parse_adapters(adapters)
+    OVERRIDES are `key=value` settings (ServeConfig keys, e.g. `port=0 limits.max_body_bytes=1048576`)."""
+    from instruct.overrides import config_from
+    from instruct.serve.engines import FakeEngine, TransformersEngine, load_reply_rules
+    from instruct.serve.server import Faults, OpenAIServer, is_loopback
+
+    with user_errors():
+        config = config_from(ServeConfig, overrides, {
+            "model": model, "adapters": adapters, "port": port, "host": host, "threads": threads,
+            "request_log": request_log, "limits.max_tokens": max_tokens_limit,
+            "limits.request_timeout": request_timeout, "limits.api_key": api_key}, "serve")
+    if not is_loopback(config.host) and not config.limits.api_key:
+        raise click.UsageError(f"--host {config.host} is reachable from other machines: set --api-key to serve there")
+    adapter, named = parse_adapters(tuple(config.adapters))
     with user_errors():
         replies = load_reply_rules(fake_replies) if fake_replies else None
         backend = (FakeEngine(fake_latency, replies) if engine == "fake"
-                   else TransformersEngine(model, adapter, threads=threads, adapters=named))
-        server = OpenAIServer(backend, host, port, request_log,
-                              Faults(fail_first_attempts, fail_status, retry_after, hold_after),
-                              Limits(request_timeout=request_timeout, max_tokens=max_tokens_limit, api_key=api_key))
+                   else TransformersEngine(config.model, adapter, threads=config.threads, adapters=named))
+        server = OpenAIServer(backend, config.host, config.port, config.request_log,
+                              Faults(fail_first_attempts, fail_status, retry_after, hold_after), config.limits)
     click.echo(f"serving {', '.join(backend.model_names)} on {server.base_url}", err=False)
     try:
         server.serve_forever()

@@ -6,9 +6,11 @@ from __future__ import annotations
 import copy
 import logging
 import os
+from collections import Counter
 
 import click
 
+from instruct.empty import refuse_empty
 from instruct.errors import fail_if_nothing_written, user_errors
 
 
@@ -40,17 +42,20 @@ from instruct.errors import fail_if_nothing_written, user_errors
               help="OpenAI-compatible endpoint (else OPENAI_BASE_URL, else the embedded model is served).")
 @click.option("--model", help="Model name at the endpoint (default: the first one it lists).")
 @click.option("--concurrency", type=int, help="Requests in flight at once.")
+@click.option("--allow-empty", is_flag=True, help="Exit 0 even when every candidate was dropped.")
 def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, seed_tasks: str | None,
           inputs: tuple[str, ...], documents: tuple[str, ...], instructions: tuple[str, ...], data_path: str | None,
           seeds: str | None, turns: int | None, num: int | None,
           samples: int | None, judge: str | None, judge_base_url: str | None, judge_model: str | None,
-          output: str | None, base_url: str | None, model: str | None, concurrency: int | None) -> None:
+          output: str | None, base_url: str | None, model: str | None, concurrency: int | None,
+          allow_empty: bool) -> None:
     """Generate instruction data through any OpenAI-compatible endpoint; re-run to resume from the cache.
 
     OVERRIDES are `key=value` pairs, e.g. `self_instruct.bootstrap_params.max_tokens=64`. The API key is
     read from OPENAI_API_KEY (or the recipe's client.api_key) and never written anywhere.
     """
-    from instruct.config import apply_overrides, load_yaml
+    from instruct.config import load_yaml
+    from instruct.overrides import apply
     from instruct.synth.client import RedactingFilter
     from instruct.synth.run import load_synth_recipe, run_synth
 
@@ -62,7 +67,7 @@ def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, se
         raise click.UsageError("give either --seed-tasks (self-instruct) or --input (evol-instruct), not both")
     with user_errors():
         data = load_yaml(recipe) if recipe else {}
-        given = apply_overrides(copy.deepcopy(data), list(overrides))  # flags win over overrides
+        given = apply(copy.deepcopy(data), overrides)  # flags (below) win over overrides
         if method is None and "method" not in given:  # the input flag given says which method is meant
             implied = [m for m, flag in (("evol-instruct", inputs and not seed_tasks), ("cot", data_path),
                                          ("dialogue", seeds)) if flag]
@@ -81,15 +86,15 @@ def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, se
                 raise click.UsageError(f"--{key.replace('_', '-')} applies to --method "
                                        f"{'answer or preference' if key == 'samples' else 'preference'}")
             flags[f"{section}.{key}"] = value
-        for key, value in flags.items():
-            if value is not None and value != []:
-                _set(given, key, value)
+        apply(given, flags=flags)
         loaded = load_synth_recipe(given, [], where=recipe or "synth")
         redactor.secrets.append(loaded.client.api_key or "")
         manifest = run_synth(loaded, data)
     counts, usage = manifest["counts"], manifest["usage"]
     fail_if_nothing_written(counts["written"], usage, loaded.output)
-    rejected = sum(n for stage in counts["stages"].values() for reason, n in stage.items() if reason != "kept")
+    reasons = Counter({(stage, reason): n for stage, tally in counts["stages"].items()
+                       for reason, n in tally.items() if reason != "kept"})
+    rejected = sum(reasons.values())
     rows = "pairs" if manifest["schema"] == "PREFERENCE" else "examples"
     click.echo(f"{loaded.method}: wrote {counts['written']:,} {rows} · rejected {rejected:,} candidates · "
                f"requests sent {usage['requests_sent']:,} (cached {usage['cache_hits']:,}, retries "
@@ -99,14 +104,9 @@ def synth(recipe: str | None, overrides: tuple[str, ...], method: str | None, se
     if judge:
         click.echo(f"judge: requests sent {judge['requests_sent']:,} (cached {judge['cache_hits']:,}) · tokens "
                    f"{judge['prompt_tokens']:,}+{judge['completion_tokens']:,}")
-
-
-def _set(data: dict, dotted: str, value) -> None:
-    """Set `a.b.c` in a nested recipe mapping (a flag wins over the recipe, as an override would)."""
-    *parents, leaf = dotted.split(".")
-    for parent in parents:
-        data = data.setdefault(parent, {})
-    data[leaf] = value
+    refuse_empty("synth", counts["written"], reasons, allow_empty, where=f"{loaded.output}/manifest.json",
+                 fix=f"read {loaded.output}/rejected.jsonl for why candidates were dropped, then loosen those filters",
+                 noun="candidates")
 
 
 def _configure_logging(redactor: logging.Filter) -> None:

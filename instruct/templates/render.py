@@ -15,6 +15,7 @@ import functools
 import hashlib
 import json
 import random
+import re
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -245,6 +246,7 @@ class Template:
             value = row.get(name)
             if value is None or value == "" or (value == -1 and not isinstance(value, bool)):
                 return UNLABELED
+            self._check_index(name, value, row, where)
         protected = _protect(row)
         if "answer_choices" in protected:
             raise self.error("the row has a field named 'answer_choices', which templates reserve", row, where)
@@ -277,6 +279,16 @@ class Template:
 
     def describe(self) -> str:
         return f"template {self.name!r} ({self.id}) of dataset {self.dataset or '?'!r}"
+
+    def _check_index(self, name: str, value: Any, row: Mapping[str, Any], where: Any) -> None:
+        """A label indexing fixed answer choices must be one of their indexes (else Jinja fails obscurely)."""
+        choices = self._fixed_choices
+        indexed = re.search(rf"answer_choices\s*\[\s*{re.escape(name)}\s*\]", self.jinja)
+        if choices is None or not indexed or (isinstance(value, int) and 0 <= value < len(choices)):
+            return
+        raise self.error(f"{name} must be an index into answer_choices (0..{len(choices) - 1}: "
+                         f"{', '.join(choices)}), got {value!r}; map raw labels with the template step's "
+                         f"label_map (e.g. label_map: {{{value!r}: 0}})", row, where)
 
     def error(self, message: str, row: Mapping[str, Any] | None = None, where: Any = None) -> TemplateError:
         if where is None and row is not None and "id" in row:

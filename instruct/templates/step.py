@@ -37,6 +37,13 @@ class TemplateConfig:
     system: str | None = None  # system prompt for every example (else the template's own, if any)
     fewshot: FewshotConfig | None = None
     keep_fields: list[str] = field(default_factory=list)  # input fields copied into meta.fields
+    columns: dict[str, str] = field(default_factory=dict)  # input column -> template field, e.g. {sentence: text}
+    label_map: dict[Any, int] = field(default_factory=dict)  # raw label -> index into answer_choices ({pos: 1})
+
+    def __post_init__(self) -> None:
+        bad = {k: v for k, v in self.label_map.items() if not isinstance(v, int) or isinstance(v, bool) or v < 0}
+        if bad:
+            raise ConfigError(f"template.label_map: values must be answer_choices indexes (0, 1, ...), got {bad}")
 
 
 class TemplateStep(Step):
@@ -58,7 +65,7 @@ class TemplateStep(Step):
         reasons: list[str | None] = []
         counters: Counter = Counter()
         for row, location in zip(rows, locations):
-            made, reason = self._row_examples(row, location, counters, out)
+            made, reason = self._row_examples(self._prepare(row), location, counters, out)
             if made:
                 reasons.extend([None] * made)
             else:  # the input row travels whole to rejected/, with the reason
@@ -66,6 +73,16 @@ class TemplateStep(Step):
                         json.dumps({"row": row, "where": str(location)}, ensure_ascii=False, default=str))
                 reasons.append(reason)
         return StepOutput(out.table(), reasons, counters)
+
+    def _prepare(self, row: dict[str, Any]) -> dict[str, Any]:
+        """The row as the templates read it: columns renamed, raw labels mapped to answer_choices indexes."""
+        if self.config.columns:
+            row = {self.config.columns.get(key, key): value for key, value in row.items()}
+        if self.config.label_map and "label" in row:
+            label = row["label"]
+            mapped = self.config.label_map.get(label, self.config.label_map.get(str(label)))
+            row = {**row, "label": label if mapped is None else mapped}
+        return row
 
     def _row_examples(self, row: dict[str, Any], location: _Location, counters: Counter,
                       out: "ExampleColumns") -> tuple[int, str | None]:

@@ -8,7 +8,7 @@ from instruct.errors import user_errors
 
 @click.command(context_settings={"ignore_unknown_options": False})
 @click.argument("args", nargs=-1, metavar="[RECIPE.yaml] [KEY=VALUE]...")
-@click.option("--data", "data", default=None,
+@click.option("--data", "--input", "data", default=None,
               help="EXAMPLE, DOCUMENT, mixed or PREFERENCE shards folder, .arrow file, chat / document / preference JSONL.")
 @click.option("--output", "output", required=True, type=click.Path(file_okay=False), help="Folder for the adapter, log, plot, checkpoints.")
 @click.option("--max-steps", "max_steps", type=int, default=None, help="Optimizer steps (default: train.epochs over the data).")
@@ -24,14 +24,11 @@ def tune(args: tuple[str, ...], data: str | None, output: str, max_steps: int | 
 
     Multi-GPU: the same command under `torchrun --nproc_per_node N -m instruct tune ...` or
     `accelerate launch -m instruct tune ...` trains with DDP."""
+    from instruct.overrides import split_args
     from instruct.tune import load_config, train
 
-    recipe = args[0] if args and "=" not in args[0] else None
-    overrides = list(args[1:] if recipe else args)
     with user_errors():
-        bad = [o for o in overrides if "=" not in o]
-        if bad:
-            raise click.UsageError(f"expected key=value overrides after the recipe, got {bad[0]!r}")
+        recipe, overrides = split_args(args)
         config = load_config(recipe, overrides, {"data.path": data, "output": output,
                                                  "train.max_steps": max_steps, "merge": merge,
                                                  "distill.teacher": teacher, "rl.prompts": prompts,

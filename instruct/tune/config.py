@@ -5,7 +5,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
-from instruct.config import ConfigError, apply_overrides, from_dict, load_yaml
+from instruct.config import ConfigError, from_dict, load_yaml
+from instruct.overrides import apply
 
 METHODS = ("lora", "dora", "rslora", "qlora", "adalora", "lora_plus", "pissa", "full", "freeze", "bitfit",
            "prompt_tuning", "prefix_tuning", "p_tuning", "ia3", "houlsby", "pfeiffer", "parallel_adapter", "unipelt")
@@ -187,7 +188,10 @@ class TuneConfig:
             (self.data.stride is None or 0 < self.data.stride <= self.data.max_length,
              "data.stride must be in [1, data.max_length] (a larger stride would skip tokens)"),
             (self.train.micro_batch_tokens is None or self.train.micro_batch_tokens >= self.data.max_length,
-             "train.micro_batch_tokens must be >= data.max_length (one example must fit a micro-batch)"),
+             (f"train.micro_batch_tokens={self.train.micro_batch_tokens} is below data.max_length="
+              f"{self.data.max_length} (one example must fit a micro-batch): set train.micro_batch_tokens="
+              f"{self.data.max_length} or more, or data.max_length={self.train.micro_batch_tokens}, or leave "
+              "train.micro_batch_tokens unset for the planner to choose")),
             (self.train.grad_accum is None or self.train.grad_accum >= 1, "train.grad_accum must be >= 1"),
             (self.train.lr is None or self.train.lr > 0, "train.lr must be > 0"),
             (self.train.max_steps is None or self.train.max_steps > 0, "train.max_steps must be > 0"),
@@ -235,16 +239,5 @@ class TuneConfig:
 def load_config(recipe: str | Path | None = None, overrides: list[str] | None = None,
                 values: dict[str, object] | None = None) -> TuneConfig:
     """Recipe YAML (optional) + `key=value` overrides + dotted `values` (CLI flags) -> a validated TuneConfig."""
-    data = load_yaml(recipe) if recipe else {}
-    apply_overrides(data, list(overrides or []))
-    for key, value in (values or {}).items():
-        if value is not None:
-            _set(data, key, value)
+    data = apply(load_yaml(recipe) if recipe else {}, overrides or [], values)
     return from_dict(TuneConfig, data, str(recipe) if recipe else "").validate()
-
-
-def _set(data: dict, dotted: str, value: object) -> None:
-    *parents, leaf = dotted.split(".")
-    for parent in parents:
-        data = data.setdefault(parent, {})
-    data[leaf] = value

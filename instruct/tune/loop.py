@@ -22,12 +22,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from instruct.base_model import identity
 from instruct.config import ConfigError, to_dict
 from instruct.io.shards import atomic_files, write_json
 from instruct.models import cache_dir
 from instruct.progress import progress_bar
 from instruct.tune import bottleneck
 from instruct.tune.attention import register as register_packed_sdpa
+from instruct.tune.card import label_base, write_card
 from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, resume_checkpoint, save_checkpoint
 from instruct.tune.config import BOTTLENECK_ADAPTERS, ONLINE_OBJECTIVES, PEFT_ADAPTERS, DistillConfig, TuneConfig
 from instruct.tune.data import IGNORE, TokenizedSet, load_examples, resolve_objective, split_eval, tokenize_table
@@ -467,12 +469,15 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         eval_loss_by_source=eval_records[-1].get("eval_loss_by_source", {}) if eval_records else {},
         initial_eval_loss_by_source=eval_records[0].get("eval_loss_by_source", {}) if eval_records else {})
     if dist.main:
+        base = identity(config.model)  # portable: what the user passed, with its hash (instruct/base_model.py)
         with atomic_files(output) as staging:  # each adapter/model file is replaced whole, never half-written
             if config.method.name in BOTTLENECK_ADAPTERS:
-                bottleneck.save(model, staging, config.method, str(model.config._name_or_path))
+                bottleneck.save(model, staging, config.method, base["name_or_path"])
             else:
+                label_base(model, base)
                 model.save_pretrained(staging)
             tokenizer.save_pretrained(staging)
+            write_card(staging, config, result, base)
         plot_losses(result.log, output / "loss.png")
         if config.merge and peft_method:
             result.merged = str(merge_adapter(output, output / "merged"))

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from instruct.base_model import verify_base
 from instruct.config import ConfigError
 from instruct.models import resolve_model
 from instruct.tune import bottleneck
@@ -233,6 +234,8 @@ def load_model(model: str | Path | None = None, adapter: str | Path | None = Non
             base, dtype=torch_dtype, device=device, attn_implementation=attn_implementation))
     settings = _adapter_settings(adapter) if adapter is not None else {}
     base = model if model is not None else settings.get("base_model_name_or_path")
+    if model is None and base is not None:
+        verify_base(adapter, base)
     quantize = settings.get("method") == "qlora" if quantize_4bit is None else quantize_4bit
     loaded, tokenizer = load_base(base, dtype=torch_dtype, quantize_4bit=quantize, device=device,
                                   attn_implementation=attn_implementation)

@@ -38,12 +38,26 @@ def read_log(path: Path) -> list[dict[str, Any]]:
 
 def plot_losses(records: list[dict[str, Any]], path: Path, extra: tuple[str, ...] = ()) -> Path:
     """The loss curve; `extra` keys (RL: reward, kl, response_length) get panels of their own."""
+    import matplotlib.pyplot as plt
+
+    figure = loss_figure(records, extra)
+    with atomic_path(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=110)
+    plt.close(figure)
+    return path
+
+
+def loss_figure(records: list[dict[str, Any]], extra: tuple[str, ...] = ()) -> Any:
+    """The figure plot_losses saves; optimizer steps are whole numbers, so are the x ticks."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     figure, axes = plt.subplots(1 + len(extra), 1, figsize=(7, 4 + 2.5 * len(extra)), squeeze=False)
+    for panel in axes[:, 0]:
+        panel.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis = axes[0, 0]
     for panel, key in zip(axes[1:, 0], extra):
         panel.plot([r["step"] for r in records if key in r], [r[key] for r in records if key in r], linewidth=1)
@@ -60,7 +74,4 @@ def plot_losses(records: list[dict[str, Any]], path: Path, extra: tuple[str, ...
     axis.grid(alpha=0.3)
     axis.legend()
     figure.tight_layout()
-    with atomic_path(path) as tmp:
-        figure.savefig(tmp, format="png", dpi=110)
-    plt.close(figure)
-    return path
+    return figure

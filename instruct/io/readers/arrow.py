@@ -17,6 +17,7 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from instruct.io.readers.base import InputError, ReadBatch, Reader, Reject, WorkUnit, expand_paths
+from instruct.io.shards import iter_batches, read_schema
 from instruct.schema import DOCUMENT_SCHEMA, EXAMPLE_SCHEMA, PREFERENCE_SCHEMA, schema_kind
 
 PASSTHROUGH = (PREFERENCE_SCHEMA, EXAMPLE_SCHEMA, DOCUMENT_SCHEMA)
@@ -102,20 +103,7 @@ class ArrowReader(TableReader):
     default_source = "arrow"
 
     def file_schema(self, path: str) -> pa.Schema:
-        with pa.memory_map(path, "r") as source:
-            try:
-                return pa.ipc.open_file(source).schema
-            except pa.ArrowInvalid:
-                source.seek(0)
-                return pa.ipc.open_stream(source).schema
+        return read_schema(path)
 
     def file_batches(self, path: str) -> Iterator[pa.RecordBatch]:
-        with pa.memory_map(path, "r") as source:
-            try:
-                reader = pa.ipc.open_file(source)
-            except pa.ArrowInvalid:
-                source.seek(0)
-                yield from pa.ipc.open_stream(source)
-                return
-            for index in range(reader.num_record_batches):
-                yield reader.get_batch(index)
+        return iter_batches(path)

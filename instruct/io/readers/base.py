@@ -47,6 +47,14 @@ class WorkUnit:
     paths: tuple[str, ...]
 
 
+# Reasons that describe well-formed input a build does not use (counted, never fatal under --strict);
+# every other reason means the input is corrupt or does not match the recipe (invalid_json, truncated_file, ...).
+EXPECTED_SKIPS = frozenset({
+    "http_status", "not_html", "no_main_text",  # crawl records: redirects, errors, images, pages without prose
+    "binary", "unknown_language", "language_not_selected", "minified", "vendored_dir", "empty_file",  # code trees
+})
+
+
 @dataclass
 class Reject:
     where: str  # "file:line" or "file#record"
@@ -97,9 +105,13 @@ class Reader:
 
     # helpers for subclasses -----------------------------------------------------------------
     def reject(self, where: str, reason: str, detail: str = "", text: str | None = None) -> Reject:
-        """Record a bad input; in strict mode stop the run with a one-line error instead."""
+        """Record a bad input; in strict mode stop the run with a one-line error instead.
+
+        Expected skips (EXPECTED_SKIPS: a PNG in a crawl, a vendored folder) are counted the same way
+        but never stop a strict run: they are what the input is, not damage to it.
+        """
         rejected = Reject(where, reason, detail, text)
-        if self.strict:
+        if self.strict and reason not in EXPECTED_SKIPS:
             raise InputError(rejected.message())
         return rejected
 

