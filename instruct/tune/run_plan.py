@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from instruct.config import ConfigError
 from instruct.tune.attention import packed_kwargs
 from instruct.tune.config import TuneConfig
 from instruct.tune.data import TokenizedSet
@@ -76,9 +77,23 @@ def plan_run(model: nn.Module, config: TuneConfig, train_set: TokenizedSet, devi
     return replace(config, train=resolved), record, batches
 
 
-def read_saved_plan(output: Path) -> dict[str, Any]:
+def read_saved_plan(output: Path, world: int = 1) -> dict[str, Any]:
+    """The resolved keys of the run being resumed. On another number of processes the step keeps its
+    micro-batches (grad_accum x processes), so the data order and the schedule are those of the saved run."""
     path = output / PLAN_FILE
-    return json.loads(path.read_text())["resolved"] if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    plan = json.loads(path.read_text())
+    resolved = plan["resolved"]
+    saved_world = plan.get("world", 1)
+    if saved_world != world and resolved.get("grad_accum"):
+        per_step = resolved["grad_accum"] * saved_world
+        if per_step % world:
+            raise ConfigError(f"{path}: its steps of {per_step} micro-batches ({resolved['grad_accum']} x "
+                              f"{saved_world} processes) cannot be split over {world} processes; resume on a "
+                              f"divisor of {per_step}")
+        resolved = {**resolved, "grad_accum": per_step // world}
+    return resolved
 
 
 def print_plan(plan: dict[str, Any]) -> None:
