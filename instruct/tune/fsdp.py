@@ -51,6 +51,17 @@ def is_sharded(model: nn.Module) -> bool:
     return isinstance(model, FSDPModule)
 
 
+def reshard(model: nn.Module) -> None:
+    """Free what a forward without backward (eval) left gathered: the root keeps its weights gathered after
+    forward for the backward that follows; without one, training would accumulate gradients into that
+    stale gathered copy and never reduce them (the tied embedding/head got none)."""
+    from torch.distributed.fsdp import FSDPModule
+
+    for module in model.modules():
+        if isinstance(module, FSDPModule):
+            module.reshard()
+
+
 def full_state_dict(model: nn.Module, trainable_only: bool) -> dict[str, torch.Tensor]:
     """Every process gathers, the main process gets the whole state dict on CPU (the others an empty one):
     what `save_pretrained` writes as a plain folder (an adapter needs only its trainable weights)."""

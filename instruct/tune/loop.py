@@ -51,7 +51,13 @@ from instruct.tune.data import (
     tokenize_table,
 )
 from instruct.tune.distill import distill_loss_sum, load_teacher
-from instruct.tune.fsdp import as_float, full_state_dict, is_sharded, shard_model
+from instruct.tune.fsdp import (
+    as_float,
+    full_state_dict,
+    is_sharded,
+    reshard,
+    shard_model,
+)
 from instruct.tune.loss import head_bypassed, linear_cross_entropy, splittable_head
 from instruct.tune.method_hooks import StepHooks, set_total_steps
 from instruct.tune.methods import (
@@ -324,6 +330,7 @@ def evaluate_by_source(model: nn.Module, data: TokenizedSet, config: TuneConfig,
             total[getattr(batch, "group", 0), 1] += batch.trained
     if dist.world > 1:
         torch.distributed.all_reduce(total)
+    reshard(model)
     model.train(was_training)
     losses = {"all": float(total[:, 0].sum() / total[:, 1].sum())}
     if len(names) > 1:
