@@ -23,7 +23,7 @@ def tune(args: tuple[str, ...], data: str | None, output: str, max_steps: int | 
     overridden as key=value, e.g. method.r=32 train.lr=1e-4 model=path/to/model.gguf.
 
     Multi-GPU: the same command under `torchrun --nproc_per_node N -m instruct tune ...` or
-    `accelerate launch -m instruct tune ...` trains with DDP."""
+    `accelerate launch -m instruct tune ...` trains with DDP, or with FSDP (sharded) given train.fsdp=true."""
     from instruct.tune import load_config, train
 
     recipe = args[0] if args and "=" not in args[0] else None

@@ -107,6 +107,8 @@ class TrainResult:
     tokens_per_second: float
     peak_rss_mb: float
     resumed_from: int = 0
+    peak_rss_mb_per_process: list[float] = field(default_factory=list)  # each process's, in rank order
+    peak_device_mb: float | None = None  # GPU: the most this process's tensors held (torch.cuda.max_memory_allocated)
     merged: str | None = None
     plan: dict[str, Any] = field(default_factory=dict)  # steps, step size, dtype, memory: what was decided and why
     method_summary: dict[str, Any] = field(default_factory=dict)  # e.g. AdaLoRA's final ranks
@@ -512,6 +514,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         dropped=dict(train_set.dropped + eval_set.dropped), truncated_prompts=train_set.truncated_prompts + eval_set.truncated_prompts,
         template=template, packing=config.packing, trainable_parameters=trainable, total_parameters=total_params,
         tokens_per_second=seen_tokens / max(training_seconds, 1e-9), peak_rss_mb=peak_rss_mb(),
+        peak_device_mb=torch.cuda.max_memory_allocated(dist.device) / 2**20 if dist.device.type == "cuda" else None,
         resumed_from=start, log=log.records if log is not None else [], plan=run_plan,
         method_summary=hooks.summary(total_steps), eval_metrics=eval_metrics, initial_eval_metrics=initial_metrics,
         objective=objective.tables[2] if objective.tables else objective.name,
@@ -525,6 +528,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         initial_eval_loss_by_source=eval_records[0].get("eval_loss_by_source", {}) if eval_records else {})
     # a sharded model is gathered whole on the main process (all take part) and saved as a plain folder
     state = full_state_dict(model, trainable_only=peft_method) if is_sharded(model) else None
+    result.peak_rss_mb_per_process = gather_floats(peak_rss_mb(), dist)
     if dist.main:
         with atomic_files(output) as staging:  # each adapter/model file is replaced whole, never half-written
             if config.method.name in BOTTLENECK_ADAPTERS:
@@ -539,6 +543,15 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     if dist.world > 1:
         torch.distributed.barrier()
     return result
+
+
+def gather_floats(value: float, dist: Distributed) -> list[float]:
+    """`value` from every process, in rank order (a collective: all processes call it)."""
+    if dist.world == 1:
+        return [value]
+    values: list[Any] = [None] * dist.world
+    torch.distributed.all_gather_object(values, value)
+    return values
 
 
 def restore(checkpoint: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
