@@ -1,6 +1,8 @@
 """`instruct tune [RECIPE.yaml] --data PATH_OR_SHARDS_DIR --output DIR [--max-steps N] [key=value ...]`."""
 from __future__ import annotations
 
+import os
+
 import click
 
 from instruct.errors import user_errors
@@ -37,6 +39,8 @@ def tune(args: tuple[str, ...], data: str | None, output: str, max_steps: int | 
                                                  "distill.teacher": teacher, "rl.prompts": prompts,
                                                  "rl.reward": reward})
         result = train(config)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun the main process reports the run once
+        return
     if result.eval_metrics:
         click.echo("  ".join(f"{k}: {v:.4f}" for k, v in result.eval_metrics.items()))
     click.echo(f"adapter: {result.output}  steps: {result.steps}  train loss: {_fmt(result.train_loss)}  "
