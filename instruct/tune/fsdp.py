@@ -71,7 +71,11 @@ def full_state_dict(model: nn.Module, trainable_only: bool) -> dict[str, torch.T
     )
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=trainable_only)
-    return get_model_state_dict(model, options=options)
+    state = get_model_state_dict(model, options=options)
+    # a tied weight comes back under both names as two tensors: keep the name `named_parameters` keeps
+    # (the embedding), as an unsharded save_pretrained does
+    names = {name for name, _ in model.named_parameters()} | {name for name, _ in model.named_buffers()}
+    return {name: tensor for name, tensor in state.items() if name in names}
 
 
 def as_float(norm: torch.Tensor) -> float:
