@@ -53,6 +53,8 @@ def plan_run(model: nn.Module, config: TuneConfig, train_set: TokenizedSet, devi
     settings = replace(config.train, **{k: saved[k] for k in RESOLVED if k in saved and getattr(config.train, k) is None})
     per_token, fixed = activation_bytes(probe, model)
     vocab, resident, trainable = model.config.vocab_size, resident_bytes(device), trainable_parameters(model)[0]
+    if config.train.fsdp is not None:  # each process keeps the gradients and AdamW state of its shard only
+        trainable //= world
     budget, source = budget_for(settings.memory_budget, device, resident + trainable * OPTIMIZER_BYTES)
 
     def memory_for(micro: int | None, checkpointing: bool | None):
