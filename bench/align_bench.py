@@ -53,7 +53,23 @@ def run_ours(args: argparse.Namespace, data: Path, work: Path) -> dict:
                                 f"train.max_steps={args.steps}", "method.beta=0.1"],
                          {"data.path": str(data), "output": str(work / "ours"), "model": args.model})
     result = train(config, show_progress=False)
-    return {"tokens_per_s": result.tokens_per_second, "peak_rss_mb": result.peak_rss_mb}
+    # tokens as TRL counts them (prompt + chosen, prompt + rejected), though ours packs each prompt once
+    pairs = [json.loads(line) for line in data.read_text().splitlines()]
+    lengths = pair_sequence_tokens(pairs, result.output)
+    tokens = sum(lengths[i % len(lengths)] for i in range(args.batch * args.steps))
+    return {"tokens_per_s": tokens / result.training_seconds, "pairs_per_s": args.batch * args.steps /
+            result.training_seconds, "peak_rss_mb": result.peak_rss_mb}
+
+
+def pair_sequence_tokens(pairs: list[dict], output: str) -> list[int]:
+    """Tokens of prompt + chosen plus prompt + rejected per pair, under the tokenizer and template ours used."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(output)
+    def length(prompt: str, answer: str) -> int:
+        messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
+        return len(tokenizer.apply_chat_template(messages, tokenize=True))
+    return [length(p["prompt"], p["chosen"]) + length(p["prompt"], p["rejected"]) for p in pairs]
 
 
 def run_trl(args: argparse.Namespace, data: Path, work: Path) -> dict:
@@ -93,12 +109,14 @@ def run_trl(args: argparse.Namespace, data: Path, work: Path) -> dict:
     trainer.train()
     trained_pairs = min(len(lengths), args.batch * args.steps)
     tokens = sum(lengths[:trained_pairs]) * (args.batch * args.steps) / max(1, trained_pairs)
-    return {"tokens_per_s": tokens / max(seen["seconds"], 1e-9), "peak_rss_mb": peak_rss_mb()}
+    return {"tokens_per_s": tokens / max(seen["seconds"], 1e-9), "pairs_per_s": args.batch * args.steps /
+            max(seen["seconds"], 1e-9), "peak_rss_mb": peak_rss_mb()}
 
 
 def child(args: argparse.Namespace, variant: str, work: Path) -> dict:
     command = [sys.executable, __file__, "--child", variant, "--work", str(work), "--pairs", str(args.pairs),
-               "--batch", str(args.batch), "--steps", str(args.steps), "--max-length", str(args.max_length)] + (["--model", args.model] if args.model else [])
+               "--batch", str(args.batch), "--steps", str(args.steps), "--max-length", str(args.max_length)]
+    command += ["--model", args.model] if args.model else []
     env = dict(os.environ, OMP_NUM_THREADS=str(args.threads)) if args.threads else os.environ
     out = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if out.returncode != 0:
@@ -132,11 +150,12 @@ def main() -> None:
         trl = child(args, "trl", work)
         ours = child(args, "ours", work)
     print(f"DPO, {args.model or 'SmolLM2-135M-Instruct'}, LoRA r=16, {args.steps} steps x {args.batch} pairs, max_length {args.max_length}")
-    print(f"{'trainer':28s} {'tokens/s':>10s} {'peak RSS MB':>12s}")
+    print(f"{'trainer':28s} {'tokens/s':>10s} {'pairs/s':>8s} {'peak RSS MB':>12s}")
     for name, row in (("TRL 1.16 DPOTrainer", trl), ("instruct tune (dpo)", ours)):
-        print(f"{name:28s} {row['tokens_per_s']:10.0f} {row['peak_rss_mb']:12.0f}")
+        print(f"{name:28s} {row['tokens_per_s']:10.0f} {row['pairs_per_s']:8.2f} {row['peak_rss_mb']:12.0f}")
     print(f"ratio: {ours['tokens_per_s'] / trl['tokens_per_s']:.2f}x tokens/s at "
-          f"{ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}x memory")
+          f"{ours['peak_rss_mb'] / trl['peak_rss_mb']:.2f}x memory (tokens counted as TRL does: the prompt in both "
+          "sequences)")
 
 
 if __name__ == "__main__":

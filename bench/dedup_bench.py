@@ -194,8 +194,13 @@ def run_datatrove(input_folder: Path, out: Path, workers: int, tasks: int) -> di
     Its English word tokenizer needs NLTK's punkt data, which cannot be downloaded here, so it
     gets a regex word tokenizer (faster than NLTK: this favours datatrove's speed)."""
     from datatrove.executor.local import LocalPipelineExecutor
-    from datatrove.pipeline.dedup.minhash import (MinhashConfig, MinhashDedupBuckets, MinhashDedupCluster,
-                                                  MinhashDedupFilter, MinhashDedupSignature)
+    from datatrove.pipeline.dedup.minhash import (
+        MinhashConfig,
+        MinhashDedupBuckets,
+        MinhashDedupCluster,
+        MinhashDedupFilter,
+        MinhashDedupSignature,
+    )
     from datatrove.pipeline.readers import JsonlReader
     from datatrove.pipeline.writers.jsonl import JsonlWriter
     from datatrove.utils.word_tokenizers import WordTokenizer
@@ -352,7 +357,7 @@ def main() -> None:
     for name, s, _, _ in results:
         print(f"{name[:40]:<40} " + " ".join(f"{s['per_kind'][k][0] / s['per_kind'][k][1]:>13.2f}"
                                               for k in kinds_sorted))
-    for name, s, speed, _ in results[1:]:
+    for name, _, speed, _ in results[1:]:
         print(f"{results[0][0]} / {name}: {results[0][2] / speed:.1f}x docs/s")
 
 

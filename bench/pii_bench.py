@@ -17,8 +17,10 @@ detectors were written against: IBANs of every country of the registry (random a
 ISO 7064 check digits; compact and grouped), NANP numbers with any area/exchange code the NANP
 plan allows (assigned or not) in every common notation, AWS secret keys next to a cue word and
 high-entropy values assigned to key/secret/token/password names in Python, YAML, JSON, shell and
-.env lines, public and private IPv4, and person names (first/last names of many origins) in prose;
-decoys add product/project names and code identifiers. NAME needs the `ner` extra (spaCy).
+.env lines, public and private IPv4, and person names (first/last names of many origins) in prose,
+in templates the name cues were written against and in two sets written after them (held out);
+decoys add product/project names and code identifiers. NAME needs the `ner` extra (spaCy); the
+NAME detectors are compared side by side (spaCy alone, cue patterns alone, both).
 """
 from __future__ import annotations
 
@@ -30,22 +32,35 @@ from collections import Counter
 from dataclasses import dataclass
 
 from instruct.corpus import stdlib_docstrings
-from instruct.pii.detectors import DEFAULT_TYPES, IBAN_LENGTHS, Span, detectors, find_pii, luhn_valid
+from instruct.pii.detectors import (
+    DEFAULT_TYPES,
+    IBAN_LENGTHS,
+    Span,
+    detectors,
+    find_pii,
+    luhn_valid,
+)
 
 # --- value generators ---------------------------------------------------------------------------
 
-FIRST = "james mary robert patricia john jennifer michael linda david elizabeth wei aisha olga raj sofia".split()
-LAST = "smith johnson brown garcia miller davis wilson anderson taylor thomas moore martin lee chen patel".split()
-DOMAINS = "example.com mail.example.org corp.example.net uni.example.edu example.co.uk startup.example.io".split()
-US_AREAS = "201 212 213 305 312 404 415 503 602 617 646 702 713 718 773 808 917 972 206 303".split()
-PHONE_REGIONS = "GB DE FR IN JP AU ES IT BR CN NL MX SE CH KR ZA".split()
-STREETS = ("Maple Oak Washington Lincoln Park Lake Hill Cedar Elm Pine Main Church Highland Sunset Jefferson "
-           "Madison Baker Victoria Station Mill King Queen High Bridge").split()
-US_TYPES = "Street St Avenue Ave Road Rd Boulevard Blvd Lane Ln Drive Dr Court Ct Way Place Terrace".split()
-UK_TYPES = "Road Street Lane Close Crescent Gardens Avenue Grove Way".split()
+FIRST = ["james", "mary", "robert", "patricia", "john", "jennifer", "michael", "linda", "david", "elizabeth", "wei",
+         "aisha", "olga", "raj", "sofia"]
+LAST = ["smith", "johnson", "brown", "garcia", "miller", "davis", "wilson", "anderson", "taylor", "thomas", "moore",
+         "martin", "lee", "chen", "patel"]
+DOMAINS = ["example.com", "mail.example.org", "corp.example.net", "uni.example.edu", "example.co.uk",
+           "startup.example.io"]
+US_AREAS = ["201", "212", "213", "305", "312", "404", "415", "503", "602", "617", "646", "702", "713", "718", "773",
+            "808", "917", "972", "206", "303"]
+PHONE_REGIONS = ["GB", "DE", "FR", "IN", "JP", "AU", "ES", "IT", "BR", "CN", "NL", "MX", "SE", "CH", "KR", "ZA"]
+STREETS = ["Maple", "Oak", "Washington", "Lincoln", "Park", "Lake", "Hill", "Cedar", "Elm", "Pine", "Main",
+           "Church", "Highland", "Sunset", "Jefferson", "Madison", "Baker", "Victoria", "Station", "Mill", "King",
+           "Queen", "High", "Bridge"]
+US_TYPES = ["Street", "St", "Avenue", "Ave", "Road", "Rd", "Boulevard", "Blvd", "Lane", "Ln", "Drive", "Dr",
+            "Court", "Ct", "Way", "Place", "Terrace"]
+UK_TYPES = ["Road", "Street", "Lane", "Close", "Crescent", "Gardens", "Avenue", "Grove", "Way"]
 CITIES = [("Springfield", "IL"), ("Austin", "TX"), ("Portland", "OR"), ("Boston", "MA"), ("Denver", "CO"),
           ("New York", "NY"), ("San Jose", "CA"), ("Madison", "WI")]
-UK_TOWNS = "London Oxford Leeds Bristol Manchester York Cardiff".split()
+UK_TOWNS = ["London", "Oxford", "Leeds", "Bristol", "Manchester", "York", "Cardiff"]
 
 TEMPLATES = {
     "EMAIL": ["Contact {v} for details.", "Send questions to <{v}>.", "(reported by {v})", "Email: {v}",
@@ -103,9 +118,7 @@ def format_card(rng: random.Random, number: str) -> str:
 def iban(rng: random.Random, valid: bool = True) -> str:
     country = rng.choice(["DE", "GB", "FR", "ES", "IT", "NL", "BE", "CH", "AT", "PL", "SE", "NO", "IE"])
     length = IBAN_LENGTHS[country]
-    if country in ("GB", "IE"):
-        bban = "".join(rng.choice(string.ascii_uppercase) for _ in range(4)) + digits(rng, length - 8)
-    elif country == "NL":
+    if country in ("GB", "IE") or country == "NL":
         bban = "".join(rng.choice(string.ascii_uppercase) for _ in range(4)) + digits(rng, length - 8)
     elif country == "IT":
         bban = rng.choice(string.ascii_uppercase) + digits(rng, length - 5)
@@ -389,15 +402,31 @@ def matcher_spans(texts: list[str]) -> tuple[list[list[Span]], float]:
 
 # --- real-world formats (issue 21) ----------------------------------------------------------------
 
-GIVEN = ("Oliver Amelia Hiroshi Yuki Fatima Mohammed Priya Arjun Chen Mei Lucas Sofia Kwame Amara Mateo Valentina "
-         "Dmitri Anastasia Liam Emma Noah Ava Carlos Lucia Tomasz Agnieszka Hannah Jonas Ingrid Lars Siobhan Declan "
-         "Nguyen Linh Kenji Sakura Omar Layla Diego Camila Erik Astrid Rahul Ananya Samuel Grace").split()
-FAMILY = ("Thompson Nakamura Rahman Sharma Zhang Rossi Oliveira Mensah Okafor Fernandez Petrov Kowalski Schneider "
-          "Johansson Murphy O'Brien Tran Tanaka Haddad Morales Lindqvist Gupta Williams Mitchell Dubois Novak "
-          "Andersen Costa Reyes Walsh").split()
+GIVEN = ["Oliver", "Amelia", "Hiroshi", "Yuki", "Fatima", "Mohammed", "Priya", "Arjun", "Chen", "Mei", "Lucas",
+         "Sofia", "Kwame", "Amara", "Mateo", "Valentina", "Dmitri", "Anastasia", "Liam", "Emma", "Noah", "Ava",
+         "Carlos", "Lucia", "Tomasz", "Agnieszka", "Hannah", "Jonas", "Ingrid", "Lars", "Siobhan", "Declan",
+         "Nguyen", "Linh", "Kenji", "Sakura", "Omar", "Layla", "Diego", "Camila", "Erik", "Astrid", "Rahul",
+         "Ananya", "Samuel", "Grace"]
+FAMILY = ["Thompson", "Nakamura", "Rahman", "Sharma", "Zhang", "Rossi", "Oliveira", "Mensah", "Okafor", "Fernandez",
+          "Petrov", "Kowalski", "Schneider", "Johansson", "Murphy", "O'Brien", "Tran", "Tanaka", "Haddad",
+          "Morales", "Lindqvist", "Gupta", "Williams", "Mitchell", "Dubois", "Novak", "Andersen", "Costa", "Reyes",
+          "Walsh"]
 NAME_TEMPLATES = ["My name is {v} and I maintain this module.", "Thanks to {v} for the report.",
                   "Please contact {v} before merging.", "{v} wrote the first version.", "Signed, {v}",
                   "Reviewed-by: {v}", "Ask {v} about the release schedule.", "According to {v}, the fix is safe."]
+# written after the cue patterns, to measure them on sentences they were not written against
+NAME_HELDOUT_TEMPLATES = ["The patch from {v} fixed the leak.", "{v} joined the team in 2019.",
+                          "I met {v} at the conference in Lisbon.", "Hi {v}, the build is green again.",
+                          "Co-authored-by: {v}", "Best regards, {v}", "We hired {v} as our new release manager.",
+                          "Questions go to {v} or the mailing list.", "{v} (maintainer) approved the change.",
+                          "Dear {v}, thank you for your order."]
+# written after the second round of cues (salutations, added for the misses on the first held-out set)
+NAME_HELDOUT_2_TEMPLATES = ["Many thanks, {v}", "{v} left a comment on the pull request.",
+                            "Meeting notes taken by {v}.", "Hello {v}, your ticket was closed.",
+                            "Our speaker today is {v}.", "Photo: {v}", "{v} has been promoted to senior engineer.",
+                            "Yours sincerely, {v}", "Ping {v} if the job fails.", "Written by {v} in March."]
+NAME_TEMPLATE_SETS = {"1_written_before_cues": NAME_TEMPLATES, "2_held_out": NAME_HELDOUT_TEMPLATES,
+                      "3_held_out_round_2": NAME_HELDOUT_2_TEMPLATES}
 PRODUCT_DECOYS = ["Visual Studio Code", "Google Chrome", "Microsoft Excel", "Apache Kafka", "Django REST Framework",
                   "Amazon Web Services", "Red Hat Enterprise Linux", "GitHub Actions", "Jupyter Notebook",
                   "Adobe Photoshop", "Mozilla Firefox", "Oracle Database", "Windows Server", "Apple Music"]
@@ -449,7 +478,7 @@ def spec_ip(rng: random.Random) -> tuple[str, str]:
 
 
 def spec_name(rng: random.Random) -> tuple[str, str]:
-    return "full_name", f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}"
+    return rng.choice(sorted(NAME_TEMPLATE_SETS)), f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}"
 
 
 REAL_GENERATORS = {"IBAN": spec_iban, "PHONE": spec_nanp, "IP_ADDRESS": spec_ip, "NAME": spec_name}
@@ -476,7 +505,7 @@ def real_world_set(docs: int, seed: int, names: bool) -> tuple[list[str], list[l
                     template = rng.choice(REAL_DECOY_TEMPLATES[subtype])
                 else:
                     subtype, value = REAL_GENERATORS[kind](rng)
-                    template = rng.choice(NAME_TEMPLATES if kind == "NAME" else TEMPLATES[kind])
+                    template = rng.choice(NAME_TEMPLATE_SETS[subtype] if kind == "NAME" else TEMPLATES[kind])
                 before, _, after = template.partition("{v}")
                 pieces.append(before)
                 position += len(before)
@@ -522,8 +551,36 @@ def real_main(args: argparse.Namespace) -> None:
         print(f"decoy {d}: {hit} of {n} altered")
     no_names = [d for d in active if d.type != "NAME"]
     _, regex_seconds = run_detectors(texts, no_names)
-    print(f"\nspeed, one process (CPU time): {megabytes / seconds:.2f} MB/s with NAME, "
-          f"{megabytes / regex_seconds:.1f} MB/s without (regex detectors only)")
+    print(f"\nspeed, one process (CPU time): {megabytes / seconds:.2f} MB/s per core with NAME, "
+          f"{megabytes / regex_seconds:.1f} MB/s per core without (regex detectors only)")
+    if names:
+        name_candidates(texts, labels, megabytes)
+
+
+def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: float) -> None:
+    """NAME detectors side by side: spaCy alone, cue patterns alone, both (the default)."""
+    from instruct.pii.names import NameDetector
+
+    class SpacyOnly(NameDetector):
+        find = NameDetector.model_names
+
+    print("\n| NAME detector | recall: " + " / ".join(sorted(NAME_TEMPLATE_SETS)) + " | precision | decoys altered | MB/s |"
+          "\n|---|---|---|---|---|")
+    for label, detector in (("spaCy en_core_web_sm (PERSON + name shape)", SpacyOnly()),
+                            ("cue patterns only (no model)", NameDetector(model=False)),
+                            ("cues + spaCy (default)", NameDetector())):
+        spans, seconds = run_detectors(texts, [detector])
+        found, total = Counter(), Counter()
+        for doc_spans, doc_labels in zip(spans, labels):
+            for lab in doc_labels:
+                if lab.kind == "NAME":
+                    total[lab.subtype] += 1
+                    found[lab.subtype] += any(s.start <= lab.start and s.end >= lab.end for s in doc_spans)
+        row = score(spans, labels, ("NAME",))
+        decoys = sum(hit for hit, _ in row["decoys"].values()), sum(n for _, n in row["decoys"].values())
+        recall = " / ".join(f"{found[k] / max(1, total[k]):.3f}" for k in sorted(NAME_TEMPLATE_SETS))
+        print(f"| {label} | {recall} | {row['types']['NAME']['precision']:.3f} | {decoys[0]} of {decoys[1]} | "
+              f"{megabytes / seconds:.3f} |")
 
 
 def main() -> None:

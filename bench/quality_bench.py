@@ -7,10 +7,11 @@
 postgresql-doc-15, sqlite3-doc, python-django-doc, debian-reference-en, bash-doc; fetched once by
 bench/debian.py), extracted as the web recipe extracts them; index/search pages and pages under
 100 words left out. Junk of the four kinds below is injected, built from the same corpus' words.
-The steps of the shipped pipelines/web.yaml (all but dedup and PII, in order; the perplexity
-net on a stratified sample of what the rules keep) give good-page retention and junk recall per
-kind, next to the published-threshold rules as the baseline; pipelines/books.yaml is measured on
-the long-form pages (>= 1,000 words).
+The steps of the shipped pipelines/web.yaml (all but dedup and PII, in order, the built-in
+classifier net included; the perplexity net on a stratified sample of what the rest keeps) give
+good-page retention and junk recall per kind, next to the published-threshold rules as the
+baseline; pipelines/books.yaml is measured on the long-form pages (>= 1,000 words). Pages and junk
+are split in halves (--split): the recipe's thresholds were set on `calib`, `test` reports them.
 
 Good documents are real prose on every machine: stdlib docstrings (source `docs`) and the
 `pydoc_data` reference topics cut into sections (source `reference`). Bad documents are built
@@ -43,6 +44,7 @@ import numpy as np
 import pyarrow as pa
 
 from instruct.pipeline.registry import available_steps, make_step
+from instruct.pipeline.step import Step
 from instruct.quality.classifier import TrainConfig, train_classifier
 from instruct.schema import documents_table
 
@@ -90,6 +92,7 @@ def sections(text: str, key: str, source: str, words: int = 200) -> list[dict]:
 def good_documents() -> list[dict]:
     """Python's HTML documentation as extracted web text (`web`) and pydoc topics (`reference`)."""
     from pydoc_data.topics import topics
+
     from resiliparse.extract.html2text import extract_plain_text
 
     docs = []
@@ -283,9 +286,9 @@ def unseen_kind_recall(train: list[dict], test: list[dict], rules: np.ndarray, k
 def perplexity_rows(args: argparse.Namespace, train: list[dict], test: list[dict], rules: np.ndarray,
                     classifier_drop: np.ndarray) -> tuple[list[dict], str]:
     """Rules + perplexity on a stratified test sample, thresholds per source from good training docs."""
-    from instruct.quality.lm import PerplexityScorer
-
     import torch
+
+    from instruct.quality.lm import PerplexityScorer
 
     torch.set_num_threads(max(1, os.cpu_count() or 1))
     rng = random.Random(args.seed)
@@ -359,8 +362,8 @@ def run_steps(steps: list, rows: list[dict]) -> tuple[np.ndarray, collections.Co
     table = documents_table([{"id": str(i), "text": r["text"], "source": r["source"]} for i, r in enumerate(rows)])
     dropped, reasons = np.zeros(len(rows), dtype=bool), collections.Counter()
     for item in steps:
-        name, params = (item, {}) if isinstance(item, str) else next(iter(item.items()))
-        step = make_step(name, params or {})
+        step = item if isinstance(item, Step) else make_step(*((item, {}) if isinstance(item, str)
+                                                               else next(iter(item.items()))))
         step.ensure_setup()
         out = step.apply(table)
         keep = [reason is None for reason in (out.reasons or [None] * out.table.num_rows)]
@@ -397,10 +400,15 @@ def real_row(label: str, rows: list[dict], dropped: np.ndarray) -> str:
 
 def real_main(args: argparse.Namespace) -> None:
     started = time.perf_counter()
-    good = real_pages()
-    rows = good + real_junk(good, args.bad_per_kind, args.seed)
-    print(f"real corpus: {len(good)} pages of {len(REAL_PACKAGES)} manuals + {len(rows) - len(good)} junk "
-          f"({time.perf_counter() - started:.0f}s)", file=sys.stderr)
+    pages = real_pages()
+    junk = real_junk(pages, args.bad_per_kind, args.seed)
+    if args.split != "all":  # thresholds were set on the calibration half; the test half reports them
+        test = args.split == "test"
+        pages = [p for p in pages if is_test(p["key"]) == test]
+        junk = [j for i, j in enumerate(junk) if (i % 2 == 1) == test]
+    good, rows = pages, pages + junk
+    print(f"real corpus ({args.split} split): {len(good)} pages of {len(REAL_PACKAGES)} manuals + "
+          f"{len(rows) - len(good)} junk ({time.perf_counter() - started:.0f}s)", file=sys.stderr)
     header = "| config | good kept (n) | " + " | ".join(KINDS) + " | junk recall |"
     print(header + "\n|" + "---|" * (len(KINDS) + 3))
     base, base_reasons = run_steps(BASELINE, rows)
@@ -410,7 +418,9 @@ def real_main(args: argparse.Namespace) -> None:
     tick = time.process_time()
     ruled, reasons = run_steps(rules, rows)
     rule_seconds = time.process_time() - tick
-    print(real_row("web.yaml rules", rows, ruled))
+    print(real_row("web.yaml rules + classifier net", rows, ruled))
+    no_net = [s for s in rules if (s if isinstance(s, str) else next(iter(s))) != "quality_classifier"]
+    print(real_row("web.yaml rules without the classifier", rows, run_steps(no_net, rows)[0]))
     # the perplexity net on a stratified sample of what the rules keep (the LM is the slow part)
     rng = random.Random(args.seed)
     kept = collections.defaultdict(list)
@@ -419,12 +429,14 @@ def real_main(args: argparse.Namespace) -> None:
             kept[r.get("kind", "good")].append(i)
     share = {"good": args.real_sample // 2, **{k: args.real_sample // (2 * len(KINDS)) for k in KINDS}}
     sample = sorted(i for kind, ids in kept.items() for i in rng.sample(ids, min(len(ids), share.get(kind, 0))))
-    net = [s for s in web if not isinstance(s, str) and next(iter(s)) == "perplexity"]
+    net = [make_step("perplexity", s["perplexity"]) for s in web if not isinstance(s, str) and "perplexity" in s]
     if not sample:
         sample, net = [], []  # --real-sample 0: rules only
-    tick = time.perf_counter()
+    for step in net:
+        step.ensure_setup()  # the model loads once per worker; the speed below is scoring only
+    tick, cpu_tick = time.perf_counter(), time.process_time()
     net_dropped, net_reasons = run_steps(net, [rows[i] for i in sample])
-    net_seconds = max(time.perf_counter() - tick, 1e-9)
+    net_seconds, net_cpu = max(time.perf_counter() - tick, 1e-9), max(time.process_time() - cpu_tick, 1e-9)
     # estimate over all rows: a row the rules keep is dropped by the net at its kind's sampled rate
     rate = {kind: net_dropped[[j for j, i in enumerate(sample) if rows[i].get("kind", "good") == kind]].mean()
             if any(rows[i].get("kind", "good") == kind for i in sample) else 0.0 for kind in ["good", *KINDS]}
@@ -432,7 +444,7 @@ def real_main(args: argparse.Namespace) -> None:
     bad = np.array(["kind" in r for r in rows])
     cells = [f"{1 - expected[~bad].mean():.3f} ({(~bad).sum()})"]
     cells += [f"{expected[np.array([r.get('kind') == k for r in rows])].mean():.3f}" for k in KINDS]
-    print(f"| web.yaml rules + perplexity net (net on a sample of {len(sample)}) | " + " | ".join(cells)
+    print(f"| web.yaml rules + classifier + perplexity net (perplexity on a sample of {len(sample)}) | " + " | ".join(cells)
           + f" | {expected[bad].mean():.3f} |")
     long_form = [r for r in good if len(r["text"].split()) >= 1000]
     books, book_reasons = run_steps(recipe_steps("pipelines/books.yaml"), long_form)
@@ -441,15 +453,22 @@ def real_main(args: argparse.Namespace) -> None:
           f"(published Gopher thresholds: {(~books_base).mean():.3f}); drops {dict(book_reasons.most_common(5))}")
     print(f"web.yaml rule drops: {dict(reasons.most_common(8))}")
     print(f"baseline drops: {dict(base_reasons.most_common(6))}")
-    print(f"web.yaml rules: {len(rows) / rule_seconds:,.0f} docs/s per core (CPU time); perplexity net "
-          f"{len(sample) / net_seconds:.1f} docs/s wall ({os.cpu_count()} cores), drops {dict(net_reasons)}; "
-          f"load average {os.getloadavg()[0]:.1f}")
+    megabytes = sum(len(r["text"].encode()) for r in rows) / 1e6
+    net_mb = sum(len(rows[i]["text"].encode()) for i in sample) / 1e6
+    print(f"web.yaml rules + classifier: {len(rows) / rule_seconds:,.0f} docs/s, {megabytes / rule_seconds:.2f} MB/s "
+          f"per core (CPU time); perplexity net {len(sample) / net_seconds:.1f} docs/s wall, "
+          f"{net_mb / net_cpu:.3f} MB/s per core (CPU time of all threads, {os.cpu_count()} cores); with it the "
+          f"per-unit steps run at {megabytes / (rule_seconds + net_cpu * len(rows) / max(len(sample), 1)):.3f} "
+          f"MB/s per core if every row reached it (the recipe scores only dedup survivors); net drops "
+          f"{dict(net_reasons)}; load average {os.getloadavg()[0]:.1f}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--real", action="store_true", help="the shipped recipes on real Debian manuals")
     parser.add_argument("--real-sample", type=int, default=400, help="--real: rows the perplexity net scores")
+    parser.add_argument("--split", choices=("test", "calib", "all"), default="test",
+                        help="--real: the half of pages and junk to measure (thresholds were set on calib)")
     parser.add_argument("--bad-per-kind", type=int, default=250, help="bad documents per kind and split")
     parser.add_argument("--ppl-docs", type=int, default=200,
                         help="test documents scored by the LM (half good, half bad; half as many calibrate); 0 skips")

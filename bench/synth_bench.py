@@ -25,7 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from instruct.serve.process import server_process  # noqa: E402
 from instruct.synth.client import ClientConfig, LLMClient, Request  # noqa: E402
-from instruct.synth.rouge import RougeIndex, rouge_l_f, tokenize  # noqa: E402
+from instruct.synth.rouge import RougeIndex, rouge_l_tokens, tokenize  # noqa: E402
 
 
 def throughput(url: str, concurrency: int, requests: int) -> float:
@@ -87,7 +87,7 @@ def naive_per_pair(texts: list[str], sample: int, scorer=None) -> tuple[float, i
             best = max((scorer.score(text, k)["rougeL"].fmeasure for k in kept), default=0.0)
         else:
             tokens = tokenize(text)
-            best = max((rouge_l_f(tokens, k) for k in kept), default=0.0)
+            best = max((rouge_l_tokens(tokens, k) for k in kept), default=0.0)
         pairs += len(kept)
         if best <= 0.7:
             kept.append(text if scorer is not None else tokenize(text))

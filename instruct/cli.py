@@ -20,6 +20,7 @@ COMMANDS = {
     "tune": "instruct.tune.cli:tune",
     "synth": "instruct.synth.cli:synth",
     "serve": "instruct.serve.cli:serve",
+    "recipes": "instruct.resources.cli:recipes",
     "samples": "instruct.samples:samples",
     "eval": "instruct.evaluate.cli:eval_command",
     "demo": "instruct.demo:demo",

@@ -19,8 +19,9 @@ from typing import Any
 import click
 
 from instruct.errors import user_errors
+from instruct.resources import resource_path
 
-PROJECT = Path(__file__).resolve().parent.parent  # recipes, templates and examples live beside the package
+EXAMPLE = Path("examples/unicode_category")  # the task's recipes, relative to the checkout like its data
 
 
 def run_demo(output: Path, steps: int, eval_examples: int, workers: int, web_documents: int = 8) -> dict[str, Any]:
@@ -37,20 +38,19 @@ def run_demo(output: Path, steps: int, eval_examples: int, workers: int, web_doc
         click.secho(f"[1/6] writing sample inputs to {samples}/", bold=True)
         generate(samples)
     click.secho("[2/6] building the web corpus (pipelines/web.yaml)", bold=True)
-    web = build(load_recipe(PROJECT / "pipelines/web.yaml",
+    web = build(load_recipe(resource_path("pipelines", "web.yaml"),
                             [f"write.output={output / 'web'}", f"workers={workers}"]))
     click.secho("[3/6] templating the Unicode-category task", bold=True)
     splits = write_unicode_category(samples / "unicode_category")
-    example = PROJECT / "examples/unicode_category"
-    train_manifest = build(load_recipe(example / "train.yaml", [f"write.output={output / 'unicode/train'}"]))
-    build(load_recipe(example / "heldout.yaml", [f"write.output={output / 'unicode/test'}",
+    train_manifest = build(load_recipe(EXAMPLE / "train.yaml", [f"write.output={output / 'unicode/train'}"]))
+    build(load_recipe(EXAMPLE / "heldout.yaml", [f"write.output={output / 'unicode/test'}",
                                                   f"read.paths=[{splits['test']}]"]))
     click.secho(f"[4/6] mixing {web_documents} web documents into the task's examples", bold=True)
     mix(MixConfig(sources=[MixSource("unicode_category", shards=str(output / "unicode/train")),
                            MixSource("web", shards=str(output / "web"), cap=web_documents)],
                   write=MixWrite(output=str(output / "mix"))), show_progress=False)
     click.secho(f"[5/6] LoRA on the embedded SmolLM2 for {steps} steps (examples: SFT, documents: pretrain)", bold=True)
-    tuned = train(load_config(PROJECT / "trainer/lora.yaml",
+    tuned = train(load_config(resource_path("trainer", "lora.yaml"),
                               ["train.lr=1e-3", "train.micro_batch_tokens=1024", "data.max_length=512", "train.grad_accum=1",
                                "data.eval_fraction=0.05", "train.eval_every=1000000"],
                               {"data.path": str(output / "mix"), "output": str(output / "adapter"),

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from typing import Sequence
 import random
 import sys
 import unicodedata
 from pathlib import Path
+from typing import Sequence
 
 from instruct.io.shards import atomic_path
 

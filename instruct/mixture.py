@@ -7,12 +7,12 @@ proportions, e.g. 10 % pre-training text replayed during SFT to limit forgetting
     total: 10000              # optional; default: the largest mix that meets the weights without repeats
     sources:
       - {name: sst, shards: out/sst, weight: 0.5}
-      - {name: nli, recipe: pipelines/labeled.yaml, weight: 0.3, cap: 2000}
+      - {name: nli, recipe: labeled, weight: 0.3, cap: 2000}   # a file or a shipped recipe's name
       - {name: synth, shards: out/synth, weight: 0.1}
       - {name: web, shards: out/web, weight: 0.1}     # DOCUMENT shards: trained as continued pre-training
     write: {output: out/mix}
 
-A source is existing EXAMPLE shards, or a build recipe (a path or an inline mapping) that is
+A source is existing EXAMPLE shards, or a build recipe (a path, a shipped recipe's name or an inline mapping) that is
 built first into OUTPUT/sources/NAME. Without weights, sources mix in proportion to their
 (capped) sizes, as T5/Flan do. A source that hits its cap (or its size, unless `repeat`) keeps
 that many rows and the rest of the total is shared among the others by weight. Which rows are
@@ -163,9 +163,10 @@ def _source_table(source: MixSource, config: MixConfig, output: Path, show_progr
     if source.recipe is not None:
         from instruct.pipeline.recipe import load_recipe
         from instruct.pipeline.runner import build
+        from instruct.resources.recipes import recipe_file
 
         folder = str(output / "sources" / source.name)
-        recipe_path = source.recipe if isinstance(source.recipe, str) else None
+        recipe_path = recipe_file(source.recipe) if isinstance(source.recipe, str) else None
         data = source.recipe if isinstance(source.recipe, dict) else None
         recipe = load_recipe(recipe_path, [f"write.output={folder}", f"workers={config.workers}"], data=data)
         build(recipe, data, show_progress=show_progress)
@@ -190,7 +191,7 @@ def _take(table: pa.Table, chosen: list[tuple[int, int]], name: str) -> pa.Table
 
 def _manifest(config: MixConfig, available: list[int], taken: list[int], written: int, seconds: float,
               kind: str) -> dict:
-    from instruct.pipeline.manifest import package_versions
+    from instruct.provenance import package_versions
 
     weights = [s.weight for s in config.sources] if config.sources[0].weight is not None else [
         min(n, s.cap) if s.cap is not None else n for n, s in zip(available, config.sources)]

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import itertools
 import re
-from dataclasses import dataclass, field
 from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from instruct.schema import ROLES, SchemaError, content_id, dump_meta

@@ -1,16 +1,18 @@
 """`instruct samples`: real sample inputs derived from this Python installation in seconds.
 
-Nothing third-party is committed: the web pages are pydoc renderings of stdlib modules, wrapped
-in site boilerplate (navigation, sidebar, cookie banner, footer) and packed into gzipped WARCs;
-guide pages are made of module docstrings the same way; code is a subset of the stdlib sources; books are the long prose topics of `pydoc_data`;
-JSONL holds the same docstrings one per line. A few deliberately bad inputs (link farms, lists, a minified
-file, a binary, a vendored folder, exact duplicates) give the filters something to drop.
+Nothing third-party is committed: the web pages are pydoc renderings of stdlib modules, wrapped in
+site boilerplate (navigation, sidebar, cookie banner, footer) and packed into gzipped WARCs; guide
+pages are made of module docstrings the same way; code is a subset of the stdlib sources; books are
+the long prose topics of `pydoc_data`; JSONL holds the same docstrings one per line. A few
+deliberately bad inputs (link farms, lists, a minified file, a binary, a vendored folder, exact
+duplicates) give the filters something to drop.
 
     data/generated/web/crawl-0000{0,1}.warc.gz    web.yaml
     data/generated/html/*.html                    the same kind of pages as files
     data/generated/code/                          code.yaml
     data/generated/books/*.txt                    books.yaml
     data/generated/docs/*.jsonl(.gz)              docstrings, one per line
+    data/generated/labeled/                       labeled.yaml, mixture.yaml (small shipped datasets)
 """
 from __future__ import annotations
 
@@ -30,6 +32,7 @@ from pathlib import Path
 import click
 
 from instruct.corpus import stdlib_root
+from instruct.resources import labeled_samples
 
 DEFAULT_OUTPUT = "data/generated"
 SITE = "https://docs.example.org"
@@ -222,6 +225,12 @@ def write_books(root: Path) -> dict[str, int]:
     return {"books": len(topics)}
 
 
+def write_labeled(root: Path) -> dict[str, int]:
+    """The small labeled datasets shipped with the package (sentiment, NLI, extractive QA)."""
+    shutil.copytree(labeled_samples(), root / "labeled")
+    return {"labeled files": sum(1 for _ in (root / "labeled").iterdir())}
+
+
 def write_docs(root: Path) -> dict[str, int]:
     """Docstrings as JSONL: one plain file and one gzipped, to exercise both readers."""
     docs = root / "docs"
@@ -245,7 +254,7 @@ def generate(output: str | Path = DEFAULT_OUTPUT) -> dict[str, int]:
     staging = Path(tempfile.mkdtemp(prefix=".samples.", dir=output))
     try:
         counts: dict[str, int] = {}
-        for writer in (write_web, write_code, write_books, write_docs):
+        for writer in (write_web, write_code, write_books, write_docs, write_labeled):
             counts.update(writer(staging))
         for folder in sorted(staging.iterdir()):
             shutil.rmtree(output / folder.name, ignore_errors=True)

@@ -36,17 +36,29 @@ def build_recipes() -> list[Path]:
 def recipe_on_samples(path: Path, output: Path, overrides: list[str] = ()) -> tuple:
     """(Recipe, its data) of a shipped recipe, on the generated samples, writing to `output`.
 
-    Paths under data/generated/ point at the samples; other relative paths at the repository.
+    Paths under data/generated/ (read paths, few-shot files, eval sets) point at the samples; other
+    relative read paths at the repository.
     """
     from instruct.config import load_yaml
     from instruct.pipeline.recipe import load_recipe
 
-    data = load_yaml(path)
+    data = _on_samples(load_yaml(path))
     paths = data["read"]["paths"]
-    data["read"]["paths"] = [str(p).replace("data/generated", str(sample_dir()), 1) if "data/generated" in str(p)
-                             else str(REPO / p) for p in ([paths] if isinstance(paths, str) else paths)]
+    data["read"]["paths"] = [p if Path(p).is_absolute() else str(REPO / p)
+                             for p in ([paths] if isinstance(paths, str) else paths)]
     data.setdefault("write", {})["output"] = str(output)
     return load_recipe(path, list(overrides), data=data), data
+
+
+def _on_samples(value):
+    """`value` with every string path under data/generated/ pointed at the generated samples."""
+    if isinstance(value, dict):
+        return {key: _on_samples(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_on_samples(item) for item in value]
+    if isinstance(value, str) and value.startswith("data/generated"):
+        return value.replace("data/generated", str(sample_dir()), 1)
+    return value
 
 
 def rejected_counts(output: Path) -> Counter:

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from instruct.cli import main
 from instruct.evaluate import EvalConfig, evaluate, evaluate_model
-from instruct.evaluate.metrics import bootstrap, exact_match, normalize_answer, rouge_l_f
+from instruct.evaluate.metrics import answer_rouge_l, bootstrap, exact_match, normalize_answer
 from instruct.evaluate.scoring import choice_logprobs, rank_classify, sequence_logprobs
 from instruct.io.examples import load_examples
 from instruct.io.shards import write_table
@@ -27,9 +27,9 @@ def test_exact_match_uses_squad_normalisation():
 
 def test_rouge_l_matches_hand_computed_lcs():
     # LCS of "a b c d e" and "a c e f" is "a c e": P = 3/5, R = 3/4, F = 2PR/(P+R) = 2/3
-    assert rouge_l_f("a1 b1 c1 d1 e1", "a1 c1 e1 f1") == pytest.approx(2 * 0.6 * 0.75 / 1.35)
-    assert rouge_l_f("x", "y") == 0.0
-    assert rouge_l_f("same words", "same words") == 1.0
+    assert answer_rouge_l("a1 b1 c1 d1 e1", "a1 c1 e1 f1") == pytest.approx(2 * 0.6 * 0.75 / 1.35)
+    assert answer_rouge_l("x", "y") == 0.0
+    assert answer_rouge_l("same words", "same words") == 1.0
 
 
 def test_bootstrap_interval_contains_mean_and_narrows_with_n():

@@ -11,11 +11,11 @@ import pytest
 from instruct.io.shards import read_shards
 from instruct.pipeline.recipe import load_recipe
 from instruct.pipeline.runner import build
+from instruct.resources import labeled_samples
 from instruct.schema import documents_table, load_meta
 from instruct.templates.fewshot import BM25
 from instruct.templates.step import TemplateStep
 
-ROOT = Path(__file__).resolve().parents[1]
 TRAIN = [("a", "The hotel room was spotless and the staff were kind.", 1),
          ("b", "The charger stopped working after a week.", 0),
          ("c", "The hotel breakfast was cold.", 0),
@@ -73,7 +73,7 @@ def test_embeddings_pick_by_meaning_where_no_word_is_shared(train_csv: Path):
 
 
 def test_similarity_selection_is_identical_across_worker_counts(tmp_path: Path):
-    fixtures = ROOT / "tests" / "fixtures" / "labeled"
+    fixtures = labeled_samples()
 
     def recipe(name: str, workers: int):
         data = {"read": {"format": "dataset", "paths": [str(fixtures / "sentiment_test.csv"),

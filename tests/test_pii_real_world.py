@@ -72,7 +72,8 @@ DECOYS = ["Django and Flask are web frameworks; Jinja renders their templates.",
           "Install Visual Studio Code and call numpy.linalg.solve on the matrix.",
           "The function get_user_name returns a string, and UserName is a class.",
           "Run git rebase on the main branch, then push to GitHub.",
-          "Apple released Safari 17 alongside macOS Sonoma."]
+          "Apple released Safari 17 alongside macOS Sonoma.",
+          "It runs on Jupyter Notebook.", "We moved to Jupyter Notebook last year."]  # spaCy: PERSON
 
 
 @pytest.fixture(scope="module")
@@ -89,3 +90,34 @@ def test_names_are_replaced_with_a_typed_placeholder(with_names, sentence, name)
 @pytest.mark.parametrize("sentence", DECOYS)
 def test_product_names_and_identifiers_are_left_alone(with_names, sentence):
     assert with_names.scrub(sentence) == (sentence, {})
+
+
+CUE_NAMES = [("Signed, Kwame Mensah", "Kwame Mensah"),
+             ("Reviewed-by: Linh Nguyen <linh@example.org>", "Linh Nguyen"),
+             ("Thanks to Siobhan Walsh for the report.", "Siobhan Walsh"),
+             ("Hello, my name is Omar and I maintain this package.", "Omar"),
+             ("Amara Okafor wrote the first version.", "Amara Okafor"),
+             ("Ms. Lindqvist approved the budget.", "Lindqvist"),
+             ("Dear Hannah Schneider, thank you for your order.", "Hannah Schneider")]
+
+
+@pytest.mark.parametrize("sentence,name", CUE_NAMES)
+def test_cue_marked_names_are_found_with_or_without_the_model(with_names, sentence, name):
+    for scrubber in (with_names, PiiScrub(types=["NAME"], name_model="cues")):
+        clean, counts = scrubber.scrub(sentence)
+        assert name not in clean and counts["NAME"] == 1, (scrubber.config.name_model, clean)
+
+
+@pytest.mark.parametrize("sentence", [*DECOYS, "I am Happy to help.", "Ask for the Release Notes first.",
+                                      "Hi Team, the build is green.", "Dear Customer, your order shipped.",
+                                      "Thanks to get_user_name the lookup is cached."])
+def test_cues_alone_leave_products_identifiers_and_single_words(sentence):
+    assert PiiScrub(types=["NAME"], name_model="cues").scrub(sentence) == (sentence, {})
+
+
+def test_a_person_entity_ending_in_a_common_noun_is_a_product():
+    from instruct.pii.names import common_words, looks_like_name
+
+    assert {"notebook", "database", "server"} <= common_words()
+    assert not looks_like_name("It runs on Jupyter Notebook.", 11, "Jupyter Notebook")
+    assert looks_like_name("It runs on Hiroshi Tanaka.", 11, "Hiroshi Tanaka")

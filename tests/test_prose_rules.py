@@ -39,7 +39,7 @@ def test_gopher_alpha_ratio_on_prose_only_keeps_a_code_heavy_manual_page():
 def test_c4_keeps_code_lines_verbatim_and_judges_prose_sentences():
     step = C4(prose_only=True, filter_curly_bracket=False, min_num_sentences=3)
     assert "for (i = 0" not in C4().clean(PAGE)[0]  # plain C4 strips the code sample from the page
-    cleaned, reason, scores = step.clean(PAGE)
+    cleaned, reason, scores, _ = step.clean(PAGE)
     assert reason is None and "    for (i = 0; i < n; i++) { total += values[i]; }" in cleaned
     assert scores["removed_lines"] == {}
     assert step.clean(CODE)[1] == "c4_too_few_sentences"  # code alone: no sentences

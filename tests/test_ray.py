@@ -129,7 +129,8 @@ def test_ray_output_identical_to_local(ray_cluster, corpus, tmp_path):
 
 def test_connected_components_match_union_find(ray_cluster, tmp_path):
     from instruct.dedup.unionfind import components
-    from instruct.pipeline.ray_global import Job, connected_components
+    from instruct.executor.layout import RunLayout
+    from instruct.executor.ray_global import Job, connected_components
 
     rng = np.random.default_rng(3)
     n = 400
@@ -138,7 +139,7 @@ def test_connected_components_match_union_find(ray_cluster, tmp_path):
     random_edges = rng.integers(280, n, size=(90, 2))
     edges = np.concatenate([chain, star, random_edges])
     edges = edges[edges[:, 0] != edges[:, 1]]
-    job = Job(ray_cluster, None, [], [], tmp_path, 0, tmp_path, 0, partitions=3)
+    job = Job(ray_cluster, None, [], [], RunLayout(tmp_path), 0, 0, partitions=3)
     blocks = [ray_cluster.put(pa.table({"u": part[:, 0], "v": part[:, 1]})) for part in np.array_split(edges, 4)]
     result = pa.concat_tables(ray_cluster.get(connected_components(job, blocks)))
     labels = np.arange(n)
@@ -156,7 +157,7 @@ def test_strict_input_error_surfaces_from_a_worker(ray_cluster, corpus, tmp_path
 
 
 def test_missing_ray_says_how_to_install(monkeypatch):
-    from instruct.pipeline.ray_executor import import_ray
+    from instruct.executor.ray_cluster import import_ray
 
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ConfigError, match=r"pip install 'instruct\[ray\]'"):

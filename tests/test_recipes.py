@@ -28,4 +28,5 @@ def test_samples_command_writes_every_kind_of_input(tmp_path):
     assert (root / "code" / "src" / "json" / "decoder.py").exists()
     assert (root / "code" / "node_modules").is_dir() and (root / "code" / "static" / "logo.png").exists()
     assert sorted(p.name for p in (root / "docs").iterdir()) == ["docstrings-0000.jsonl", "docstrings-0001.jsonl.gz"]
+    assert (root / "labeled" / "sentiment_train.csv").is_file()  # what labeled.yaml and mixture.yaml read
     assert "web pages" in result.output

@@ -82,7 +82,7 @@ def test_serves_a_peft_adapter(engine, tmp_path):
     import torch
     from peft import LoraConfig, get_peft_model
 
-    from instruct.serve.engines import Job, TransformersEngine
+    from instruct.serve.engines import GenerationRequest, TransformersEngine
 
     torch.manual_seed(0)
     adapted = get_peft_model(engine.model, LoraConfig(r=4, target_modules=["q_proj", "v_proj"],
@@ -91,7 +91,7 @@ def test_serves_a_peft_adapter(engine, tmp_path):
     adapted.unload()  # the fixture's base model stays unadapted for the other tests
     served = TransformersEngine(adapter=str(tmp_path / "adapter"), threads=1)
     assert served.model_name.endswith("+adapter")
-    job = Job(prompt=PROMPT, max_tokens=4, temperature=0)
+    job = GenerationRequest(prompt=PROMPT, max_tokens=4, temperature=0)
     base_ids = engine.tokenizer(PROMPT, return_tensors="pt", add_special_tokens=False)
     with torch.inference_mode():
         base_logits = engine.model(**base_ids).logits[0, -1]

@@ -101,10 +101,10 @@ def test_malformed_fields_are_400_and_the_batcher_survives(server):
 
 
 def test_a_failing_batch_fails_only_its_own_requests(engine):
-    from instruct.serve.requests import Job
+    from instruct.serve.requests import GenerationRequest
 
-    broken = Job(prompt="x", max_tokens=2, temperature=0, adapter="no-such-adapter")  # fails inside generate()
-    healthy = [Job(prompt=f"{i} +", max_tokens=2, temperature=0) for i in range(3)]
+    broken = GenerationRequest(prompt="x", max_tokens=2, temperature=0, adapter="no-such-adapter")  # fails inside generate()
+    healthy = [GenerationRequest(prompt=f"{i} +", max_tokens=2, temperature=0) for i in range(3)]
     futures = [engine.submit(job) for job in [broken, *healthy]]
     with pytest.raises(Exception):  # noqa: B017 - whatever the engine raised, it reached this request only
         futures[0].result(timeout=30)

@@ -79,7 +79,7 @@ def test_each_adapter_gives_its_own_answer(served):
 
 def test_an_unnamed_adapter_keeps_its_meaning(served, tmp_path):
     from instruct.serve.engines import TransformersEngine
-    from instruct.serve.requests import Job
+    from instruct.serve.requests import GenerationRequest
 
     engine, _ = served
     folder = engine.adapters["red"]
@@ -87,6 +87,6 @@ def test_an_unnamed_adapter_keeps_its_meaning(served, tmp_path):
     dotted.symlink_to(folder, target_is_directory=True)
     single = TransformersEngine(str(Path(folder).parent / "model"), str(dotted), threads=1)  # the fixture's base
     assert single.model_name == "model+run.v2" and single.model_names == ["model", "model+run.v2"]
-    job = Job(prompt=PROMPT, max_tokens=8, temperature=0, adapter=single.resolve(None))  # the default: the adapter
-    red = Job(prompt=PROMPT, max_tokens=8, temperature=0, adapter="red")
+    job = GenerationRequest(prompt=PROMPT, max_tokens=8, temperature=0, adapter=single.resolve(None))  # the default: the adapter
+    red = GenerationRequest(prompt=PROMPT, max_tokens=8, temperature=0, adapter="red")
     assert single.generate(job, 30).text == engine.generate(red, 30).text

@@ -7,11 +7,18 @@ import json
 import logging
 import time
 
-
 from instruct.serve.engines import FakeEngine
 from instruct.serve.server import Faults, serve_in_thread
-from instruct.synth.client import (ClientConfig, LLMClient, RedactingFilter, Request, RequestCache, Response,
-                                   parse_retry_after, redact)
+from instruct.synth.client import (
+    ClientConfig,
+    LLMClient,
+    RedactingFilter,
+    Request,
+    RequestCache,
+    Response,
+    parse_retry_after,
+    redact,
+)
 
 KEY = "sk-test-DO-NOT-LEAK-0123456789abcdef"
 

@@ -5,12 +5,23 @@ import random
 
 import pytest
 
-from instruct.synth.filters import (BLACKLIST, EliminationRules, InstructionRules, answer_reason, evolution_reason,
-                                    filter_instances, instruction_reason, judged_equal, normalize_instruction,
-                                    parse_classification_instances, parse_generation_instances, split_instructions)
+from instruct.synth.client import ClientConfig, LLMClient, Response
+from instruct.synth.filters import (
+    BLACKLIST,
+    EliminationRules,
+    InstructionRules,
+    answer_reason,
+    evolution_reason,
+    filter_instances,
+    instruction_reason,
+    judged_equal,
+    normalize_instruction,
+    parse_classification_instances,
+    parse_generation_instances,
+    split_instructions,
+)
 from instruct.synth.rouge import RougeIndex
 from instruct.synth.self_instruct import SelfInstruct, SelfInstructConfig, SynthOutput
-from instruct.synth.client import ClientConfig, LLMClient, Response
 
 RULES = InstructionRules()
 

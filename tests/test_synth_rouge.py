@@ -5,7 +5,7 @@ import random
 
 import pytest
 
-from instruct.synth.rouge import RougeIndex, lcs_length, rouge_l_f, tokenize
+from instruct.synth.rouge import RougeIndex, lcs_length, rouge_l_tokens, tokenize
 
 
 def _lcs_dp(a: list, b: list) -> int:
@@ -51,7 +51,7 @@ def test_tokenize_and_f_equal_rouge_score(sentences):
     for _ in range(400):
         a, b = rng.choice(sentences), rng.choice(sentences)
         assert tokenize(a) == scorer._tokenizer.tokenize(a)
-        assert rouge_l_f(tokenize(a), tokenize(b)) == scorer.score(a, b)["rougeL"].fmeasure  # bit-identical
+        assert rouge_l_tokens(tokenize(a), tokenize(b)) == scorer.score(a, b)["rougeL"].fmeasure  # bit-identical
 
 
 def test_index_decisions_equal_the_all_pairs_loop(sentences):
@@ -60,7 +60,7 @@ def test_index_decisions_equal_the_all_pairs_loop(sentences):
     rejected = 0
     for sentence in sentences:
         tokens = tokenize(sentence)
-        brute = max((rouge_l_f(tokens, other) for other in kept), default=0.0)
+        brute = max((rouge_l_tokens(tokens, other) for other in kept), default=0.0)
         best, _ = index.max_similarity(sentence)
         assert (best > 0.7) == (brute > 0.7)
         if brute > 0.7:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,12 +12,13 @@ from instruct.io.readers.base import InputError
 from instruct.io.shards import read_shards, write_table
 from instruct.pipeline.recipe import load_recipe
 from instruct.pipeline.runner import build
+from instruct.resources import labeled_samples
 from instruct.schema import examples_table, load_meta, to_example
 from instruct.templates import TemplateError, load_templates
 from instruct.templates.check import check_all
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURES = ROOT / "tests" / "fixtures" / "labeled"
+FIXTURES = labeled_samples()
 
 # promptsource's own file layout and tags; the template texts are ours.
 PROMPTSOURCE_YAML = r"""dataset: reviews
@@ -273,9 +275,10 @@ def test_cli_labeled_pipeline_export_check_and_mix(tmp_path: Path, monkeypatch: 
 
     from instruct.cli import main
 
-    monkeypatch.chdir(ROOT)  # the shipped recipes name fixtures relative to the repository
+    monkeypatch.chdir(tmp_path)  # the shipped recipes read data/generated/labeled/, which `instruct samples` writes
+    shutil.copytree(FIXTURES, tmp_path / "data" / "generated" / "labeled")
     runner = CliRunner()
-    built = runner.invoke(main, ["build", "pipelines/labeled.yaml", "--output", str(tmp_path / "labeled")])
+    built = runner.invoke(main, ["build", str(ROOT / "pipelines/labeled.yaml"), "--output", str(tmp_path / "labeled")])
     assert built.exit_code == 0, built.output
     exported = runner.invoke(main, ["export", str(tmp_path / "labeled"), "--format", "openai",
                                     "--output", str(tmp_path / "labeled.jsonl")])
@@ -283,7 +286,7 @@ def test_cli_labeled_pipeline_export_check_and_mix(tmp_path: Path, monkeypatch: 
     lines = (tmp_path / "labeled.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == json.loads((tmp_path / "labeled" / "manifest.json").read_text())["counts"]["written"] > 0
     assert runner.invoke(main, ["templates", "check"]).exit_code == 0
-    mixed = runner.invoke(main, ["mix", "pipelines/mixture.yaml", "--output", str(tmp_path / "mix")])
+    mixed = runner.invoke(main, ["mix", str(ROOT / "pipelines/mixture.yaml"), "--output", str(tmp_path / "mix")])
     assert mixed.exit_code == 0, mixed.output
     manifest = json.loads((tmp_path / "mix" / "manifest.json").read_text())
     assert manifest["written"] == 24 and {s["name"] for s in manifest["sources"]} == {"sentiment", "nli",

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
+from test_tune_support import tiny_model  # noqa: F401  (fixture)
 
 from instruct.tune import load_config, train
 from instruct.tune.dpo import PreferenceObjective
 from instruct.tune.methods import apply_method, load_base
 from instruct.tune.preference_data import collate_pairs, load_preferences, tokenize_preferences
 from instruct.tune.reward import RewardScorer, pairwise_loss
-from test_tune_support import tiny_model  # noqa: F401  (fixture)
 
 
 def pair_rows(docstrings, count: int, seed: int = 0) -> list[dict]:
@@ -48,8 +48,10 @@ def config_for(model, data, output, *overrides):
     return load_config(None, base + list(overrides), {"model": str(model), "data.path": str(data), "output": str(output)})
 
 
-def reference_loss(loss, pc, pr, rc, rr, nc, nr, beta, gamma=0.5, lam=0.1):
+def reference_loss(loss, pc, pr, rc, rr, nc, nr, beta, gamma=0.5, lam=0.1, z=None):
     """The papers' formulas, written out independently of instruct.tune.dpo."""
+    if loss == "kto":  # Ethayarajh et al. 2024, lambda_D = lambda_U = 1, averaged over the pair's two examples
+        return ((1 - torch.sigmoid(beta * ((pc - rc) - z))) + (1 - torch.sigmoid(beta * (z - (pr - rr))))) / 2
     if loss == "dpo":
         return -F.logsigmoid(beta * ((pc - rc) - (pr - rr)))
     if loss == "ipo":
@@ -87,13 +89,33 @@ def policy_and_pairs(tiny_model, pairs_file):  # noqa: F811
     return policy.double(), reference.double(), data  # fp64: the comparison tests formulas and packing, not rounding
 
 
-@pytest.mark.parametrize("loss", ["dpo", "ipo", "simpo", "orpo"])
-@pytest.mark.parametrize("pack", [True, False])
-def test_preference_losses_and_gradients_match_the_papers(policy_and_pairs, tiny_model, pairs_file, loss, pack):  # noqa: F811
+def mismatched_logratios(policy, reference, tiny_model, pairs_file, count):  # noqa: F811
+    """log pi - log ref of pair i's prompt with pair i + 1's chosen answer, rendered from the raw rows."""
+    from transformers import AutoTokenizer
+
+    rows = [json.loads(line) for line in pairs_file.read_text().splitlines()][:count]
+    swapped = pairs_file.with_name("swapped.jsonl")
+    swapped.write_text("".join(json.dumps({**rows[i], "chosen": rows[(i + 1) % count]["chosen"]}) + "\n"
+                               for i in range(count)))
+    data = tokenize_preferences(load_preferences(swapped), AutoTokenizer.from_pretrained(tiny_model), 256, "drop", None)
+    with torch.no_grad():
+        return torch.stack([answer_logp(policy, data.sequences.input_ids[2 * i], data.sequences.targets[2 * i])[0]
+                            - answer_logp(reference, data.sequences.input_ids[2 * i], data.sequences.targets[2 * i])[0]
+                            for i in range(count)])
+
+
+@pytest.mark.parametrize("loss", ["dpo", "ipo", "simpo", "orpo", "kto"])
+@pytest.mark.parametrize("layout", ["shared_prompt", "packed", "padded"])
+def test_preference_losses_and_gradients_match_the_papers(policy_and_pairs, tiny_model, pairs_file, loss, layout):  # noqa: F811
     policy, reference, data = policy_and_pairs
+    pack = layout != "padded"
     config = config_for(tiny_model, pairs_file, "unused", f"method.loss={loss}", f"data.pack={str(pack).lower()}")
     objective = PreferenceObjective(config)
-    batch = collate_pairs(data, list(range(len(data))), pack)
+    data.share_prompt = layout == "shared_prompt"
+    try:
+        batch = objective.collate(data, list(range(len(data))))
+    finally:
+        data.share_prompt = False
     policy.zero_grad()
     ours = objective.loss_sum(policy, batch, select_logits=pack)
     ours.backward()
@@ -102,6 +124,10 @@ def test_preference_losses_and_gradients_match_the_papers(policy_and_pairs, tiny
     policy.zero_grad()
     expected = torch.zeros((), dtype=torch.float64)
     beta = config.method.preference_beta
+    mismatched = mismatched_logratios(policy, reference, tiny_model, pairs_file, len(data)).mean()
+    z = mismatched.clamp(min=0)
+    if loss == "kto":  # the mismatched sequences the batch built are the ones rendered from swapped rows
+        assert objective.pop_metrics()["kl"] == pytest.approx(float(mismatched), abs=1e-6)
     for pair in range(len(data)):
         sides = [answer_logp(policy, data.sequences.input_ids[2 * pair + s], data.sequences.targets[2 * pair + s])
                  for s in (0, 1)]
@@ -109,13 +135,63 @@ def test_preference_losses_and_gradients_match_the_papers(policy_and_pairs, tiny
             refs = [answer_logp(reference, data.sequences.input_ids[2 * pair + s],
                                 data.sequences.targets[2 * pair + s])[0] for s in (0, 1)]
         expected = expected + reference_loss(loss, sides[0][0], sides[1][0], refs[0], refs[1], sides[0][1],
-                                             sides[1][1], beta)
+                                             sides[1][1], beta, z=z)
     expected.backward()
     assert abs(float(ours) - float(expected)) <= 1e-5 * max(1.0, abs(float(expected)))
     for name, parameter in policy.named_parameters():  # to 1e-5 of the gradient's scale
         if parameter.requires_grad:
             error = (ours_grads[name] - parameter.grad).abs().max()
             assert error <= 1e-5 * max(1.0, float(parameter.grad.abs().max())), (name, float(error))
+
+
+def test_kto_loss_by_hand():
+    from instruct.tune.dpo import preference_losses
+
+    chosen, rejected = torch.tensor([0.5, -1.0]), torch.tensor([-0.2, 0.4])  # log pi - log ref per answer
+    zero = torch.zeros(2)
+    losses, _, _ = preference_losses("kto", chosen, rejected, zero, zero, None, None, beta=2.0,
+                                     kl=torch.tensor(0.3), weights=(1.0, 1.5))
+    sigmoid = lambda x: 1 / (1 + math.exp(-x))  # noqa: E731
+    expected = [((1 - sigmoid(2.0 * (c - 0.3))) + 1.5 * (1 - sigmoid(2.0 * (0.3 - r)))) / 2
+                for c, r in ((0.5, -0.2), (-1.0, 0.4))]
+    assert losses.tolist() == pytest.approx(expected, abs=1e-6)
+
+
+def test_shared_prompt_packs_each_prompt_once(policy_and_pairs):
+    _, _, data = policy_and_pairs
+    pairs = list(range(len(data)))
+    separate = collate_pairs(data, pairs, pack=True)
+    data.share_prompt = True
+    try:
+        shared = collate_pairs(data, pairs, pack=True)
+        planned = data.lengths
+    finally:
+        data.share_prompt = False
+    saved = [data.shared_tokens(i) for i in pairs]
+    assert min(saved) > 5  # the prompt "What does NAME do?" in the chat template, at least
+    assert shared.tokens == separate.tokens - sum(saved) == int(planned.sum())
+    assert (shared.targets != -100).sum() == (separate.targets != -100).sum()  # every answer token still trained
+
+
+def test_shared_prompt_gives_a_reward_model_the_same_rewards(policy_and_pairs, tiny_model):  # noqa: F811
+    from instruct.tune.attention import register
+    from instruct.tune.reward import last_positions, pooled_rewards
+
+    _, _, data = policy_and_pairs
+    model, _ = load_base(str(tiny_model), scalar_head=True, attn_implementation=register())
+    torch.manual_seed(2)
+    torch.nn.init.normal_(model.score.weight, std=0.5)
+    pairs = list(range(len(data)))
+    separate = collate_pairs(data, pairs, pack=True)
+    data.share_prompt = True
+    try:
+        shared = collate_pairs(data, pairs, pack=True)
+    finally:
+        data.share_prompt = False
+    with torch.no_grad():
+        expected = pooled_rewards(model, separate.inputs, last_positions(separate))
+        got = pooled_rewards(model, shared.inputs, last_positions(shared))
+    assert expected.std() > 0 and torch.allclose(got, expected, atol=1e-5)
 
 
 def test_dpo_trains_against_a_frozen_reference(tiny_model, pairs_file, tmp_path):  # noqa: F811
@@ -138,6 +214,14 @@ def test_dpo_trains_against_a_frozen_reference(tiny_model, pairs_file, tmp_path)
     for name, parameter in tuned.get_base_model().named_parameters():
         if "lora_" not in name:
             assert torch.equal(parameter, base_weights[name.replace(".base_layer", "")]), name
+
+
+def test_kto_trains_through_the_shared_loop(tiny_model, pairs_file, tmp_path):  # noqa: F811
+    result = train(config_for(tiny_model, pairs_file, tmp_path / "kto", "method.loss=kto", "train.max_steps=8"),
+                   show_progress=False)
+    assert result.objective == "dpo" and result.eval_loss < result.initial_eval_loss
+    assert result.eval_metrics["eval_reward_accuracy"] > result.initial_eval_metrics["eval_reward_accuracy"]
+    assert "eval_kl" in result.eval_metrics
 
 
 def test_reward_pairwise_loss_and_accuracy_by_hand():

@@ -10,8 +10,7 @@ import pytest
 from instruct.config import ConfigError
 from instruct.io.readers.base import InputError
 from instruct.schema import SchemaError, examples_table
-from instruct.tune.data import (IGNORE, load_examples, shift_and_fit, split_eval, tokenize_example,
-                                tokenize_table)
+from instruct.tune.data import IGNORE, load_examples, shift_and_fit, split_eval, tokenize_example, tokenize_table
 from instruct.tune.templates import TEMPLATE_CHOICES, select_template
 
 CONVERSATION = [

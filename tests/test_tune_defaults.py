@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from test_tune_support import make_tiny_model, tiny_config, tiny_data, tiny_model  # noqa: F401  (fixtures)
 from torch import nn
 
 from instruct.config import ConfigError
@@ -16,7 +17,6 @@ from instruct.tune.loss import linear_cross_entropy
 from instruct.tune.memory import activation_bytes, checkpointed_per_token, parse_size, plan_memory
 from instruct.tune.plan import LR_DEFAULTS, MAX_STEP_TOKENS, TARGET_STEPS, plan_steps
 from instruct.tune.precision import cpu_bf16_units, training_dtype
-from test_tune_support import make_tiny_model, tiny_config, tiny_data, tiny_model  # noqa: F401  (fixtures)
 
 BF16_TOLERANCE = 0.02  # bf16 autocast follows the fp32 loss curve within 2 % per step (relative)
 
@@ -186,3 +186,62 @@ def test_a_resumed_run_keeps_the_plan_it_started_with(tiny_model, tiny_data, tmp
     pinned = ("micro_batch_tokens", "grad_accum", "grad_checkpointing", "lr")  # epochs follow max_steps here
     assert [resumed.plan["resolved"][k] for k in pinned] == [first.plan["resolved"][k] for k in pinned]
     assert first.plan["lr_source"] == "lora default"
+
+
+def _lora_pair(tiny_model, dtype: torch.dtype):  # noqa: F811
+    """Two identical LoRA models over the tiny Llama (B moved off zero): one stock, one slimmed."""
+    from peft import get_peft_model
+
+    from instruct.tune.activations import slim_activations
+    from instruct.tune.config import MethodConfig
+    from instruct.tune.methods import load_base, peft_config
+
+    models = []
+    for _ in range(2):
+        base, _ = load_base(tiny_model, attn_implementation="sdpa")
+        torch.manual_seed(0)
+        model = get_peft_model(base, peft_config(MethodConfig(), base, None, "CAUSAL_LM")).to(dtype)
+        with torch.no_grad():
+            for name, parameter in model.named_parameters():
+                if "lora_B" in name:
+                    parameter.normal_(0, 0.05)
+        models.append(model.train())
+    assert slim_activations(models[1]) == 2 * (2 + 1 + 7)  # 2 layers x (2 norms, the MLP, 7 adapted projections)
+    return models
+
+
+def _loss_and_grads(model, ids, autocast: bool):
+    model.zero_grad()
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast):
+        logits = model(input_ids=ids).logits
+    loss = F.cross_entropy(logits[0, :-1].float(), ids[0, 1:])
+    loss.backward()
+    return logits.detach(), {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_slim_activations_compute_the_same_loss_and_gradients(tiny_model):  # noqa: F811
+    ids = torch.randint(0, 1000, (1, 48), generator=torch.Generator().manual_seed(3))
+    stock, slim = _lora_pair(tiny_model, torch.float64)
+    (stock_logits, stock_grads), (slim_logits, slim_grads) = (_loss_and_grads(m, ids, False) for m in (stock, slim))
+    assert torch.allclose(stock_logits, slim_logits, atol=1e-12)
+    for name, grad in stock_grads.items():
+        assert torch.allclose(grad, slim_grads[name], atol=1e-12, rtol=1e-9), name
+
+    stock, slim = _lora_pair(tiny_model, torch.float32)  # under bf16 autocast: the same forward, bit for bit
+    (stock_logits, stock_grads), (slim_logits, slim_grads) = (_loss_and_grads(m, ids, True) for m in (stock, slim))
+    assert torch.equal(stock_logits, slim_logits)
+    for name, grad in stock_grads.items():  # backward differs only by SwiGLU's fp32 recompute (bf16 rounding)
+        assert (grad - slim_grads[name]).abs().max() <= 0.02 * grad.abs().max() + 1e-8, name
+
+
+def test_slim_activations_keep_less_for_backward_under_autocast(tiny_model):  # noqa: F811
+    ids = torch.randint(0, 1000, (1, 512))
+    kept = []
+    for model in _lora_pair(tiny_model, torch.float32):
+        def run(tokens: int, model=model) -> torch.Tensor:
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return model(input_ids=ids[:, :tokens]).logits.sum()
+        kept.append(activation_bytes(run, model)[0])
+    stock, slim = kept
+    # per layer the stock model keeps 5 bf16 copies of two norm outputs and silu(gate); slim keeps 2 and not silu
+    assert slim <= 0.85 * stock, (stock, slim)

@@ -4,11 +4,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from test_tune_support import tiny_model  # noqa: F401  (fixture)
 
 from instruct.tune.data import IGNORE, TokenizedSet
 from instruct.tune.loop import Distributed, accumulate_gradients, loss_sum
 from instruct.tune.packing import BatchPlan, collate, plan_epoch
-from test_tune_support import tiny_model  # noqa: F401  (fixture)
 
 
 def random_set(count: int, seed: int = 0) -> TokenizedSet:

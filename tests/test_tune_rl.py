@@ -7,10 +7,10 @@ import math
 
 import pytest
 import torch
+from test_tune_support import tiny_model  # noqa: F401  (fixture)
 
 from instruct.tune import load_config, train
 from instruct.tune.rl import AdaptiveKL, gae, group_advantages, kl_terms, load_prompts
-from test_tune_support import tiny_model  # noqa: F401  (fixture)
 
 
 def three_words(prompts: list[str], completions: list[str]) -> list[float]:

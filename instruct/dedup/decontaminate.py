@@ -14,7 +14,6 @@ counted. The driver reports which eval items were hit (report + side tables).
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,6 +26,7 @@ from instruct.config import ConfigError
 from instruct.dedup.clusters import concat_signatures
 from instruct.dedup.text import WORD, Shingling, conversation_text, record_texts, shingle_hashes, sorted_unique
 from instruct.io.readers.base import InputError, expand_paths
+from instruct.io.records import read_records
 from instruct.pipeline.step import Decision, GlobalStep
 
 
@@ -180,52 +180,7 @@ def load_eval_items(path: str, text_fields: list[str]) -> list[EvalItem]:
     name = Path(path).name
     return [EvalItem(name, str(record.get("id") if record.get("id") is not None else where),
                      eval_text(record, text_fields, where))
-            for where, record in _records(path)]
-
-
-def _records(path: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    from instruct.io.readers.jsonl import open_text_stream
-    from instruct.io.shards import read_shards, read_table
-
-    target = Path(path)
-    if target.is_dir() or target.suffix in (".arrow", ".parquet"):
-        if target.is_dir():
-            table = read_shards(target)
-        elif target.suffix == ".arrow":
-            table = read_table(target)
-        else:
-            import pyarrow.parquet as pq
-
-            table = pq.read_table(target)
-        for row_number, record in enumerate(table.to_pylist()):
-            yield f"{path}#{row_number}", record
-        return
-    with open_text_stream(path) as handle:
-        if target.suffix == ".json":
-            try:
-                records = json.load(handle)
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise InputError(f"{path}: invalid JSON ({error})") from None
-            if not isinstance(records, list):
-                raise InputError(f"{path}: expected a JSON list of records")
-            for number, record in enumerate(records):
-                yield f"{path}#{number}", _object(record, f"{path}#{number}")
-            return
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            where = f"{path}:{line_number}"
-            try:
-                record = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise InputError(f"{where}: invalid JSON ({error})") from None
-            yield where, _object(record, where)
-
-
-def _object(record: Any, where: str) -> dict[str, Any]:
-    if not isinstance(record, dict):
-        raise InputError(f"{where}: expected a JSON object, got {type(record).__name__}")
-    return record
+            for where, record in read_records(path)]
 
 
 def eval_text(record: dict[str, Any], text_fields: list[str], where: str) -> str:

@@ -14,8 +14,14 @@ import numpy as np
 import pyarrow as pa
 
 from instruct.config import ConfigError
-from instruct.dedup.clusters import KeepConfig, check_keep, cluster_decision, concat_signatures, priority, \
-    priority_columns
+from instruct.dedup.clusters import (
+    KeepConfig,
+    check_keep,
+    cluster_decision,
+    concat_signatures,
+    priority,
+    priority_columns,
+)
 from instruct.dedup.text import NORMALISATIONS, normalise, record_texts
 from instruct.pipeline.step import Decision, GlobalStep
 

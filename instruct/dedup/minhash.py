@@ -17,10 +17,24 @@ import numpy as np
 import pyarrow as pa
 
 from instruct.config import ConfigError
-from instruct.dedup.clusters import KeepConfig, check_keep, cluster_decision, concat_signatures, priority, \
-    priority_columns
-from instruct.dedup.lsh import band_keys, candidate_pairs, candidate_probability, jaccard_check, lsh_params, \
-    signature_check, split_by_representative, verified_components
+from instruct.dedup.clusters import (
+    KeepConfig,
+    check_keep,
+    cluster_decision,
+    concat_signatures,
+    priority,
+    priority_columns,
+)
+from instruct.dedup.lsh import (
+    band_keys,
+    candidate_pairs,
+    candidate_probability,
+    jaccard_check,
+    lsh_params,
+    signature_check,
+    split_by_representative,
+    verified_components,
+)
 from instruct.dedup.text import ShingleBatch, Shingling, fmix, record_texts, shingle_hashes
 from instruct.pipeline.step import Decision, GlobalStep
 

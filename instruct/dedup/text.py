@@ -1,11 +1,12 @@
 """Text of a record, and its shingles as 32-bit hashes computed in bulk with numpy.
 
-Dedup and decontamination compare DOCUMENT `text`, for EXAMPLE rows the whole conversation
-(message contents joined by newlines), and for PREFERENCE rows the prompt and chosen answer. Shingles are word n-grams from one regex tokenizer (or
-character n-grams); hashing is deterministic across processes (no Python `hash`, which is salted
-per process) and vectorised over a whole batch: tokens are mapped to batch-local ids with a dict,
-each distinct token is hashed once (pandas' SipHash with a fixed key), and n-gram hashes are
-combined with wrapping uint64 arithmetic over the concatenated token stream.
+Dedup and decontamination compare DOCUMENT `text`, for EXAMPLE rows the whole conversation (message
+contents joined by newlines), and for PREFERENCE rows the prompt and chosen answer. Shingles are
+word n-grams from one regex tokenizer (or character n-grams); hashing is deterministic across
+processes (no Python `hash`, which is salted per process) and vectorised over a whole batch: tokens
+are mapped to batch-local ids with a dict, each distinct token is hashed once (pandas' SipHash with
+a fixed key), and n-gram hashes are combined with wrapping uint64 arithmetic over the concatenated
+token stream.
 """
 from __future__ import annotations
 

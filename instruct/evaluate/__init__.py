@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from instruct.evaluate.metrics import Estimate, bootstrap, exact_match, rouge_l_f
+from instruct.evaluate.metrics import Estimate, answer_rouge_l, bootstrap, exact_match
 from instruct.io.examples import load_examples
 from instruct.io.shards import atomic_path, write_json
 from instruct.schema import load_meta
@@ -83,7 +83,7 @@ def evaluate_model(model: Any, tokenizer: Any, examples: list[dict[str, Any]], c
         for (i, e), reply in zip(open_ended, replies):
             target = e["messages"][-1]["content"]
             em.append(exact_match(reply, target))
-            rouge.append(rouge_l_f(reply, target))
+            rouge.append(answer_rouge_l(reply, target))
             rows[i] = {"id": e["id"], "prediction": reply, "target": target}
         result.per_item["exact_match"] = np.array(em)
         result.per_item["rouge_l"] = np.array(rouge)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from instruct.synth.rouge import rouge_l_tokens
+
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = str.maketrans("", "", string.punctuation)
 
@@ -20,22 +22,12 @@ def exact_match(prediction: str, target: str) -> float:
     return float(normalize_answer(prediction) == normalize_answer(target))
 
 
-def rouge_l_f(prediction: str, target: str) -> float:
-    """ROUGE-L F1 over normalised word tokens (longest common subsequence)."""
+def answer_rouge_l(prediction: str, target: str) -> float:
+    """ROUGE-L F1 of a model's answer against the reference, over SQuAD-normalised words (two empty answers: 1)."""
     a, b = normalize_answer(prediction).split(), normalize_answer(target).split()
     if not a or not b:
         return float(a == b)
-    previous = [0] * (len(b) + 1)
-    for token in a:
-        current = [0]
-        for j, other in enumerate(b, start=1):
-            current.append(previous[j - 1] + 1 if token == other else max(previous[j], current[j - 1]))
-        previous = current
-    lcs = previous[-1]
-    if lcs == 0:
-        return 0.0
-    precision, recall = lcs / len(a), lcs / len(b)
-    return 2 * precision * recall / (precision + recall)
+    return rouge_l_tokens(b, a)
 
 
 @dataclass

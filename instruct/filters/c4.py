@@ -14,14 +14,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import pyarrow as pa
-
-from instruct.filters.prose import is_prose
-from instruct.pipeline.step import DocumentFilter, StepOutput, merge_meta, replace_column
+from instruct.filters.prose import SENTENCE_END_RE, is_prose
+from instruct.pipeline.step import DocumentFilter
 
 CITATION_RE = re.compile(r"\[\d*\]|\[edit\]|\[citation needed\]")
 TERMINAL_PUNCTUATION = (".", "?", "!", '"', "'")
-SENTENCE_END_RE = re.compile(r"[.!?]+['\")\]]*(?=\s|$)")
 POLICY_PHRASES = ("terms of use", "privacy policy", "cookie policy", "uses cookies", "use of cookies", "use cookies")
 
 
@@ -46,8 +43,8 @@ class C4(DocumentFilter):
         min_num_sentences: int | None = 5
         prose_only: bool = False  # rules on prose lines only; code, tables, commands kept as they are
 
-    def clean(self, text: str) -> tuple[str, str | None, dict[str, Any]]:
-        """(text with bad lines removed, reason to drop the document or None, scores)."""
+    def clean(self, text: str) -> tuple[str, str | None, dict[str, Any], dict[str, int]]:
+        """(text with bad lines removed, reason to drop the document or None, scores, removed lines by rule)."""
         c = self.config
         kept: list[str] = []
         removed: Counter = Counter()
@@ -92,21 +89,8 @@ class C4(DocumentFilter):
             reason = "c4_too_few_sentences"
         scores = {"lines": len(lines), "kept_lines": len(kept), "sentences": sentences,
                   "removed_lines": dict(removed)}
-        return "\n".join(kept), reason, scores
+        return "\n".join(kept), reason, scores, {f"c4_line_{key}": n for key, n in removed.items()}
 
     def judge(self, text: str) -> tuple[str | None, dict[str, Any]]:
-        _, reason, scores = self.clean(text)
+        _, reason, scores, _ = self.clean(text)
         return reason, scores
-
-    def apply(self, table: pa.Table) -> StepOutput:
-        """Like DocumentFilter.apply, but kept rows get the cleaned text (dropped rows keep theirs)."""
-        texts, metas, reasons = [], [], []
-        counters: Counter = Counter()
-        for text, meta in zip(table.column(self.text_column).to_pylist(), table.column("meta").to_pylist()):
-            cleaned, reason, scores = self.clean(text or "")
-            texts.append(text if reason else cleaned)
-            metas.append(merge_meta(meta, {self.name: scores}))
-            reasons.append(reason)
-            counters.update({f"c4_line_{key}": n for key, n in scores["removed_lines"].items()})
-        table = replace_column(replace_column(table, self.text_column, texts), "meta", metas)
-        return StepOutput(table, reasons, counters)

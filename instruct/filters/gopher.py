@@ -13,8 +13,17 @@ from typing import Any
 
 from instruct.filters.prose import prose_text
 from instruct.filters.text_stats import (
-    ALPHA_RE, GOPHER_STOP_WORDS, above, below, duplicate_ngram_chars, duplicates, first_failure,
-    ratio, rounded, tokenize, top_ngram_chars,
+    ALPHA_RE,
+    GOPHER_STOP_WORDS,
+    above,
+    below,
+    duplicate_ngram_chars,
+    duplicates,
+    first_failure,
+    ratio,
+    rounded,
+    tokenize,
+    top_ngram_chars,
 )
 from instruct.pipeline.step import DocumentFilter
 

@@ -46,3 +46,17 @@ def prose_text(text: str, paragraphs: bool = True) -> str:
     if not paragraphs:
         return "\n".join(line for line in kept if line)
     return BLANK_RUN_RE.sub("\n\n", "\n".join(kept)).strip("\n")
+
+
+SENTENCE_END_RE = re.compile(r"[.!?]+['\")\]]*(?=\s|$)")
+PARAGRAPH_MIN_WORDS = 15
+
+
+def paragraph_words(text: str) -> int:
+    """Words in paragraph lines: two or more sentences and PARAGRAPH_MIN_WORDS words on one line.
+
+    Site chrome, record dumps and generated tables put one item per line; real prose has
+    paragraphs, so this count separates them without looking at any word.
+    """
+    return sum(len(words) for line in text.split("\n")
+               if len(words := line.split()) >= PARAGRAPH_MIN_WORDS and len(SENTENCE_END_RE.findall(line)) >= 2)

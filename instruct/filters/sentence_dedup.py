@@ -127,15 +127,15 @@ class SentenceDedupStrip(TextTransform):
         except (OSError, pa.ArrowInvalid, KeyError) as error:
             raise ConfigError(f"{self.name}.spans: cannot read {self.config.spans} ({error})") from None
 
-    def transform(self, text: str) -> str:
+    def transform(self, text: str) -> tuple[str, Counter]:
         self.ensure_setup()
         cuts = [(start, end) for start, end, s in spans(text, self.config.span_sentences)
                 if span_hash(s) in self._repeated]
         if not cuts:
-            return text
+            return text, Counter()
         parts, position = [], 0
         for start, end in cuts:
             parts.append(text[position:start])
             position = end
         parts.append(text[position:])
-        return "\n".join(line.strip() for line in "".join(parts).split("\n") if line.strip())
+        return "\n".join(line.strip() for line in "".join(parts).split("\n") if line.strip()), Counter()

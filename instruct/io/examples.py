@@ -1,26 +1,53 @@
-"""Load conversations for training and evaluation: EXAMPLE shards or chat JSONL files.
+"""The one data funnel for conversations and documents: what `tune`, `eval` and `synth` accept as data.
 
-Accepts a shards folder (`DIR` or `DIR/shards`), a single `.arrow` file, or a `.jsonl` file of
-Alpaca, ShareGPT or OpenAI-chat records (autodetected per record). A bad line is an error that
-names the file and line: training on silently partial data is worse than stopping.
+A shards folder (`DIR` or `DIR/shards`) or one `.arrow` file of EXAMPLE, DOCUMENT or mixed rows, or a
+JSON(L) file (plain, .gz, .zst; lines or an array) whose records are Alpaca, ShareGPT or OpenAI chats
+(examples) or carry a string `text_field` (documents). `load_rows` takes all of it (training mixes
+both); `load_examples` takes conversations only (evaluation and synthesis need a conversation).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping
 
-from instruct.io.readers.base import InputError
-from instruct.io.readers.jsonl import open_text_stream
+import pyarrow as pa
+
+from instruct.io.records import json_records
 from instruct.io.shards import read_shards, read_table
-from instruct.schema import SchemaError, schema_kind, to_example
+from instruct.schema import (
+    SchemaError,
+    content_id,
+    detect_chat_format,
+    documents_table,
+    examples_table,
+    schema_kind,
+    to_example,
+    to_mixed,
+)
+
+
+def load_rows(path: str | Path, text_field: str = "text") -> pa.Table:
+    """EXAMPLE, DOCUMENT or MIXED rows at `path` (see the module docstring)."""
+    path = Path(path)
+    if path.is_dir():
+        return read_shards(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file or shards folder")
+    if path.suffix == ".arrow":
+        return read_table(path)
+    examples, documents = [], []
+    for row in json_records(path, lambda record: _to_row(record, text_field, path)):
+        (examples if "messages" in row else documents).append(row)
+    if examples and documents:
+        return pa.concat_tables([to_mixed(examples_table(examples)), to_mixed(documents_table(documents))])
+    return documents_table(documents) if documents else examples_table(examples)
 
 
 def load_examples(path: str | Path) -> list[dict[str, Any]]:
-    """Every example at `path` as EXAMPLE dicts (id, messages, source, meta)."""
+    """Every conversation at `path` as EXAMPLE dicts (id, messages, source, meta); other rows are an error."""
     path = Path(path)
     if path.is_dir() or path.suffix == ".arrow":
-        table = read_shards(path) if path.is_dir() else read_table(path)
+        table = load_rows(path)
         kind = schema_kind(table.schema)
         if kind != "EXAMPLE":
             raise SchemaError(f"{path}: holds {kind} rows, not EXAMPLE rows (conversations); documents train with "
@@ -28,15 +55,19 @@ def load_examples(path: str | Path) -> list[dict[str, Any]]:
         return table.to_pylist()
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such file or folder")
-    examples = []
-    with open_text_stream(str(path)) as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                examples.append(to_example(json.loads(line)))
-            except (json.JSONDecodeError, UnicodeDecodeError) as error:
-                raise InputError(f"{path}:{line_number}: invalid JSON ({error})") from None
-            except (SchemaError, AttributeError, TypeError) as error:
-                raise InputError(f"{path}:{line_number}: {error}") from None
-    return examples
+    return list(json_records(path, to_example))
+
+
+def _to_row(record: Mapping[str, Any], text_field: str, path: Path) -> dict[str, Any]:
+    """A chat record -> EXAMPLE dict; a record with a string `text_field` -> DOCUMENT dict."""
+    try:
+        detect_chat_format(record)
+    except SchemaError:
+        text = record.get(text_field)
+        if not isinstance(text, str):
+            raise SchemaError(f"record with fields {sorted(record)} is neither a chat (Alpaca, ShareGPT, OpenAI) "
+                              f"nor a document (a string {text_field!r} field; see data.text_field)") from None
+        return {"id": str(record.get("id") or content_id(text)), "text": text,
+                "source": str(record.get("source") or "jsonl"), "url_or_path": str(record.get("url") or path),
+                "meta": {}}
+    return to_example(record)

@@ -16,17 +16,12 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator
 
+from instruct.pii.span import Span
+
 TYPES = ("SECRET", "EMAIL", "IBAN", "CREDIT_CARD", "US_SSN", "IP_ADDRESS", "PHONE", "ADDRESS", "NAME")  # priority order
 DEFAULT_TYPES = TYPES[:-1]  # NAME needs the `ner` extra (spaCy): opt in with `types: [..., NAME]`
 PLACEHOLDERS = {"EMAIL": "<EMAIL>", "PHONE": "<PHONE>", "IP_ADDRESS": "<IP_ADDRESS>", "CREDIT_CARD": "<CREDIT_CARD>",
                 "IBAN": "<IBAN>", "US_SSN": "<US_SSN>", "SECRET": "<SECRET>", "ADDRESS": "<ADDRESS>", "NAME": "<NAME>"}
-
-
-@dataclass(frozen=True)
-class Span:
-    start: int
-    end: int
-    type: str
 
 
 Validator = Callable[[str, "re.Match[str]"], "tuple[int, int] | None"]
@@ -148,10 +143,6 @@ def _occurrences(text: str, word: str) -> Iterator[int]:
 
 def _contains(*needles: str) -> Callable[[str], bool]:
     return lambda text: any(n in text for n in needles)
-
-
-def _group_span(group: int | str) -> Validator:
-    return lambda text, match: match.span(group)
 
 
 def _context(text: str, start: int, width: int = 32) -> str:
@@ -454,11 +445,12 @@ def _address(text: str, match: re.Match) -> tuple[int, int] | None:
 
 # --- assembly -------------------------------------------------------------------------------------
 
-def detectors(phone_validator: str = "phonenumbers", types: tuple[str, ...] | list[str] = DEFAULT_TYPES) -> list:
-    """The detectors of the wanted types, in TYPES priority order."""
+def detectors(phone_validator: str = "phonenumbers", types: tuple[str, ...] | list[str] = DEFAULT_TYPES,
+              name_model: str = "spacy") -> list:
+    """The detectors of the wanted types, in TYPES priority order (`name_model`: spacy or cues)."""
     phone = _phone_metadata if phone_validator == "phonenumbers" else _phone_pattern
     wanted = []
-    for detector in _all_detectors(phone, types):
+    for detector in _all_detectors(phone, types, name_model):
         if isinstance(detector, ClusterDetectors):
             members = tuple(d for d in detector.members if d.type in types)
             if members:
@@ -468,7 +460,7 @@ def detectors(phone_validator: str = "phonenumbers", types: tuple[str, ...] | li
     return wanted
 
 
-def _all_detectors(phone: Validator, types: tuple[str, ...] | list[str] = TYPES) -> list:
+def _all_detectors(phone: Validator, types: tuple[str, ...] | list[str] = TYPES, name_model: str = "spacy") -> list:
     return [
         Detector("SECRET", PRIVATE_KEY, gate=_contains("PRIVATE KEY-----")),
         *(Detector("SECRET", pattern) for pattern in SECRET_TOKENS),
@@ -484,14 +476,14 @@ def _all_detectors(phone: Validator, types: tuple[str, ...] | list[str] = TYPES)
         SeededDetector("IP_ADDRESS", IPV6, _ipv6, seed=IPV6_SEED, back=HEX_OR_COLON, reach=40),
         Detector("ADDRESS", ADDRESS, _address),
         Detector("ADDRESS", PO_BOX),
-        *([_name_detector()] if "NAME" in types else []),
+        *([_name_detector(name_model)] if "NAME" in types else []),
     ]
 
 
-def _name_detector() -> Any:
+def _name_detector(name_model: str) -> Any:
     from instruct.pii.names import NameDetector
 
-    return NameDetector()
+    return NameDetector(model=name_model == "spacy")
 
 
 def find_pii(text: str, active: list) -> list[Span]:

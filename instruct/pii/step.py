@@ -1,7 +1,7 @@
 """The `pii` step: replace personal data and secrets with typed placeholders, counted per type.
 
-Works on DOCUMENT `text` and on every message of an EXAMPLE; the counts per type land in the
-manifest (StepOutput.counters), so a run shows how much it scrubbed.
+Works on DOCUMENT `text` and on every message of EXAMPLE and PREFERENCE rows (TextTransform does
+the plumbing); the counts per type land in the manifest, so a run shows how much it scrubbed.
 """
 from __future__ import annotations
 
@@ -9,12 +9,9 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Literal
 
-import pyarrow as pa
-
 from instruct.config import ConfigError
 from instruct.pii.detectors import DEFAULT_TYPES, PLACEHOLDERS, TYPES, detectors, find_pii, redact
-from instruct.pipeline.step import StepOutput, TextTransform, replace_column
-from instruct.schema import MESSAGE_COLUMNS
+from instruct.pipeline.step import TextTransform
 
 
 class PiiScrub(TextTransform):
@@ -25,6 +22,7 @@ class PiiScrub(TextTransform):
         types: list[str] = field(default_factory=lambda: list(DEFAULT_TYPES))  # + NAME with the `ner` extra
         placeholders: dict[str, str] = field(default_factory=dict)  # type -> replacement, e.g. EMAIL: "[email]"
         phone_validator: Literal["phonenumbers", "pattern"] = "phonenumbers"
+        name_model: Literal["spacy", "cues"] = "spacy"  # NAME: spaCy NER + cues, or cues only (no extra)
 
     def __init__(self, config=None, **params) -> None:
         super().__init__(config, **params)
@@ -33,40 +31,17 @@ class PiiScrub(TextTransform):
             if unknown:
                 raise ConfigError(f"{self.name}.{key}: unknown type(s) {', '.join(unknown)}; known: {', '.join(TYPES)}")
         self.placeholders = {**PLACEHOLDERS, **self.config.placeholders}
-        self.active = detectors(self.config.phone_validator, self.config.types)
-        if "NAME" in self.config.types:
+        self.active = detectors(self.config.phone_validator, self.config.types, self.config.name_model)
+        if "NAME" in self.config.types and self.config.name_model == "spacy":
             from instruct.pii.names import load_ner
 
             load_ner()  # a missing extra is a one-line error when the recipe loads, not mid-run
 
     def scrub(self, text: str) -> tuple[str, Counter]:
+        """The text with every PII span replaced, and the spans found per type."""
         spans = find_pii(text, self.active)
         if not spans:
             return text, Counter()
         return redact(text, spans, self.placeholders), Counter(span.type for span in spans)
 
-    def transform(self, text: str) -> str:
-        return self.scrub(text)[0]
-
-    def apply(self, table: pa.Table) -> StepOutput:
-        found: Counter = Counter()
-
-        def scrubbed(text: str | None) -> str | None:
-            if not text:
-                return text
-            clean, counts = self.scrub(text)
-            found.update(counts)
-            return clean
-
-        if "text" in table.column_names:
-            return StepOutput(replace_column(table, "text", [scrubbed(t) for t in table.column("text").to_pylist()]),
-                              counters=found)
-        columns = [name for name in MESSAGE_COLUMNS if name in table.column_names]
-        if not columns:
-            raise ValueError(f"{self.name}: table has no 'text' or message column (columns: {table.column_names})")
-        for name in columns:  # EXAMPLE messages; PREFERENCE prompt, chosen and rejected
-            conversations = [[{"role": m["role"], "content": scrubbed(m["content"])} for m in messages or []]
-                             if messages is not None else None
-                             for messages in table.column(name).to_pylist()]
-            table = replace_column(table, name, conversations)
-        return StepOutput(table, counters=found)
+    transform = scrub  # the TextTransform hook

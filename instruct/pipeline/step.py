@@ -20,6 +20,8 @@ from typing import Any, ClassVar, Iterable, Mapping
 import pyarrow as pa
 
 from instruct.config import from_dict
+from instruct.provenance import referenced_files
+from instruct.schema import MESSAGE_COLUMNS
 
 
 @dataclass
@@ -55,8 +57,6 @@ class Step:
     def input_files(self) -> list[str]:
         """Files this step reads (templates, models, eval sets): their fingerprints join the resume identity,
         so a changed file redoes the build. By default every parameter that names an existing path."""
-        from instruct.pipeline.resume import referenced_files
-
         return referenced_files(dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {})
 
     def ensure_setup(self) -> None:
@@ -82,7 +82,9 @@ class Step:
 class DocumentFilter(Step):
     """A filter that judges one text at a time; scores land in meta[name] for re-thresholding.
 
-    Subclasses implement `judge(text) -> (reason or None, scores)`.
+    Subclasses implement `judge(text) -> (reason or None, scores)`. A filter that also cleans the
+    text it keeps (C4 drops lines) implements `clean(text) -> (cleaned text, reason, scores,
+    tallies)` instead; kept rows get the cleaned text and the tallies join the manifest counters.
     """
 
     text_column: ClassVar[str] = "text"
@@ -90,27 +92,57 @@ class DocumentFilter(Step):
     def judge(self, text: str) -> tuple[str | None, dict[str, Any]]:
         raise NotImplementedError
 
+    def clean(self, text: str) -> tuple[str, str | None, dict[str, Any], Mapping[str, int]]:
+        reason, scores = self.judge(text)
+        return text, reason, scores, {}
+
     def apply(self, table: pa.Table) -> StepOutput:
         reasons: list[str | None] = []
         metas: list[str] = []
+        texts: list[str | None] = []
+        counters: Counter = Counter()
         for text, meta in zip(table.column(self.text_column).to_pylist(), table.column("meta").to_pylist()):
-            reason, scores = self.judge(text or "")
+            cleaned, reason, scores, tallies = self.clean(text or "")
+            texts.append(text if reason or cleaned == (text or "") else cleaned)
             reasons.append(reason)
             metas.append(merge_meta(meta, {self.name: scores}) if scores else meta)
-        return StepOutput(replace_column(table, "meta", metas), reasons)
+            counters.update(tallies)
+        table = replace_column(table, "meta", metas)
+        if texts != table.column(self.text_column).to_pylist():
+            table = replace_column(table, self.text_column, texts)
+        return StepOutput(table, reasons, counters)
 
 
 class TextTransform(Step):
-    """A step that rewrites the text of every row (normalisation, PII scrubbing, extraction)."""
+    """A step that rewrites text (PII scrubbing, span stripping): DOCUMENT `text`, or every message
+    of EXAMPLE and PREFERENCE rows. Subclasses implement `transform(text) -> (text, tallies)`; the
+    tallies (e.g. PII found per type) are summed into the step's manifest counters."""
 
-    text_column: ClassVar[str] = "text"
-
-    def transform(self, text: str) -> str:
+    def transform(self, text: str) -> tuple[str, Mapping[str, int]]:
         raise NotImplementedError
 
     def apply(self, table: pa.Table) -> StepOutput:
-        texts = [self.transform(t) if t is not None else None for t in table.column(self.text_column).to_pylist()]
-        return StepOutput(replace_column(table, self.text_column, texts))
+        found: Counter = Counter()
+
+        def rewrite(text: str | None) -> str | None:
+            if not text:
+                return text
+            new, tallies = self.transform(text)
+            found.update(tallies)
+            return new
+
+        if "text" in table.column_names:
+            return StepOutput(replace_column(table, "text", [rewrite(t) for t in table.column("text").to_pylist()]),
+                              counters=found)
+        columns = [name for name in MESSAGE_COLUMNS if name in table.column_names]
+        if not columns:
+            raise ValueError(f"{self.name}: table has no 'text' or message column (columns: {table.column_names})")
+        for name in columns:  # EXAMPLE messages; PREFERENCE prompt, chosen and rejected
+            conversations = [[{"role": m["role"], "content": rewrite(m["content"])} for m in messages or []]
+                             if messages is not None else None
+                             for messages in table.column(name).to_pylist()]
+            table = replace_column(table, name, conversations)
+        return StepOutput(table, counters=found)
 
 
 class GlobalStep(Step):

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from instruct import resources
 from instruct.config import ConfigError, from_dict, load_yaml, to_dict
 from instruct.io.shards import atomic_path, write_json
 from instruct.quality.data import iter_records
@@ -30,7 +31,7 @@ from instruct.schema import content_id
 from instruct.synth.client import ClientConfig, LLMClient, Request, Response, public_url, redact
 from instruct.synth.run import ServeConfig, endpoint
 
-DEFAULT_TEMPLATE = Path(__file__).resolve().parents[2] / "templates" / "prompts" / "quality_annotation.yaml"
+DEFAULT_TEMPLATE = resources.annotation_prompts()
 
 
 @dataclass

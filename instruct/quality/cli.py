@@ -1,7 +1,6 @@
 """`instruct classify train|annotate`: build a quality classifier from labels or LLM scores."""
 from __future__ import annotations
 
-
 import click
 
 from instruct.errors import fail_if_nothing_written, user_errors
@@ -74,7 +73,7 @@ def train(positive_path: str | None, negative_path: str | None, input_path: str 
 @click.option("--input", "input_path", required=True, help="Documents: shards, .arrow, .parquet, .jsonl or .txt glob.")
 @click.option("--output", "-o", required=True, help="Folder: annotations.jsonl, unscored.jsonl, manifest.json, cache/.")
 @click.option("--num", type=int, default=1000, show_default=True, help="Documents to sample and grade.")
-@click.option("--template", help="Prompt file (default: templates/prompts/quality_annotation.yaml).")
+@click.option("--template", help="Prompt file (default: the shipped quality_annotation.yaml).")
 @click.option("--prompt", "prompt_name", default="fineweb_edu", show_default=True,
               help="Prompt in the file: fineweb_edu (justify, then score) or score_first (small models).")
 @click.option("--text-field", default="text", show_default=True)

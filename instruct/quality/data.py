@@ -6,51 +6,24 @@ A record without text or label is an error naming file and line.
 """
 from __future__ import annotations
 
-import io
 import json
 from pathlib import Path
 from typing import Any, Iterator
 
 from instruct.io.readers.base import InputError, expand_paths
-from instruct.io.readers.jsonl import open_text_stream
-from instruct.io.shards import read_shards, read_table
+from instruct.io.records import read_records
 
 
 def iter_records(pattern: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    """(where, record) for every record of every file matching `pattern`."""
-    path = Path(pattern)
-    if path.is_dir():
-        for number, record in enumerate(read_shards(path).to_pylist()):
-            yield f"{path}#{number}", record
+    """(where, record) for every record of every file matching `pattern` (a .txt file is one record)."""
+    if Path(pattern).is_dir():
+        yield from read_records(pattern)
         return
     for name in expand_paths([pattern]):
-        if name.endswith(".arrow"):
-            rows = read_table(name).to_pylist()
-        elif name.endswith(".parquet"):
-            import pyarrow.parquet as pq
-
-            rows = pq.read_table(name).to_pylist()
-        elif name.endswith(".txt"):
-            rows = [{"text": Path(name).read_text(encoding="utf-8", errors="replace")}]
+        if name.endswith(".txt"):
+            yield name, {"text": Path(name).read_text(encoding="utf-8", errors="replace")}
         else:
-            yield from _jsonl_records(name)
-            continue
-        for number, record in enumerate(rows):
-            yield f"{name}#{number}", record
-
-
-def _jsonl_records(name: str) -> Iterator[tuple[str, dict[str, Any]]]:
-    with open_text_stream(name) as raw:
-        for number, line in enumerate(io.TextIOWrapper(raw, encoding="utf-8"), start=1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"{name}:{number}: invalid JSON ({error.msg})") from None
-            if not isinstance(record, dict):
-                raise InputError(f"{name}:{number}: expected a JSON object, got {type(record).__name__}")
-            yield f"{name}:{number}", record
+            yield from read_records(name)
 
 
 def load_texts(pattern: str, text_field: str = "text") -> list[str]:

@@ -9,16 +9,12 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Protocol, Sequence
+from typing import Sequence
 
 import numpy as np
 
 TOKEN_PATTERN = r"(?u)\w+|[^\w\s]|\n|\t| {2,}"  # words, punctuation, line breaks, column gaps
 _DIGITS = re.compile(r"\d")
-
-
-class Encoder(Protocol):
-    def transform(self, texts: Sequence[str]): ...
 
 
 @dataclass

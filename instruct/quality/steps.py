@@ -40,25 +40,38 @@ class QualityClassifierStep(Step):
 
     @dataclass
     class Config:
-        model: str  # a file written by `instruct classify train`
+        model: str  # a file written by `instruct classify train`, or `builtin:web` (trained here, cached)
         threshold: float | None = None  # default: the threshold stored in the model
         per_source: dict[str, float] = field(default_factory=dict)  # source -> threshold
         drop: bool = True  # false: only record the score
+        keep_paragraph_words: int | None = None  # keep a page with this many words in paragraphs whatever
+        # its score (filters/prose.py): the classifier then judges pages made of one item per line
 
     def setup(self) -> None:
+        from instruct.quality.builtin import BUILTIN_PREFIX, builtin_classifier
         from instruct.quality.classifier import QualityClassifier
 
-        self.classifier = QualityClassifier.load(self.config.model)
+        model = self.config.model
+        self.classifier = (builtin_classifier(model[len(BUILTIN_PREFIX):]) if model.startswith(BUILTIN_PREFIX)
+                           else QualityClassifier.load(model))
 
     def threshold_for(self, source: str | None) -> float:
         default = self.config.threshold if self.config.threshold is not None else self.classifier.threshold
         return self.config.per_source.get(source or "", default)
 
+    def has_paragraphs(self, text: str | None) -> bool:
+        from instruct.filters.prose import paragraph_words
+
+        limit = self.config.keep_paragraph_words
+        return limit is not None and paragraph_words(text or "") >= limit
+
     def apply(self, table: pa.Table) -> StepOutput:
-        scores = self.classifier.scores(table.column("text").to_pylist())
+        texts = table.column("text").to_pylist()
+        scores = self.classifier.scores(texts)
         sources = table.column("source").to_pylist()
-        reasons = [("low_quality" if self.config.drop and score < self.threshold_for(source) else None)
-                   for score, source in zip(scores.tolist(), sources)]
+        reasons = [("low_quality" if self.config.drop and score < self.threshold_for(source)
+                    and not self.has_paragraphs(text) else None)
+                   for score, source, text in zip(scores.tolist(), sources, texts)]
         out = _with_scores(self, table, [{"score": round(float(s), 6)} for s in scores])
         return StepOutput(out, reasons)
 

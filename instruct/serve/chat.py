@@ -34,7 +34,7 @@ def chat_loop(engine: Any, conversation: Conversation, lines: TextIO, out: TextI
     import queue
 
     from instruct.serve.engines import stream_text
-    from instruct.serve.requests import Job
+    from instruct.serve.requests import GenerationRequest
 
     replies = 0
     prompt = "you> " if lines.isatty() else ""
@@ -61,7 +61,7 @@ def chat_loop(engine: Any, conversation: Conversation, lines: TextIO, out: TextI
             notes.write(HELP + "\n" if command.startswith("/") else "")
             continue
         conversation.turns.append({"role": "user", "content": text})
-        job = Job(messages=conversation.messages(), max_tokens=max_tokens, temperature=temperature,
+        job = GenerationRequest(messages=conversation.messages(), max_tokens=max_tokens, temperature=temperature,
                   deltas=queue.Queue(), adapter=engine.resolve(None))  # --adapter applies to every turn
         future = engine.submit(job)
         for delta in stream_text(job, future, timeout):

@@ -1,7 +1,7 @@
 """Text generators behind `instruct serve`: a transformers model (optionally with several peft adapters)
 and a scripted fake with a controlled latency, for throughput benchmarks and crash/retry tests.
 
-Both take a validated `Job` through `submit()` and resolve a Future to a `Generation`; a job with a
+Both take a validated `GenerationRequest` through `submit()` and resolve a Future to a `Generation`; a job with a
 `deltas` queue also receives its text as it is generated (None ends it), for streaming.
 """
 from __future__ import annotations
@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from instruct.serve.requests import Job, RequestError
+from instruct.serve.requests import GenerationRequest, RequestError
 
-__all__ = ["FakeEngine", "Generation", "Job", "TransformersEngine", "adapter_name"]
+__all__ = ["FakeEngine", "Generation", "GenerationRequest", "TransformersEngine", "adapter_name"]
 
 MAX_BATCH = 16
 
@@ -73,7 +73,7 @@ def adapter_name(base_name: str, folder: str) -> str:
     return f"{base_name}+{Path(folder.rstrip('/')).name}"
 
 
-def finish(job: Job, future: Future, result: Generation | None = None, error: BaseException | None = None) -> None:
+def finish(job: GenerationRequest, future: Future, result: Generation | None = None, error: BaseException | None = None) -> None:
     """Resolve a job once: its future and, when streaming, the end of its delta queue."""
     if not future.done():
         future.set_exception(error) if error is not None else future.set_result(result)
@@ -81,7 +81,7 @@ def finish(job: Job, future: Future, result: Generation | None = None, error: Ba
         job.deltas.put(None)
 
 
-def stream_text(job: Job, future: Future, timeout: float) -> Iterator[str]:
+def stream_text(job: GenerationRequest, future: Future, timeout: float) -> Iterator[str]:
     """A streaming job's text as it is generated, then whatever the final text adds (JSON mode, a late stop).
 
     Raises TimeoutError (and cancels the job) when the model is silent for `timeout` seconds, and the
@@ -149,7 +149,7 @@ class TransformersEngine:
         self.adapters = named
         self.model = model.eval()
         self.max_batch = max_batch
-        self._queue: queue.Queue[tuple[Job, Future]] = queue.Queue()
+        self._queue: queue.Queue[tuple[GenerationRequest, Future]] = queue.Queue()
         self._thread = threading.Thread(target=self._worker, name="instruct-serve-batcher", daemon=True)
         self._thread.start()
 
@@ -170,7 +170,7 @@ class TransformersEngine:
     def healthy(self) -> bool:
         return self._thread.is_alive()
 
-    def submit(self, job: Job) -> Future:
+    def submit(self, job: GenerationRequest) -> Future:
         """Queue a job after checking it fits the context; RequestError if it cannot."""
         if self.context_length:
             prompt_tokens = len(self.tokenizer(self._prompt_text(job), add_special_tokens=False)["input_ids"])
@@ -181,7 +181,7 @@ class TransformersEngine:
         self._queue.put((job, future))
         return future
 
-    def generate(self, job: Job, timeout: float | None = None) -> Generation:
+    def generate(self, job: GenerationRequest, timeout: float | None = None) -> Generation:
         return self.submit(job).result(timeout)
 
     def _worker(self) -> None:
@@ -198,8 +198,8 @@ class TransformersEngine:
                 for job, future in pending:
                     finish(job, future, error=error)
 
-    def _run(self, pending: list[tuple[Job, Future]]) -> None:
-        groups: dict[tuple, list[tuple[Job, Future]]] = {}
+    def _run(self, pending: list[tuple[GenerationRequest, Future]]) -> None:
+        groups: dict[tuple, list[tuple[GenerationRequest, Future]]] = {}
         for job, future in pending:
             if job.cancelled.is_set():  # the client left while this waited
                 finish(job, future, error=Cancelled("the client went away"))
@@ -217,13 +217,13 @@ class TransformersEngine:
                 for (job, future), result in zip(chunk, results):
                     finish(job, future, result)
 
-    def _prompt_text(self, job: Job) -> str:
+    def _prompt_text(self, job: GenerationRequest) -> str:
         if job.messages is None:
             return job.prompt
         text = self.tokenizer.apply_chat_template(job.messages, tokenize=False, add_generation_prompt=True)
         return text + "{" if job.json_mode else text  # prefill: a cheap nudge towards a JSON object
 
-    def _generate_batch(self, jobs: list[Job]) -> list[Generation]:
+    def _generate_batch(self, jobs: list[GenerationRequest]) -> list[Generation]:
         from contextlib import nullcontext
 
         from transformers import StoppingCriteriaList
@@ -275,7 +275,7 @@ class _Watcher:
     """A stopping criterion run after every token: streams each streaming job's new text and ends the rows
     whose client went away (per-row stopping, so the rest of the batch carries on)."""
 
-    def __init__(self, jobs: list[Job], prompt_length: int, engine: TransformersEngine):
+    def __init__(self, jobs: list[GenerationRequest], prompt_length: int, engine: TransformersEngine):
         self.jobs, self.prompt_length, self.engine = jobs, prompt_length, engine
         self.sent = ["" for _ in jobs]
 
@@ -344,7 +344,7 @@ class FakeEngine:
     def healthy(self) -> bool:
         return True
 
-    def submit(self, job: Job) -> Future:
+    def submit(self, job: GenerationRequest) -> Future:
         """Answer inline (in the request's thread); streamed word by word."""
         future: Future = Future()
         try:
@@ -357,7 +357,7 @@ class FakeEngine:
             finish(job, future, error=error)
         return future
 
-    def generate(self, job: Job, timeout: float | None = None) -> Generation:
+    def generate(self, job: GenerationRequest, timeout: float | None = None) -> Generation:
         if self.latency:
             time.sleep(self.latency)
         prompt = job.text()
@@ -415,10 +415,10 @@ class ReplyRule:
     replies: list[str]
     min_messages: int = 0
 
-    def matches(self, job: Job) -> bool:
+    def matches(self, job: GenerationRequest) -> bool:
         return _message_count(job) >= self.min_messages and re.search(self.pattern, _transcript(job)) is not None
 
-    def reply(self, job: Job) -> str:
+    def reply(self, job: GenerationRequest) -> str:
         return self.replies[(job.seed or 0) % len(self.replies)].replace("{n}", str(_message_count(job)))
 
 
@@ -440,13 +440,13 @@ def load_reply_rules(path: str) -> list[ReplyRule]:
     return rules
 
 
-def _transcript(job: Job) -> str:
+def _transcript(job: GenerationRequest) -> str:
     if job.messages is None:
         return job.prompt or ""
     return "\n".join(f"{m['role']}: {m['content']}" for m in job.messages)
 
 
-def _message_count(job: Job) -> int:
+def _message_count(job: GenerationRequest) -> int:
     return sum(m["role"] != "system" for m in job.messages) if job.messages is not None else 0
 
 

@@ -1,4 +1,5 @@
-"""OpenAI request bodies -> validated `Job`s: every field type-checked, so bad input is a 400, never a crash.
+"""OpenAI request bodies -> validated `GenerationRequest`s: every field type-checked, so bad input is a 400,
+never a crash.
 
 A malformed field must fail in the request thread that received it: anything that reached the
 batcher unchecked could take down the one thread every request depends on.
@@ -24,7 +25,7 @@ class RequestError(ValueError):
 
 
 @dataclass
-class Job:
+class GenerationRequest:
     """One request, normalised: the prompt to continue, the sampling parameters and the adapter to use."""
 
     prompt: str | None = None  # completions
@@ -43,7 +44,7 @@ class Job:
     cancelled: threading.Event = field(default_factory=threading.Event, repr=False, compare=False)
 
     @classmethod
-    def from_body(cls, body: Any, chat: bool, max_tokens_limit: int | None = None) -> Job:
+    def from_body(cls, body: Any, chat: bool, max_tokens_limit: int | None = None) -> GenerationRequest:
         """Validate an OpenAI request body; raises RequestError naming the first bad field."""
         if not isinstance(body, dict):
             raise RequestError("the request body must be a JSON object")

@@ -34,7 +34,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from instruct.serve.engines import Generation, stream_text
-from instruct.serve.requests import Job, RequestError
+from instruct.serve.requests import GenerationRequest, RequestError
 
 log = logging.getLogger("instruct.serve")
 
@@ -193,7 +193,7 @@ class _Handler(BaseHTTPRequestHandler):
             body = json.loads(raw)
         except (ValueError, RecursionError) as error:
             raise RequestError(f"the body is not valid JSON: {str(error)[:200]}") from None
-        job = Job.from_body(body, chat=path.endswith("chat/completions"), max_tokens_limit=self.server.limits.max_tokens)
+        job = GenerationRequest.from_body(body, chat=path.endswith("chat/completions"), max_tokens_limit=self.server.limits.max_tokens)
         job.adapter = self.server.engine.resolve(body.get("model"))
         stream = bool(body.get("stream"))
         stream_options = body.get("stream_options") or {}
@@ -240,7 +240,7 @@ class _Handler(BaseHTTPRequestHandler):
         except (OSError, ValueError):
             return True
 
-    def _wait(self, job: Job, future: Any) -> Generation | None:
+    def _wait(self, job: GenerationRequest, future: Any) -> Generation | None:
         """The generation, or None after answering a timeout; cancels the job if the client leaves."""
         deadline = time.monotonic() + self.server.limits.request_timeout
         while True:
@@ -257,7 +257,7 @@ class _Handler(BaseHTTPRequestHandler):
                 raise RequestError(f"no answer from the model within {self.server.limits.request_timeout:g} s "
                                    "(the server is overloaded or stalled)", 503, "timeout")
 
-    def _stream(self, path: str, body: dict, job: Job, future: Any, digest: str, started: float,
+    def _stream(self, path: str, body: dict, job: GenerationRequest, future: Any, digest: str, started: float,
                 include_usage: bool) -> None:
         """Server-sent events in OpenAI's chunk format, ending with `data: [DONE]`."""
         chat = job.messages is not None
@@ -337,7 +337,7 @@ class _Handler(BaseHTTPRequestHandler):
                                        "seconds": round(time.perf_counter() - started, 4), **usage})
         return usage
 
-    def _answer(self, path: str, body: dict, job: Job, generation: Generation, digest: str, started: float) -> None:
+    def _answer(self, path: str, body: dict, job: GenerationRequest, generation: Generation, digest: str, started: float) -> None:
         usage = self._record(path, body, generation, digest, started)
         common = {"id": f"cmpl-{uuid.uuid4().hex[:24]}", "created": int(time.time()),
                   "model": body.get("model") or self.server.engine.model_name, "usage": usage}

@@ -35,7 +35,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence
 from urllib.parse import urlsplit, urlunsplit
 
 from instruct.config import ConfigError
@@ -444,13 +444,3 @@ class RedactingFilter(logging.Filter):
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True
-
-
-def complete_many_sync(config: ClientConfig, requests: Iterable[Request]) -> tuple[list[Response], Usage]:
-    """Blocking convenience wrapper: one event loop, one client, all requests."""
-
-    async def run() -> tuple[list[Response], Usage]:
-        async with LLMClient(config) as client:
-            return await client.complete_many(list(requests)), client.usage
-
-    return asyncio.run(run())

@@ -27,7 +27,7 @@ from typing import Any
 from instruct.io.readers.base import InputError
 from instruct.schema import content_id
 from instruct.synth.client import LLMClient, Request, Response
-from instruct.synth.rouge import RougeIndex, rouge_l_f, tokenize
+from instruct.synth.rouge import RougeIndex, rouge_l_tokens, tokenize
 from instruct.synth.self_instruct import SynthOutput
 from instruct.templates.render import stable_seed
 
@@ -235,7 +235,7 @@ class Dialogues:
 
     def _repeats(self, text: str, earlier: list[str]) -> bool:
         tokens = tokenize(text)
-        return any(rouge_l_f(tokenize(e), tokens) >= self.config.repetition_threshold for e in earlier)
+        return any(rouge_l_tokens(tokenize(e), tokens) >= self.config.repetition_threshold for e in earlier)
 
     def _keep_novel(self, conversations: list[Conversation], out: SynthOutput) -> None:
         config = self.config

@@ -47,7 +47,7 @@ def lcs_length(a: list, b: list) -> int:
     return len(a) - bin(row).count("1")
 
 
-def rouge_l_f(target: list[str], prediction: list[str]) -> float:
+def rouge_l_tokens(target: list[str], prediction: list[str]) -> float:
     """ROUGE-L F-measure with rouge_score's exact float arithmetic (so thresholds decide identically)."""
     if not target or not prediction:
         return 0.0
@@ -135,7 +135,7 @@ class RougeIndex:
         scored = []
         for position in self.candidates(tokens):
             self.comparisons += 1
-            scored.append((position, rouge_l_f(tokens, self.tokens[position])))
+            scored.append((position, rouge_l_tokens(tokens, self.tokens[position])))
         scored.sort(key=lambda item: (-item[1], item[0]))
         return scored[:k]
 

@@ -22,6 +22,7 @@ from typing import Any, Callable, Iterator, Literal
 
 import pyarrow as pa
 
+from instruct import resources
 from instruct.config import ConfigError, apply_overrides, from_dict, to_dict
 from instruct.io.shards import ShardWriter, atomic_path, shard_paths, write_json
 from instruct.schema import EXAMPLE_SCHEMA, PREFERENCE_SCHEMA, examples_table, preferences_table
@@ -37,8 +38,8 @@ from instruct.synth.sources import load_documents, load_prompts
 
 log = logging.getLogger("instruct.synth")
 
-DEFAULT_SEED_TASKS = Path(__file__).resolve().parents[2] / "data" / "seed_tasks.jsonl"
-DEFAULT_DIALOGUE_SEEDS = Path(__file__).resolve().parents[2] / "data" / "dialogue_topics.txt"
+DEFAULT_SEED_TASKS = resources.seed_tasks()
+DEFAULT_DIALOGUE_SEEDS = resources.dialogue_topics()
 
 
 @dataclass
@@ -54,7 +55,7 @@ class ServeConfig:
 class SynthRecipe:
     method: Literal["self-instruct", "evol-instruct", "backtranslate", "answer", "preference", "cot",
                     "dialogue"] = "self-instruct"
-    seed_tasks: str | None = None  # Self-Instruct seeds (default: data/seed_tasks.jsonl)
+    seed_tasks: str | None = None  # Self-Instruct seeds (default: the shipped seed tasks)
     input: list[str] = field(default_factory=list)  # Evol-Instruct: EXAMPLE shards / chat JSONL
     documents: list[str] = field(default_factory=list)  # backtranslate: DOCUMENT shards / JSONL
     instructions: list[str] = field(default_factory=list)  # answer, preference: EXAMPLE shards / prompt JSONL
@@ -214,7 +215,7 @@ def _progress_factory(enabled: bool):
 
 def write_outputs(recipe: SynthRecipe, recipe_data: dict[str, Any] | None, client: ClientConfig, served: bool,
                   result: SynthOutput, usage: Any, seconds: float) -> dict[str, Any]:
-    from instruct.pipeline.manifest import package_versions
+    from instruct.provenance import package_versions
 
     output = Path(recipe.output)
     secret = client.resolved_key()

@@ -15,7 +15,6 @@ re-run replays the same prompts and the request cache answers them: resuming cos
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -23,11 +22,19 @@ from pathlib import Path
 from typing import Any, Callable, Literal
 
 from instruct.io.readers.base import InputError
+from instruct.io.records import json_objects
 from instruct.schema import content_id
 from instruct.synth import prompts
 from instruct.synth.client import LLMClient, Request, Response
-from instruct.synth.filters import (InstructionRules, filter_instances, instruction_reason, normalize_instruction,
-                                    parse_classification_instances, parse_generation_instances, split_instructions)
+from instruct.synth.filters import (
+    InstructionRules,
+    filter_instances,
+    instruction_reason,
+    normalize_instruction,
+    parse_classification_instances,
+    parse_generation_instances,
+    split_instructions,
+)
 from instruct.synth.rouge import RougeIndex
 
 
@@ -95,32 +102,23 @@ class SynthOutput:
 
 
 def load_seed_tasks(path: str | Path) -> list[SeedTask]:
-    """Seed tasks in the original 175-task JSONL format; a bad line is an error naming file:line."""
+    """Seed tasks in the original 175-task JSONL format; a bad record is an error naming file:line."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such seed-task file")
     tasks = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, 1):
-            if not line.strip():
-                continue
-            where = f"{path}:{number}"
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise InputError(f"{where}: invalid JSON ({error.msg})") from None
-            if not isinstance(record, dict) or not isinstance(record.get("instruction"), str) \
-                    or not record["instruction"].strip():
-                raise InputError(f"{where}: a seed task needs a non-empty 'instruction' string")
-            instances = record.get("instances", [])
-            if not isinstance(instances, list) or not all(
-                    isinstance(i, dict) and isinstance(i.get("input", ""), str) and isinstance(i.get("output"), str)
-                    for i in instances):
-                raise InputError(f"{where}: 'instances' must be a list of {{input, output}} strings")
-            if not isinstance(record.get("is_classification", False), bool):
-                raise InputError(f"{where}: 'is_classification' must be true or false")
-            tasks.append(SeedTask(record["instruction"], instances, record.get("is_classification", False),
-                                  str(record.get("id", f"seed_task_{number - 1}")), str(record.get("name", ""))))
+    for index, (where, record) in enumerate(json_objects(path)):
+        if not isinstance(record.get("instruction"), str) or not record["instruction"].strip():
+            raise InputError(f"{where}: a seed task needs a non-empty 'instruction' string")
+        instances = record.get("instances", [])
+        if not isinstance(instances, list) or not all(
+                isinstance(i, dict) and isinstance(i.get("input", ""), str) and isinstance(i.get("output"), str)
+                for i in instances):
+            raise InputError(f"{where}: 'instances' must be a list of {{input, output}} strings")
+        if not isinstance(record.get("is_classification", False), bool):
+            raise InputError(f"{where}: 'is_classification' must be true or false")
+        tasks.append(SeedTask(record["instruction"], instances, record.get("is_classification", False),
+                              str(record.get("id", f"seed_task_{index}")), str(record.get("name", ""))))
     if not tasks:
         raise InputError(f"{path}: no seed tasks")
     return tasks

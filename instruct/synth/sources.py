@@ -8,7 +8,6 @@ PREFERENCE shards (their prompt), or from JSONL records with a `prompt` string. 
 """
 from __future__ import annotations
 
-import json
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator
@@ -110,15 +109,11 @@ def _is_chat_jsonl(path: str) -> bool:
     """Whether the first record of a JSONL file is a chat record (Alpaca, ShareGPT, OpenAI, EXAMPLE)."""
     if not _is_jsonl(path):
         return False
-    from instruct.io.readers.jsonl import open_text_stream
+    from instruct.io.records import json_objects
 
-    with open_text_stream(path) as handle:
-        for line in handle:
-            if line.strip():
-                try:
-                    record = json.loads(line)
-                    detect_chat_format(record)
-                except (ValueError, SchemaError, TypeError):
-                    return False
-                return isinstance(record, dict)
-    return False
+    try:
+        _, record = next(json_objects(path))
+        detect_chat_format(record)
+    except (StopIteration, InputError, SchemaError, TypeError):
+        return False
+    return True

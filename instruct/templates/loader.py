@@ -29,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from instruct import resources
 from instruct.config import ConfigError, load_yaml
 from instruct.schema import content_id
 from instruct.templates.answers import compile_pattern
@@ -51,9 +52,9 @@ _Loader.add_constructor("!TemplateMetadata", _mapping)
 
 
 def library_dirs() -> list[Path]:
-    """Where template names are looked up: $INSTRUCT_TEMPLATES (os.pathsep-separated), then templates/."""
+    """Where template names are looked up: $INSTRUCT_TEMPLATES (os.pathsep-separated), then the shipped library."""
     extra = [Path(p) for p in os.environ.get("INSTRUCT_TEMPLATES", "").split(os.pathsep) if p]
-    return extra + [Path(__file__).resolve().parents[2] / "templates"]
+    return extra + [resources.templates_dir()]
 
 
 def resolve(path_or_name: str) -> list[Path]:

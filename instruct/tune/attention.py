@@ -6,6 +6,10 @@ of every layer for backward (gigabytes at 4k tokens). Cutting the row at the exa
 boundaries (`cu_seq_lens_q`, the same kwarg flash-attention's varlen path reads) lets every
 call use `is_causal=True` and the memory-efficient flash kernel, with no cross-example
 attention by construction. Without `cu_seq_lens_q` (padded batches, generation) it is plain sdpa.
+
+`segment_prefix` (one (start, length) per segment) lets a segment also attend to the first `length`
+tokens of the segment at `start`: a preference pair packs its prompt once, as the head of the
+chosen sequence, and the rejected answer's queries read the prompt's keys and values from there.
 """
 from __future__ import annotations
 
@@ -28,10 +32,19 @@ def packed_sdpa_forward(module: torch.nn.Module, query: torch.Tensor, key: torch
                                       **kwargs)
     gqa = key.shape[1] != query.shape[1]
     cuts = bounds.tolist()
-    outputs = [F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b], is_causal=True,
-                                              dropout_p=dropout if module.training else 0.0, scale=scaling,
-                                              enable_gqa=gqa)
-               for a, b in zip(cuts[:-1], cuts[1:])]
+    prefixes = kwargs.get("segment_prefix")
+    prefixes = prefixes.tolist() if prefixes is not None else [(a, 0) for a in cuts[:-1]]
+    options = {"dropout_p": dropout if module.training else 0.0, "scale": scaling, "enable_gqa": gqa}
+    outputs = []
+    for a, b, (start, shared) in zip(cuts[:-1], cuts[1:], prefixes):
+        if not shared:
+            outputs.append(F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b],
+                                                          is_causal=True, **options))
+            continue
+        keys = torch.cat([key[:, :, start:start + shared], key[:, :, a:b]], dim=2)
+        values = torch.cat([value[:, :, start:start + shared], value[:, :, a:b]], dim=2)
+        visible = torch.ones(b - a, shared + b - a, dtype=torch.bool, device=query.device).tril(shared)
+        outputs.append(F.scaled_dot_product_attention(query[:, :, a:b], keys, values, attn_mask=visible, **options))
     return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None
 
 

@@ -8,31 +8,22 @@ so packing can never make one row's last token predict the next row's first.
 """
 from __future__ import annotations
 
-import gzip
 import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import pyarrow as pa
 
 from instruct.config import ConfigError
-from instruct.io.readers.base import InputError
-from instruct.io.shards import read_shards, read_table, write_table
-from instruct.schema import (
-    SchemaError,
-    content_id,
-    detect_chat_format,
-    documents_table,
-    examples_table,
-    schema_kind,
-    to_example,
-    to_mixed,
-)
+from instruct.io.examples import load_rows as load_examples  # noqa: F401  (training's name for the one funnel)
+from instruct.io.records import json_records  # noqa: F401  (its old home; callers import it from io.records)
+from instruct.io.shards import read_table, write_table
+from instruct.schema import SchemaError, schema_kind
 from instruct.tune.documents import (
     IGNORE,
     document_windows,
@@ -95,73 +86,6 @@ class TokenizedSet:
             return np.zeros(len(self), dtype=np.int64)
         index = {name: i for i, name in enumerate(self.source_names)}
         return np.array([index[s] for s in self.sources], dtype=np.int64)
-
-
-# --- loading ----------------------------------------------------------------------------------
-
-def load_examples(path: str | Path, text_field: str = "text") -> pa.Table:
-    """Training rows from a shards folder or one .arrow file (EXAMPLE, DOCUMENT or mixed), or JSON(L)
-    whose records are Alpaca/ShareGPT/OpenAI chats (examples) or carry `text_field` (documents)."""
-    path = Path(path)
-    if path.is_dir():
-        return read_shards(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file or shards folder")
-    if path.suffix == ".arrow":
-        return read_table(path)
-    examples, documents = [], []
-    for record in json_records(path, lambda record: _to_row(record, text_field, path)):
-        (examples if "messages" in record else documents).append(record)
-    if examples and documents:
-        return pa.concat_tables([to_mixed(examples_table(examples)), to_mixed(documents_table(documents))])
-    return documents_table(documents) if documents else examples_table(examples)
-
-
-def json_records(path: Path, convert: Any = lambda record: record) -> Iterable[Any]:
-    """`convert(record)` for each JSON object of a JSON array or JSON-lines file; errors name file and line."""
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8") as handle:
-        text = handle.read()
-    if text.lstrip().startswith("["):  # a JSON array of records
-        try:
-            records = json.loads(text)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path}:{error.lineno}: invalid JSON ({error.msg})") from None
-        numbered = ((f"record {i + 1}", r) for i, r in enumerate(records))
-    else:
-        numbered = _json_lines(path, text)
-    for where, record in numbered:
-        try:
-            if not isinstance(record, Mapping):
-                raise SchemaError(f"expected a JSON object, got {type(record).__name__}")
-            yield convert(record)
-        except SchemaError as error:
-            raise InputError(f"{path}:{where}: {error}") from None
-
-
-def _to_row(record: Mapping[str, Any], text_field: str, path: Path) -> dict[str, Any]:
-    """A chat record -> EXAMPLE dict; a record with a string `text_field` -> DOCUMENT dict."""
-    try:
-        detect_chat_format(record)
-    except SchemaError:
-        text = record.get(text_field)
-        if not isinstance(text, str):
-            raise SchemaError(f"record with fields {sorted(record)} is neither a chat (Alpaca, ShareGPT, OpenAI) "
-                              f"nor a document (a string {text_field!r} field; see data.text_field)") from None
-        return {"id": str(record.get("id") or content_id(text)), "text": text,
-                "source": str(record.get("source") or "jsonl"), "url_or_path": str(record.get("url") or path),
-                "meta": {}}
-    return to_example(record)
-
-
-def _json_lines(path: Path, text: str) -> Iterable[tuple[str, Any]]:
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            yield str(number), json.loads(line)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{path}:{number}: invalid JSON ({error.msg})") from None
 
 
 def resolve_objective(table: pa.Table, objective: str, where: str) -> str:

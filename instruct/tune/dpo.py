@@ -1,4 +1,4 @@
-"""The DPO family on preference pairs: DPO, IPO, SimPO and ORPO, as one loss hook of the shared loop.
+"""The DPO family on preference pairs: DPO, IPO, SimPO, ORPO and KTO, as one loss hook of the shared loop.
 
 Formulas, with pi/ref the summed log-probs of an answer under the policy and the reference,
 |y| its trained token count, and h = (pi_c - ref_c) - (pi_r - ref_r):
@@ -7,6 +7,11 @@ Formulas, with pi/ref the summed log-probs of an answer under the policy and the
 - SimPO (Meng et al. 2024):    -log sigmoid(beta * (pi_c/|y_c| - pi_r/|y_r|) - gamma)   (no reference)
 - ORPO (Hong et al. 2024):     -pi_c/|y_c| + lambda * -log sigmoid(log odds_c - log odds_r),
                                odds = p / (1 - p) with p = exp(mean token log-prob)    (no reference)
+- KTO (Ethayarajh et al. 2024): the chosen answer as desirable, the rejected one as undesirable, each
+  against the reference point z = max(0, mean (pi - ref) of mismatched prompt/answer pairs), detached:
+  (lambda_D (1 - sigmoid(beta (pi_c - ref_c - z))) + lambda_U (1 - sigmoid(beta (z - pi_r + ref_r)))) / 2
+  per pair, i.e. TRL's mean over examples; z comes from this micro-batch (pair i's prompt with pair
+  i + 1's chosen answer), so KTO wants micro-batches of several pairs.
 For adapters the reference is the base with the adapter disabled (no second copy in memory),
 run under no_grad once per micro-batch before the policy's forward; for full fine-tuning a
 frozen copy of the initial weights is kept.
@@ -30,8 +35,16 @@ REFERENCE_FREE = ("simpo", "orpo")
 def preference_losses(loss: str, policy_chosen: torch.Tensor, policy_rejected: torch.Tensor,
                       reference_chosen: torch.Tensor | None, reference_rejected: torch.Tensor | None,
                       chosen_tokens: torch.Tensor, rejected_tokens: torch.Tensor, beta: float, gamma: float = 0.5,
-                      orpo_lambda: float = 0.1) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Per-pair losses and the (chosen, rejected) rewards each loss implies, from summed log-probs."""
+                      orpo_lambda: float = 0.1, kl: torch.Tensor | None = None,
+                      weights: tuple[float, float] = (1.0, 1.0)) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per-pair losses and the (chosen, rejected) rewards each loss implies, from summed log-probs
+    (`kl`, `weights`: KTO's reference point and its (desirable, undesirable) weights)."""
+    if loss == "kto":
+        chosen = policy_chosen - reference_chosen
+        rejected = policy_rejected - reference_rejected
+        losses = (weights[0] * (1 - torch.sigmoid(beta * (chosen - kl)))
+                  + weights[1] * (1 - torch.sigmoid(beta * (kl - rejected)))) / 2
+        return losses, beta * chosen.detach(), beta * rejected.detach()
     if loss in ("dpo", "ipo"):
         chosen = policy_chosen - reference_chosen
         rejected = policy_rejected - reference_rejected
@@ -69,10 +82,12 @@ class PreferenceObjective(Objective):
             self.reference = copy.deepcopy(model).eval().requires_grad_(False)
 
     def prepare(self, tokenizer: Any, show_progress: bool) -> tuple[Any, Any]:
-        return prepare_preferences(self.config, tokenizer, show_progress)
+        train_set, eval_set = prepare_preferences(self.config, tokenizer, show_progress)
+        train_set.mismatched = eval_set.mismatched = self.loss == "kto"
+        return train_set, eval_set
 
     def collate(self, data: Any, indices: list[int]) -> PairBatch:
-        return collate_pairs(data, indices, self.config.packing)
+        return collate_pairs(data, indices, self.config.packing, mismatched=self.loss == "kto")
 
     @torch.no_grad()
     def reference_logps(self, model: nn.Module, batch: PairBatch, select_logits: bool) -> torch.Tensor | None:
@@ -88,11 +103,18 @@ class PreferenceObjective(Objective):
     def loss_sum(self, model: nn.Module, batch: PairBatch, select_logits: bool) -> torch.Tensor:
         reference = self.reference_logps(model, batch, select_logits)
         logps, counts = sequence_logps(model, batch, select_logits)
-        method = self.config.method
+        method, pairs = self.config.method, 2 * batch.pairs
+        kl = None
+        if self.loss == "kto":  # the mismatched sequences follow the pairs
+            mismatched = (logps[pairs:] - reference[pairs:]).mean().detach()
+            self.record("kl", mismatched[None])
+            kl = mismatched.clamp(min=0)
+            logps, reference, counts = logps[:pairs], reference[:pairs], counts[:pairs]
         losses, chosen, rejected = preference_losses(
             self.loss, logps[0::2], logps[1::2], None if reference is None else reference[0::2],
             None if reference is None else reference[1::2], counts[0::2], counts[1::2],
-            method.preference_beta, method.gamma, method.orpo_lambda)
+            method.preference_beta, method.gamma, method.orpo_lambda, kl,
+            (method.desirable_weight, method.undesirable_weight))
         self.record("reward_accuracy", (chosen > rejected).float())
         self.record("reward_margin", chosen - rejected)
         self.record("chosen_logp", logps[0::2].detach())

@@ -106,6 +106,7 @@ class TrainResult:
     total_parameters: int
     tokens_per_second: float
     peak_rss_mb: float
+    training_seconds: float = 0.0  # the optimizer steps' wall time (no model load, eval or checkpoint writes)
     resumed_from: int = 0
     peak_rss_mb_per_process: list[float] = field(default_factory=list)  # each process's, in rank order
     peak_device_mb: float | None = None  # GPU: the most this process's tensors held (torch.cuda.max_memory_allocated)
@@ -515,6 +516,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         template=template, packing=config.packing, trainable_parameters=trainable, total_parameters=total_params,
         tokens_per_second=seen_tokens / max(training_seconds, 1e-9), peak_rss_mb=peak_rss_mb(),
         peak_device_mb=torch.cuda.max_memory_allocated(dist.device) / 2**20 if dist.device.type == "cuda" else None,
+        training_seconds=training_seconds,
         resumed_from=start, log=log.records if log is not None else [], plan=run_plan,
         method_summary=hooks.summary(total_steps), eval_metrics=eval_metrics, initial_eval_metrics=initial_metrics,
         objective=objective.tables[2] if objective.tables else objective.name,

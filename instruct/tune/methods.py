@@ -18,6 +18,7 @@ from torch import nn
 from instruct.config import ConfigError
 from instruct.models import resolve_model
 from instruct.tune import bottleneck
+from instruct.tune.activations import slim_activations
 from instruct.tune.config import (
     BOTTLENECK_ADAPTERS,
     LORA_FAMILY,
@@ -84,11 +85,19 @@ def _require_bitsandbytes() -> None:
 
 def apply_method(model: nn.Module, method: MethodConfig, grad_checkpointing: bool = False,
                  total_steps: int | None = None, task_type: str = "CAUSAL_LM") -> nn.Module:
-    """Make the chosen parameters trainable (wrapping in peft where the method is an adapter).
+    """Make the chosen parameters trainable (wrapping in peft where the method is an adapter), with the
+    decoder layers' saved activations slimmed (activations.py: same numbers, less memory under autocast).
 
     `total_steps` is the length of the run: AdaLoRA's rank budget schedule is planned over it.
     `task_type` SEQ_CLS (reward models) makes peft train and save the score head beside the adapter.
     """
+    model = _make_trainable(model, method, grad_checkpointing, total_steps, task_type)
+    slim_activations(model)
+    return model
+
+
+def _make_trainable(model: nn.Module, method: MethodConfig, grad_checkpointing: bool, total_steps: int | None,
+                    task_type: str) -> nn.Module:
     if method.name == "qlora":
         from peft import prepare_model_for_kbit_training
 

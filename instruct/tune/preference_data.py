@@ -4,6 +4,10 @@ A pair becomes two sequences, prompt + chosen and prompt + rejected, tokenised b
 renderer as SFT (so the prompt tokens of both are identical) with targets only on the final
 answer: assistant turns inside the prompt are context. A micro-batch packs whole pairs, each
 pair as two consecutive sequences with restarting position ids (no attention across them).
+With `share_prompt` (packed rows under `packed_sdpa`) the prompt is packed once: the rejected
+sequence keeps only its tail after the shared prompt, with positions continuing the prompt's, and
+attends to the prompt's keys at the head of the chosen sequence (`segment_prefix`), so both sides
+see exactly the context they would alone while the prompt's forward and backward run once.
 """
 from __future__ import annotations
 
@@ -19,10 +23,12 @@ import torch
 
 from instruct.config import ConfigError
 from instruct.io.readers.base import InputError
+from instruct.io.records import json_records
 from instruct.io.shards import read_shards, read_table
 from instruct.preferences import to_preferences, validate_preference
 from instruct.schema import SchemaError, is_preference_schema, preferences_table
-from instruct.tune.data import IGNORE, TokenizedSet, json_records, tokenize_table
+from instruct.tune.attention import packed_kwargs
+from instruct.tune.data import IGNORE, TokenizedSet, tokenize_table
 from instruct.tune.packing import Batch, collate
 
 
@@ -74,15 +80,36 @@ class PreferenceSet:
     sequences: TokenizedSet
     dropped: Counter = field(default_factory=Counter)  # pairs lost, by the reason of their first dropped side
     truncated_prompts: int = 0
+    share_prompt: bool = False  # collate packs each pair's prompt once (see the module docstring)
+    mismatched: bool = False  # collate adds a mismatched sequence per pair (KTO): the planner counts it
 
     def __len__(self) -> int:
         return len(self.ids)
 
     @property
     def lengths(self) -> np.ndarray:
-        """Tokens per pair (both sequences): what the batch planner packs."""
+        """Tokens per pair (both sequences, less the shared prompt when it is shared): what the planner packs."""
         lengths = self.sequences.lengths
-        return lengths[0::2] + lengths[1::2]
+        total = lengths[0::2] + lengths[1::2]
+        if self.share_prompt:
+            total = total - np.array([self.shared_tokens(i) for i in range(len(self))], dtype=total.dtype)
+        if self.mismatched:  # about one more chosen sequence (another pair's answer), less its shared prompt
+            prompts = np.array([_first_trained(t) for t in self.sequences.targets[0::2]], dtype=total.dtype)
+            total = total + lengths[0::2] - (prompts if self.share_prompt else 0)
+        return total
+
+    def shared_tokens(self, pair: int) -> int:
+        """How many leading tokens both sides of `pair` can share: their common prefix, cut at the first
+        trained position of either (that position's logit predicts a different next token on each side)."""
+        seq = self.sequences
+        chosen, rejected = seq.input_ids[2 * pair], seq.input_ids[2 * pair + 1]
+        width = min(len(chosen), len(rejected))
+        differs = np.flatnonzero(chosen[:width] != rejected[:width])
+        shared = int(differs[0]) if len(differs) else width
+        for targets in (seq.targets[2 * pair], seq.targets[2 * pair + 1]):
+            trained = np.flatnonzero(targets != IGNORE)
+            shared = min(shared, int(trained[0]) if len(trained) else len(targets) - 1)
+        return shared
 
 
 def pair_sequences(table: pa.Table) -> pa.Table:
@@ -138,32 +165,81 @@ def prepare_preferences(config: Any, tokenizer: Any, show_progress: bool = True)
                                                     cache, bar) for t in (train_table, eval_table))
     if len(train_set) == 0:
         raise ConfigError(f"{config.data.path}: no trainable preference pairs (dropped: {dict(train_set.dropped)})")
+    train_set.share_prompt = eval_set.share_prompt = shares_prompt(config)
     return train_set, eval_set
+
+
+def shares_prompt(config: Any) -> bool:
+    """Packed rows under `packed_sdpa` (the only attention that reads `segment_prefix`) share each prompt."""
+    return config.packing and config.train.attn_implementation in ("auto", "packed_sdpa")
 
 
 @dataclass
 class PairBatch(Batch):
-    """A micro-batch of pairs: `sequence` gives each target position's sequence (2i chosen, 2i + 1 rejected)."""
+    """A micro-batch of pairs: `sequence` gives each target position's sequence (2i chosen, 2i + 1 rejected,
+    then 2n + i for pair i's mismatched sequence when asked for)."""
 
     sequence: torch.Tensor = None  # same shape as targets
     pairs: int = 0
+    sequences: int = 0  # how many sequences `sequence` numbers
 
-    def to(self, device: torch.device) -> "PairBatch":
+    def to(self, device: torch.device) -> PairBatch:
         moved = super().to(device)
         return PairBatch(moved.inputs, moved.targets, moved.tokens, moved.trained, moved.group,
-                         sequence=self.sequence.to(device), pairs=self.pairs)
+                         sequence=self.sequence.to(device), pairs=self.pairs, sequences=self.sequences)
 
 
-def collate_pairs(data: PreferenceSet, indices: list[int], pack: bool, pad_id: int = 0) -> PairBatch:
-    """Pairs -> one packed row (or padded rows) of their 2n sequences; `trained` is the pair count."""
-    order = [s for i in indices for s in (2 * i, 2 * i + 1)]
-    batch = collate(data.sequences, order, pack, pad_id)
-    lengths = [len(data.sequences.input_ids[s]) for s in order]
-    if pack:
-        sequence = torch.repeat_interleave(torch.arange(len(order)), torch.tensor(lengths))[None]
-    else:
-        sequence = torch.arange(len(order))[:, None].expand_as(batch.targets)
-    return PairBatch(batch.inputs, batch.targets, batch.tokens, len(indices), sequence=sequence, pairs=len(indices))
+def collate_pairs(data: PreferenceSet, indices: list[int], pack: bool, pad_id: int = 0,
+                  mismatched: bool = False) -> PairBatch:
+    """Pairs -> one packed row (or padded rows) of their 2n sequences; `trained` is the pair count.
+
+    `mismatched` adds, for pair i, its prompt with the chosen answer of the next pair in the batch
+    (KTO's reference point: the policy's KL to the reference on answers that do not fit)."""
+    seq = data.sequences
+    share = pack and data.share_prompt
+    ids, targets, shared, heads = [], [], [], []  # heads[k]: the sequence whose head holds k's shared prompt
+    for position, pair in enumerate(indices):
+        ids += [seq.input_ids[2 * pair], seq.input_ids[2 * pair + 1]]
+        targets += [seq.targets[2 * pair], seq.targets[2 * pair + 1]]
+        shared += [0, data.shared_tokens(pair) if share else 0]
+        heads += [2 * position, 2 * position]
+    if mismatched:
+        for position, pair in enumerate(indices):
+            other = indices[(position + 1) % len(indices)]
+            prompt, answer = _first_trained(seq.targets[2 * pair]), _first_trained(seq.targets[2 * other])
+            ids.append(np.concatenate([seq.input_ids[2 * pair][:prompt + 1], seq.input_ids[2 * other][answer + 1:]]))
+            targets.append(np.concatenate([seq.targets[2 * pair][:prompt], seq.targets[2 * other][answer:]]))
+            shared.append(prompt if share else 0)
+            heads.append(2 * position)
+    if not pack:
+        batch = collate(TokenizedSet([], ids, targets), list(range(len(ids))), False, pad_id)
+        sequence = torch.arange(len(ids))[:, None].expand_as(batch.targets)
+        return PairBatch(batch.inputs, batch.targets, batch.tokens, len(indices), sequence=sequence,
+                         pairs=len(indices), sequences=len(ids))
+    return _packed_pairs(ids, targets, shared, heads, len(indices))
+
+
+def _first_trained(targets: np.ndarray) -> int:
+    return int(np.flatnonzero(targets != IGNORE)[0])
+
+
+def _packed_pairs(ids: list[np.ndarray], targets: list[np.ndarray], shared: list[int], heads: list[int],
+                  pairs: int) -> PairBatch:
+    """One packed row; sequence k drops its first `shared[k]` tokens and reads them from the head of
+    sequence heads[k] (its pair's chosen sequence) through `segment_prefix`."""
+    lengths = [len(x) - cut for x, cut in zip(ids, shared)]
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).tolist()
+    offset = sum(lengths)
+    prefixes = [(starts[heads[k]], shared[k]) if shared[k] else (starts[k], 0) for k in range(len(ids))]
+    inputs = {"input_ids": torch.from_numpy(np.concatenate([x[cut:] for x, cut in zip(ids, shared)]))[None],
+              "position_ids": torch.from_numpy(np.concatenate([np.arange(cut, len(x))
+                                                               for x, cut in zip(ids, shared)]))[None],
+              **packed_kwargs(lengths)}
+    if any(shared):
+        inputs["segment_prefix"] = torch.tensor(prefixes)
+    sequence = torch.repeat_interleave(torch.arange(len(ids)), torch.tensor(lengths))[None]
+    row_targets = torch.from_numpy(np.concatenate([t[cut:] for t, cut in zip(targets, shared)]))[None]
+    return PairBatch(inputs, row_targets, offset, pairs, sequence=sequence, pairs=pairs, sequences=len(ids))
 
 
 def sequence_logps(model: Any, batch: PairBatch, select_logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
@@ -179,6 +255,6 @@ def sequence_logps(model: Any, batch: PairBatch, select_logits: bool) -> tuple[t
         logits, picked, owner = logits[mask], targets[mask], batch.sequence[mask]
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 at least (fp64 stays fp64)
     token_logps = -torch.nn.functional.cross_entropy(logits, picked, reduction="none")
-    count = 2 * batch.pairs
+    count = batch.sequences or 2 * batch.pairs
     sums = torch.zeros(count, dtype=token_logps.dtype, device=token_logps.device).index_add(0, owner, token_logps)
     return sums, torch.bincount(owner, minlength=count).to(sums.dtype)

@@ -89,7 +89,7 @@ class AdaptiveKL:
 def load_prompts(path: str | Path) -> list[list[dict[str, str]]]:
     """Prompts as conversations ending with a user turn, from JSONL (`prompt` string/messages, `messages`,
     any preference record) or EXAMPLE / PREFERENCE shards."""
-    from instruct.tune.data import json_records
+    from instruct.io.records import json_records
 
     path = Path(path)
     if path.is_dir() or path.suffix == ".arrow":

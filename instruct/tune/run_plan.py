@@ -75,7 +75,8 @@ def plan_run(model: nn.Module, config: TuneConfig, train_set: TokenizedSet, devi
     resolved = replace(settings, lr=steps.lr, epochs=steps.epochs, micro_batch_tokens=steps.micro_batch_tokens,
                        grad_accum=steps.grad_accum, grad_checkpointing=memory.grad_checkpointing)
     record = {**steps.summary(), "dtype": str(dtype).removeprefix("torch."), "dtype_reason": dtype_reason,
-              "world": world, "memory": {**memory.summary(), "peak_rss_mb_before_training": peak_rss_mb()}, "resolved": {k: getattr(resolved, k) for k in RESOLVED}}
+              "world": world, "memory": {**memory.summary(), "peak_rss_mb_before_training": peak_rss_mb()},
+              "resolved": {k: getattr(resolved, k) for k in RESOLVED}}
     return replace(config, train=resolved), record, batches
 
 

@@ -37,9 +37,11 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from instruct.executor.base import write_unit_decision
+from instruct.executor.layout import RunLayout
+from instruct.executor.ray_cluster import import_ray
 from instruct.io.readers import WorkUnit
 from instruct.io.shards import read_table, write_json, write_table
-from instruct.pipeline.runner import decision_done_path, decision_path, signature_path, write_unit_decision
 from instruct.pipeline.step import GlobalStep
 
 ROW_BITS = 32  # row bits of a global row number; the unit's position is above them
@@ -51,21 +53,16 @@ def supports(step: GlobalStep) -> bool:
     return step.name in DECIDERS
 
 
-def decide_distributed(step: GlobalStep, stage_index: int, units: list[WorkUnit], workdir: Path, output: Path,
+def decide_distributed(step: GlobalStep, stage_index: int, units: list[WorkUnit], layout: RunLayout,
                        cpus: int, rows: int) -> None:
-    """Compute and store a global step's decision with Ray; once (its done marker is written last)."""
-    from instruct.pipeline.ray_executor import import_ray
-
-    if decision_done_path(workdir, stage_index).exists():
-        return
-    shutil.rmtree(decision_path(workdir, stage_index, "-").parent, ignore_errors=True)  # a half-done attempt
-    shutil.rmtree(output / step.label, ignore_errors=True)
-    step.ensure_setup()
-    job = Job(import_ray(), step, [str(signature_path(workdir, stage_index, unit)) for unit in units],
-              [unit.key for unit in units], workdir, stage_index, output / step.label, rows,
+    """Compute and store a global step's decision with Ray; its done marker is written last."""
+    shutil.rmtree(layout.decision_dir(stage_index), ignore_errors=True)  # a half-done attempt
+    shutil.rmtree(layout.side_dir(step.label), ignore_errors=True)
+    job = Job(import_ray(), step, [str(layout.signatures(stage_index, unit.key)) for unit in units],
+              [unit.key for unit in units], layout, stage_index, rows,
               max(2 * cpus, math.ceil(rows / ROWS_PER_PARTITION)))
     counters, report = DECIDERS[step.name](job)
-    write_json({"counters": counters, "report": report}, decision_done_path(workdir, stage_index))
+    write_json({"counters": counters, "report": report}, layout.decision_done(stage_index))
 
 
 class Job:
@@ -78,14 +75,19 @@ class Job:
     connected components need three shuffles per round.
     """
 
-    def __init__(self, ray: Any, step: GlobalStep, paths: list[str], unit_keys: list[str], workdir: Path,
-                 stage_index: int, side_dir: Path, records: int, partitions: int) -> None:
+    def __init__(self, ray: Any, step: GlobalStep, paths: list[str], unit_keys: list[str], layout: RunLayout,
+                 stage_index: int, records: int, partitions: int) -> None:
         self.ray, self.step, self.paths, self.unit_keys = ray, step, paths, unit_keys
-        self.workdir, self.stage_index, self.side_dir = workdir, stage_index, side_dir
+        self.layout, self.stage_index = layout, stage_index
         self.records, self.partitions = records, partitions
         self._tasks = {name: ray.remote(fn) for name, fn in
                        (("read", _read_units), ("apply", _apply), ("split", _split), ("reduce", _reduce),
                         ("sum", _column_sum))}
+
+    @property
+    def side_dir(self) -> Path:
+        """Where the step's side tables go (the same folder the local executor writes)."""
+        return self.layout.side_dir(self.step.label)
 
     def rows(self, fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema) -> Blocks:
         """`fn(signature table of a unit, its first global row number)` over every unit, in parallel."""
@@ -354,7 +356,7 @@ def _id_fate(drop_if_any: bool, batch: pa.Table) -> pa.Table:
                      "shared": pa.array(shared[emit], pa.int64())})
 
 
-def _write_unit_decisions(workdir: str, stage_index: int, unit_keys: list[str], reason: str,
+def _write_unit_decisions(layout: RunLayout, stage_index: int, unit_keys: list[str], reason: str,
                           batch: pa.Table) -> pa.Table:
     """Write the decision file of every unit in this partition (its dropped ids in row order)."""
     batch = batch.filter(batch.column("drop"))
@@ -364,7 +366,7 @@ def _write_unit_decisions(workdir: str, stage_index: int, unit_keys: list[str], 
     units = rows[order] >> ROW_BITS
     starts, sizes = _segments(units)
     for start, size in zip(starts, sizes):
-        write_unit_decision(Path(workdir), stage_index, unit_keys[units[start]], list(ids[start:start + size]),
+        write_unit_decision(layout, stage_index, unit_keys[units[start]], list(ids[start:start + size]),
                             [reason] * int(size))
     return pa.table({"units": pa.array([len(starts)], pa.int64())})
 
@@ -391,7 +393,7 @@ def drop_rows(job: Job, candidates: Blocks, reason: str, drop_if_any: bool) -> d
     tallies = {"dropped": job.total(fate, "dropped_ids"), "shared_ids": job.total(fate, "shared")}
     if tallies["dropped"]:
         job.count(job.shuffle(job.map(fate, _with_unit), "unit", partial(
-            _write_unit_decisions, str(job.workdir), job.stage_index, job.unit_keys, reason)))
+            _write_unit_decisions, job.layout, job.stage_index, job.unit_keys, reason)))
     return tallies
 
 
