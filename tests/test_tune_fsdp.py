@@ -154,10 +154,7 @@ class _RunsCode:
 
 def test_sharded_checkpoint_metadata_that_would_run_code_is_refused(tmp_path, monkeypatch):
     """DCP's metadata is a pickle: only its own records load; a planted callable is refused, never called."""
-    from instruct.tune.sharded_checkpoint import (
-        load_sharded_checkpoint,
-        save_sharded_checkpoint,
-    )
+    from instruct.tune.sharded_checkpoint import load_sharded_checkpoint, save_sharded_checkpoint
 
     model = torch.nn.Linear(4, 3)
     optimizer = torch.optim.AdamW(model.parameters())

@@ -26,12 +26,7 @@ def shard_model(model: nn.Module, settings: FSDPConfig, compute_dtype: torch.dty
     if world == 1:
         return model
     from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import (
-        CPUOffloadPolicy,
-        MixedPrecisionPolicy,
-        OffloadPolicy,
-        fully_shard,
-    )
+    from torch.distributed.fsdp import CPUOffloadPolicy, MixedPrecisionPolicy, OffloadPolicy, fully_shard
 
     gathered = compute_dtype if settings.param_dtype == "auto" else DTYPES[settings.param_dtype]
     policy = MixedPrecisionPolicy(param_dtype=None if gathered == torch.float32 else gathered,
@@ -65,10 +60,7 @@ def reshard(model: nn.Module) -> None:
 def full_state_dict(model: nn.Module, trainable_only: bool) -> dict[str, torch.Tensor]:
     """Every process gathers, the main process gets the whole state dict on CPU (the others an empty one):
     what `save_pretrained` writes as a plain folder (an adapter needs only its trainable weights)."""
-    from torch.distributed.checkpoint.state_dict import (
-        StateDictOptions,
-        get_model_state_dict,
-    )
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
     options = StateDictOptions(full_state_dict=True, cpu_offload=True, ignore_frozen_params=trainable_only)
     state = get_model_state_dict(model, options=options)

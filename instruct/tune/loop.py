@@ -12,10 +12,9 @@ import os
 import random
 import sys
 import time
-from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import pyarrow as pa
@@ -29,60 +28,21 @@ from instruct.models import cache_dir
 from instruct.progress import progress_bar
 from instruct.tune import bottleneck
 from instruct.tune.attention import register as register_packed_sdpa
-from instruct.tune.checkpoint import (
-    latest_checkpoint,
-    load_checkpoint,
-    resume_checkpoint,
-    save_checkpoint,
-)
-from instruct.tune.config import (
-    BOTTLENECK_ADAPTERS,
-    ONLINE_OBJECTIVES,
-    PEFT_ADAPTERS,
-    DistillConfig,
-    TuneConfig,
-)
-from instruct.tune.data import (
-    IGNORE,
-    TokenizedSet,
-    load_examples,
-    resolve_objective,
-    split_eval,
-    tokenize_table,
-)
+from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, resume_checkpoint, save_checkpoint
+from instruct.tune.config import BOTTLENECK_ADAPTERS, ONLINE_OBJECTIVES, PEFT_ADAPTERS, DistillConfig, TuneConfig
+from instruct.tune.data import IGNORE, TokenizedSet, load_examples, resolve_objective, split_eval, tokenize_table
 from instruct.tune.distill import distill_loss_sum, load_teacher
-from instruct.tune.fsdp import (
-    as_float,
-    full_state_dict,
-    is_sharded,
-    reshard,
-    shard_model,
-)
+from instruct.tune.fsdp import as_float, full_state_dict, is_sharded, reshard, shard_model
 from instruct.tune.loss import head_bypassed, linear_cross_entropy, splittable_head
 from instruct.tune.method_hooks import StepHooks, set_total_steps
-from instruct.tune.methods import (
-    apply_method,
-    merge_adapter,
-    parameter_groups,
-    trainable_parameters,
-)
+from instruct.tune.methods import apply_method, merge_adapter, parameter_groups, trainable_parameters
 from instruct.tune.objective import Objective, objective_for
 from instruct.tune.packing import Batch, BatchPlan
 from instruct.tune.precision import training_dtype
 from instruct.tune.preference_data import data_kind
 from instruct.tune.report import JsonLog, peak_rss_mb, plot_losses
-from instruct.tune.run_plan import (
-    PLAN_FILE,
-    plan_run,
-    print_plan,
-    probe_batch,
-    read_saved_plan,
-)
-from instruct.tune.sharded_checkpoint import (
-    is_sharded_checkpoint,
-    load_sharded_checkpoint,
-    save_sharded_checkpoint,
-)
+from instruct.tune.run_plan import PLAN_FILE, plan_run, print_plan, probe_batch, read_saved_plan
+from instruct.tune.sharded_checkpoint import is_sharded_checkpoint, load_sharded_checkpoint, save_sharded_checkpoint
 from instruct.tune.templates import select_template
 from instruct.tune.trackers import open_trackers
 

@@ -29,21 +29,10 @@ import torch.distributed.checkpoint as dcp
 from torch import nn
 from torch.distributed.checkpoint import CheckpointException, FileSystemReader
 from torch.distributed.checkpoint.metadata import Metadata, StorageMeta
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_state_dict,
-    set_state_dict,
-)
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 
 from instruct.config import ConfigError
-from instruct.tune.checkpoint import (
-    PREFIX,
-    checkpoint_root,
-    load_plain,
-    publish,
-    rng_state,
-    set_rng_state,
-)
+from instruct.tune.checkpoint import PREFIX, checkpoint_root, load_plain, publish, rng_state, set_rng_state
 
 SHARDED = "dcp"
 # what DCP's .metadata pickle may name: its metadata records, torch.Size, dtypes and layouts, a path
