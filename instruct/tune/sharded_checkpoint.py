@@ -141,6 +141,9 @@ class MetadataCheckedReader(FileSystemReader):
                 metadata = _MetadataUnpickler(handle).load()
             except pickle.UnpicklingError as error:
                 raise ConfigError(f"{path}: refused to load: {error}") from None
+            except (EOFError, AttributeError, TypeError, ValueError) as error:  # cut short or not a pickle
+                raise ConfigError(f"{path}: not a readable DCP metadata file ({type(error).__name__}); "
+                                  "delete its checkpoint or set train.resume=false") from None
         if getattr(metadata, "storage_meta", None) is None:
             metadata.storage_meta = StorageMeta()
         metadata.storage_meta.load_id = self.load_id
