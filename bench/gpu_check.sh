@@ -13,6 +13,7 @@ export INSTRUCT_NO_PROGRESS=1 HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 PYTHONPATH
 OUT=${OUT:-$(mktemp -d)}
 mkdir -p "$OUT"
 STEPS=${STEPS:-20}
+BUDGET=${BUDGET:-480}  # seconds for the whole script: a lent machine has 15 minutes, start-up included
 if ! python -c "import torch, transformers, peft, bitsandbytes; assert torch.cuda.is_available()" 2>"$OUT/import.log"; then
   echo "gpu_check: needs CUDA torch, transformers, peft and bitsandbytes: $(tail -1 "$OUT/import.log")"; exit 1
 fi
@@ -50,8 +51,11 @@ tune() {  # NAME PROCESSES RECIPE [key=value ...]
   local name=$1 procs=$2 recipe=$3; shift 3
   local launch=(python -m instruct)
   [ "$procs" -gt 1 ] && launch=(python -m torch.distributed.run --standalone --nproc_per_node "$procs" -m instruct)
-  local started=$SECONDS
-  if timeout 200 "${launch[@]}" tune "$recipe" --data "$OUT/data" --output "$OUT/$name" --max-steps "$STEPS" \
+  local started=$SECONDS left=$((BUDGET - SECONDS))
+  if [ "$left" -lt 30 ]; then
+    ROWS+=("| $name | $procs | skipped: the ${BUDGET} s budget is spent | | | | | |"); return
+  fi
+  if timeout "$((left < 200 ? left : 200))" "${launch[@]}" tune "$recipe" --data "$OUT/data" --output "$OUT/$name" --max-steps "$STEPS" \
       data.max_length=1024 train.micro_batch_tokens=8192 train.eval_every=1000 train.save_every=1000 "$@" \
       > "$OUT/$name.log" 2>&1; then
     ROWS+=("$(python bench/gpu_report.py "$name" "$OUT/$name" "$procs")")
