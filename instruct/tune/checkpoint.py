@@ -35,7 +35,8 @@ PREFIX = "step-"
 RUN_RECORD = "run.json"
 # keys that do not change what training computes: a resume may differ in them
 NOT_IDENTITY = {"output", "merge", "train.resume", "train.threads", "train.keep_checkpoints", "train.save_every",
-                "train.log_every", "train.eval_every", "train.memory_budget", "train.report_to"}  # resources, reporting
+                "train.log_every", "train.eval_every", "train.memory_budget", "train.report_to",  # resources, reporting
+                "train.fsdp.cpu_offload", "train.fsdp.reshard_after_forward"}  # where FSDP keeps shards, not the math
 
 
 def checkpoint_root(output: str | Path) -> Path:
@@ -85,17 +86,22 @@ def save_checkpoint(output: str | Path, step: int, model: nn.Module, optimizer: 
         save_file(trainable_state(model), str(staging / "trainable.safetensors"))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
                    staging / "optimizer.pt")
-        (staging / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))
-        fsync_files(staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-        fsync_dir(root)
+        publish(staging, target, {**state, "step": step}, keep)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    for old in sorted(root.glob(f"{PREFIX}*"))[:-keep] if keep > 0 else []:
-        shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def publish(staging: Path, target: Path, state: dict[str, Any], keep: int) -> None:
+    """Write state.json last, flush, rename `staging` onto `target` and keep the newest `keep` checkpoints."""
+    (staging / "state.json").write_text(json.dumps(state, indent=2))
+    fsync_files(staging)
+    if target.exists():
+        shutil.rmtree(target)
+    staging.rename(target)
+    fsync_dir(target.parent)
+    for old in sorted(target.parent.glob(f"{PREFIX}*"))[:-keep] if keep > 0 else []:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any) -> dict[str, Any]:
@@ -113,21 +119,29 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     with torch.no_grad():
         for name, tensor in weights.items():
             parameters[name].copy_(tensor)
-    try:
-        saved = torch.load(path / "optimizer.pt", map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError, ValueError) as error:
-        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
-        what = f"it would import {found[1]}" if found else type(error).__name__
-        raise ConfigError(f"{path / 'optimizer.pt'}: refused to load: it holds more than tensors and numbers "
-                          f"({what}); delete {path} or set train.resume=false") from None
+    saved = load_plain(path / "optimizer.pt", path)
     optimizer.load_state_dict(saved["optimizer"])
     scheduler.load_state_dict(saved["scheduler"])
     set_rng_state(saved["rng"])
     return json.loads((path / "state.json").read_text())
 
 
-def run_fingerprint(config: Any) -> dict[str, Any]:
-    """The config keys that decide training, flattened, and a fingerprint of the data files."""
+def load_plain(file: Path, checkpoint: Path) -> dict[str, Any]:
+    """A torch.save'd file of tensors, numbers and strings; anything that would import code is refused."""
+    try:
+        return torch.load(file, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, AttributeError, TypeError, ValueError) as error:
+        found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", str(error))
+        what = f"it would import {found[1]}" if found else type(error).__name__
+        raise ConfigError(f"{file}: refused to load: it holds more than tensors and numbers "
+                          f"({what}); delete {checkpoint} or set train.resume=false") from None
+
+
+def run_fingerprint(config: Any, world: int = 1) -> dict[str, Any]:
+    """The config keys that decide training, flattened, and a fingerprint of the data files.
+
+    `train.grad_accum` is recorded as the micro-batches of a whole step (x `world` processes): a run
+    resumes on another number of processes when its steps stay the same."""
     from instruct.pipeline.manifest import fingerprint
 
     flat: dict[str, Any] = {}
@@ -140,19 +154,21 @@ def run_fingerprint(config: Any) -> dict[str, Any]:
             flat[prefix] = value
 
     walk("", asdict(config))
+    if isinstance(flat.get("train.grad_accum"), int):
+        flat["train.grad_accum"] *= world
     data = [fingerprint(p) for p in (config.data.path, config.data.eval_path) if p]
     flat["data files"] = hashlib.blake2b(json.dumps(data, sort_keys=True, default=str).encode(), digest_size=16
                                          ).hexdigest()
     return json.loads(json.dumps(flat, default=str))
 
 
-def resume_checkpoint(config: Any, output: str | Path, main: bool = True) -> Path | None:
+def resume_checkpoint(config: Any, output: str | Path, main: bool = True, world: int = 1) -> Path | None:
     """The checkpoint to continue from, or None to start over (then old checkpoints are removed).
 
     A checkpoint made under another config or other data is refused with one line naming what
     changed, unless `train.resume` is "force"."""
     root = checkpoint_root(output)
-    current = run_fingerprint(config)
+    current = run_fingerprint(config, world)
     latest = latest_checkpoint(output) if config.train.resume else None
     if latest is None:
         if main:

@@ -1,6 +1,8 @@
 """`instruct tune [RECIPE.yaml] --data PATH_OR_SHARDS_DIR --output DIR [--max-steps N] [key=value ...]`."""
 from __future__ import annotations
 
+import os
+
 import click
 
 from instruct.errors import user_errors
@@ -23,7 +25,7 @@ def tune(args: tuple[str, ...], data: str | None, output: str, max_steps: int | 
     overridden as key=value, e.g. method.r=32 train.lr=1e-4 model=path/to/model.gguf.
 
     Multi-GPU: the same command under `torchrun --nproc_per_node N -m instruct tune ...` or
-    `accelerate launch -m instruct tune ...` trains with DDP."""
+    `accelerate launch -m instruct tune ...` trains with DDP, or with FSDP (sharded) given train.fsdp=true."""
     from instruct.overrides import split_args
     from instruct.tune import load_config, train
 
@@ -34,6 +36,8 @@ def tune(args: tuple[str, ...], data: str | None, output: str, max_steps: int | 
                                                  "distill.teacher": teacher, "rl.prompts": prompts,
                                                  "rl.reward": reward})
         result = train(config)
+    if os.environ.get("RANK", "0") != "0":  # under torchrun the main process reports the run once
+        return
     if result.eval_metrics:
         click.echo("  ".join(f"{k}: {v:.4f}" for k, v in result.eval_metrics.items()))
     click.echo(f"adapter: {result.output}  steps: {result.steps}  train loss: {_fmt(result.train_loss)}  "

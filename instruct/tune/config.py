@@ -125,6 +125,21 @@ class DistillConfig:
 
 
 @dataclass
+class FSDPConfig:
+    """FSDP2 (`torch.distributed.fsdp.fully_shard`) under torchrun / accelerate: every decoder block and the
+    root shard their weights, gradients and optimizer state over the processes, so a process holds 1/N of
+    them instead of a whole copy (DDP); checkpoints are sharded (torch.distributed.checkpoint)."""
+
+    param_dtype: Literal["auto", "fp32", "bf16"] = "auto"  # what blocks gather and compute in; auto: the run's dtype
+    reduce_dtype: Literal["fp32", "bf16"] = "fp32"  # gradients are reduce-scattered (averaged) in this dtype
+    cpu_offload: bool = False  # CPUOffloadPolicy: sharded weights, gradients, optimizer step in host RAM (GPU runs)
+    reshard_after_forward: bool = True  # free a block's gathered weights after forward (gathered again in backward)
+
+
+FSDP_METHODS = ("lora", "dora", "rslora", "lora_plus", "pissa", "full", "freeze", "bitfit")  # plain trainable tensors
+
+
+@dataclass
 class TrainConfig:
     """The optimisation loop. Keys left unset (None) are planned from the data, the model and the memory
     budget (see tune/plan.py and tune/memory.py); the plan is printed before training."""
@@ -157,6 +172,11 @@ class TrainConfig:
     # false: start over (old checkpoints removed); force: continue even if config or data changed
     threads: int | None = None  # torch CPU threads; default: torch's choice
     unfreeze_schedule: UnfreezeSchedule | None = None  # freeze/full: unfreeze blocks top-down as training goes
+    fsdp: FSDPConfig | bool | None = None  # true (or a mapping of FSDPConfig keys): shard with FSDP2, not DDP
+
+    def __post_init__(self) -> None:
+        if isinstance(self.fsdp, bool):  # `train.fsdp=true` on the command line: the defaults
+            self.fsdp = FSDPConfig() if self.fsdp else None
 
 
 @dataclass
@@ -172,7 +192,7 @@ class TuneConfig:
     merge: bool = False  # also write DIR/merged: the adapter folded into the base (dequantised after QLoRA)
     distill: DistillConfig | None = None  # train against a teacher's distributions (trainer/distill.yaml)
 
-    def validate(self) -> "TuneConfig":
+    def validate(self) -> TuneConfig:
         online = self.data.objective in ONLINE_OBJECTIVES
         if online and not (self.rl.prompts and self.rl.reward):
             raise ConfigError(f"objective {self.data.objective}: needs rl.prompts and rl.reward (--prompts, --reward)")
@@ -225,6 +245,10 @@ class TuneConfig:
              f"objective {self.data.objective}: method {self.method.name} is not supported (use lora, qlora or full)"),
             (not (self.data.objective == "reward" and self.method.name in ("freeze", "bitfit")),
              f"objective reward: method {self.method.name} would leave the new score head untrained"),
+            (self.train.fsdp is None or self.method.name in FSDP_METHODS,
+             f"train.fsdp: method {self.method.name} is not supported under FSDP (use one of {', '.join(FSDP_METHODS)})"),
+            (self.train.fsdp is None or (self.train.unfreeze_schedule is None and self.distill is None),
+             "train.fsdp: unfreeze_schedule and distill run with DDP only"),
         ]
         for ok, message in checks:
             if not ok:

@@ -34,6 +34,7 @@ from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, resume_
 from instruct.tune.config import BOTTLENECK_ADAPTERS, ONLINE_OBJECTIVES, PEFT_ADAPTERS, DistillConfig, TuneConfig
 from instruct.tune.data import IGNORE, TokenizedSet, load_examples, resolve_objective, split_eval, tokenize_table
 from instruct.tune.distill import distill_loss_sum, load_teacher
+from instruct.tune.fsdp import as_float, full_state_dict, is_sharded, reshard, shard_model
 from instruct.tune.loss import head_bypassed, linear_cross_entropy, splittable_head
 from instruct.tune.method_hooks import StepHooks, set_total_steps
 from instruct.tune.methods import apply_method, merge_adapter, parameter_groups, trainable_parameters
@@ -43,6 +44,7 @@ from instruct.tune.precision import training_dtype
 from instruct.tune.preference_data import data_kind
 from instruct.tune.report import JsonLog, peak_rss_mb, plot_losses
 from instruct.tune.run_plan import PLAN_FILE, plan_run, print_plan, probe_batch, read_saved_plan
+from instruct.tune.sharded_checkpoint import is_sharded_checkpoint, load_sharded_checkpoint, save_sharded_checkpoint
 from instruct.tune.templates import select_template
 from instruct.tune.trackers import open_trackers
 
@@ -68,6 +70,8 @@ class TrainResult:
     peak_rss_mb: float
     training_seconds: float = 0.0  # the optimizer steps' wall time (no model load, eval or checkpoint writes)
     resumed_from: int = 0
+    peak_rss_mb_per_process: list[float] = field(default_factory=list)  # each process's, in rank order
+    peak_device_mb: float | None = None  # GPU: the most this process's tensors held (torch.cuda.max_memory_allocated)
     merged: str | None = None
     plan: dict[str, Any] = field(default_factory=dict)  # steps, step size, dtype, memory: what was decided and why
     method_summary: dict[str, Any] = field(default_factory=dict)  # e.g. AdaLoRA's final ranks
@@ -219,13 +223,14 @@ def accumulate_gradients(model: nn.Module, batches: list[Batch], step_trained: i
     """Backward over this process's micro-batches; returns their summed loss per group (source): [groups].
 
     Each micro-batch's summed loss is divided by `step_trained`, the trained tokens of the whole
-    step on all processes, and multiplied by the world size because DDP averages gradients: the
-    result is the gradient of the mean loss per trained token of one big batch.
+    step on all processes, and multiplied by the world size because DDP and FSDP average gradients:
+    the result is the gradient of the mean loss per trained token of one big batch.
     """
     step_loss = torch.zeros(groups, dtype=torch.float64, device=dist.device)
     for index, batch in enumerate(batches):
         batch = batch.to(dist.device)
-        sync = dist.world == 1 or index == len(batches) - 1
+        # DDP all-reduces once per step; FSDP reduce-scatters every micro-batch into its sharded gradients
+        sync = not isinstance(model, torch.nn.parallel.DistributedDataParallel) or index == len(batches) - 1
         with (contextlib.nullcontext() if sync else model.no_sync()), autocast():
             summed = loss_fn(model, batch, select_logits)
             (summed * dist.world / step_trained).backward()
@@ -277,14 +282,20 @@ def evaluate_by_source(model: nn.Module, data: TokenizedSet, config: TuneConfig,
     budget = config.train.micro_batch_tokens or max(int(data.lengths.max()), config.data.max_length)
     batches = BatchPlan(data.lengths, budget, config.packing, 0, getattr(data, "groups", None)).epoch(0)
     total = torch.zeros(len(names), 2, dtype=torch.float64, device=dist.device)
-    for indices in batches[dist.rank::dist.world]:
-        batch = objective.collate(data, indices).to(dist.device)
+    mine = batches[dist.rank::dist.world]
+    # every FSDP forward gathers weights from all processes: each runs as many, the surplus counted nowhere
+    rounds = -(-len(batches) // dist.world) if is_sharded(model) else len(mine)
+    for round_ in range(rounds):
+        batch = objective.collate(data, mine[round_] if round_ < len(mine) else batches[0]).to(dist.device)
         with autocast():
             select_logits = config.packing and config.train.trained_logits_only
-            total[getattr(batch, "group", 0), 0] += objective.loss_sum(model, batch, select_logits).double()
-        total[getattr(batch, "group", 0), 1] += batch.trained
+            summed = objective.loss_sum(model, batch, select_logits).double()
+        if round_ < len(mine):
+            total[getattr(batch, "group", 0), 0] += summed
+            total[getattr(batch, "group", 0), 1] += batch.trained
     if dist.world > 1:
         torch.distributed.all_reduce(total)
+    reshard(model)
     model.train(was_training)
     losses = {"all": float(total[:, 0].sum() / total[:, 1].sum())}
     if len(names) > 1:
@@ -303,6 +314,8 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
             raise FileNotFoundError(f"{path}: no such file or shards folder")
     auto = config.data.objective == "auto" and config.data.path
     objective = objective_for(config, data_kind(config.data.path) if auto else None)
+    if config.train.fsdp is not None and objective.name != "sft":
+        raise ConfigError(f"train.fsdp: objective {objective.name} runs with DDP only (FSDP trains sft and pretrain)")
     if config.data.objective in ONLINE_OBJECTIVES:
         from instruct.tune.rl import train_online
 
@@ -343,7 +356,8 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
                 return model(**batch.inputs, use_cache=False).logits.float().sum()
             return loss_sum(model, batch, select_logits, config.train.loss_chunk_tokens)
 
-    saved = read_saved_plan(output) if config.train.resume and latest_checkpoint(output) is not None else {}
+    saved = (read_saved_plan(output, dist.world) if config.train.resume and latest_checkpoint(output) is not None
+             else {})
     given = config
     config, run_plan, plan = plan_run(model, given, train_set, dist.device, dist.world, probe, dtype, dtype_reason,
                                       saved)
@@ -364,20 +378,24 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     warmup = config.train.warmup_steps if config.train.warmup_steps is not None else int(config.train.warmup_ratio * total_steps)
 
     # 4. optimizer, schedule; per-step method hooks (AdaLoRA's budget over the planned steps, unfreezing)
+    # FSDP shards the model in place before the optimizer is built: its state then covers this process's shards
     set_total_steps(model, total_steps)
     hooks = StepHooks(model, config)
     hooks.prepare_optimizer()
+    trainable, total_params = trainable_parameters(model)
+    if config.train.fsdp is not None:
+        model = shard_model(model, config.train.fsdp, dtype, dist.device, dist.world)
     optimizer = build_optimizer(model, config, dist.device)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, warmup, config.train.min_lr_ratio))
-    trainable, total_params = trainable_parameters(model)
-    wrapped = torch.nn.parallel.DistributedDataParallel(model) if dist.world > 1 else model
+    ddp = dist.world > 1 and config.train.fsdp is None
+    wrapped = torch.nn.parallel.DistributedDataParallel(model) if ddp else model
 
     # 5. resume exactly where a checkpoint left off (weights, optimizer, schedule, RNG; data order follows the step)
     start = 0
-    checkpoint = resume_checkpoint(config, output, dist.main)
+    checkpoint = resume_checkpoint(config, output, dist.main, dist.world)
     if checkpoint is not None:
         hooks.before_step(int(checkpoint.name.removeprefix("step-")))  # the checkpoint's trainable set
-        start = load_checkpoint(checkpoint, model, optimizer, scheduler)["step"]
+        start = restore(checkpoint, model, optimizer, scheduler, dist)["step"]
     objective.teacher = load_teacher(config.distill.teacher, tokenizer, dist.device, dtype) if config.distill else None
     if dist.main:
         output.mkdir(parents=True, exist_ok=True)
@@ -409,7 +427,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
                                          len(sources))
         if dist.world > 1:
             torch.distributed.all_reduce(step_loss)
-        grad_norm = torch.nn.utils.clip_grad_norm_(parameters, config.train.max_grad_norm)
+        grad_norm = as_float(torch.nn.utils.clip_grad_norm_(parameters, config.train.max_grad_norm))
         lr = scheduler.get_last_lr()[0]
         optimizer.step()
         hooks.after_optimizer_step(step)
@@ -418,7 +436,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
 
         seen_tokens += sum(b.tokens for b in batches)
         training_seconds += time.perf_counter() - step_started
-        record = {"step": step, "loss": float(step_loss.sum() / step_trained), "lr": lr, "grad_norm": float(grad_norm),
+        record = {"step": step, "loss": float(step_loss.sum() / step_trained), "lr": lr, "grad_norm": grad_norm,
                   "trained_tokens": step_trained, "tokens_per_s": seen_tokens / training_seconds,
                   **objective.pop_metrics()}
         if len(sources) > 1:  # loss and trained tokens per source (each micro-batch holds one source)
@@ -430,7 +448,10 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
             eval_metrics = objective.pop_metrics("eval_")
             record.update(eval_metrics)
         if step % config.train.save_every == 0 or step == total_steps:
-            if dist.main:
+            if config.train.fsdp is not None:  # every process writes its shards
+                save_sharded_checkpoint(output, step, model, optimizer, scheduler, {"seen_tokens": seen_tokens},
+                                        config.train.keep_checkpoints, dist.rank)
+            elif dist.main:
                 save_checkpoint(output, step, model, optimizer, scheduler, {"seen_tokens": seen_tokens},
                                 config.train.keep_checkpoints)
             if dist.world > 1:
@@ -456,6 +477,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         dropped=dict(train_set.dropped + eval_set.dropped), truncated_prompts=train_set.truncated_prompts + eval_set.truncated_prompts,
         template=template, packing=config.packing, trainable_parameters=trainable, total_parameters=total_params,
         tokens_per_second=seen_tokens / max(training_seconds, 1e-9), peak_rss_mb=peak_rss_mb(),
+        peak_device_mb=torch.cuda.max_memory_allocated(dist.device) / 2**20 if dist.device.type == "cuda" else None,
         training_seconds=training_seconds,
         resumed_from=start, log=log.records if log is not None else [], plan=run_plan,
         method_summary=hooks.summary(total_steps), eval_metrics=eval_metrics, initial_eval_metrics=initial_metrics,
@@ -468,6 +490,9 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
         loss_by_source=_source_means(log.records if log else []),
         eval_loss_by_source=eval_records[-1].get("eval_loss_by_source", {}) if eval_records else {},
         initial_eval_loss_by_source=eval_records[0].get("eval_loss_by_source", {}) if eval_records else {})
+    # a sharded model is gathered whole on the main process (all take part) and saved as a plain folder
+    state = full_state_dict(model, trainable_only=peft_method) if is_sharded(model) else None
+    result.peak_rss_mb_per_process = gather_floats(peak_rss_mb(), dist)
     if dist.main:
         base = identity(config.model)  # portable: what the user passed, with its hash (instruct/base_model.py)
         with atomic_files(output) as staging:  # each adapter/model file is replaced whole, never half-written
@@ -475,7 +500,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
                 bottleneck.save(model, staging, config.method, base["name_or_path"])
             else:
                 label_base(model, base)
-                model.save_pretrained(staging)
+                model.save_pretrained(staging, **({"state_dict": state} if state is not None else {}))
             tokenizer.save_pretrained(staging)
             write_card(staging, config, result, base)
         plot_losses(result.log, output / "loss.png")
@@ -485,6 +510,26 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     if dist.world > 1:
         torch.distributed.barrier()
     return result
+
+
+def gather_floats(value: float, dist: Distributed) -> list[float]:
+    """`value` from every process, in rank order (a collective: all processes call it)."""
+    if dist.world == 1:
+        return [value]
+    values: list[Any] = [None] * dist.world
+    torch.distributed.all_gather_object(values, value)
+    return values
+
+
+def restore(checkpoint: Path, model: nn.Module, optimizer: torch.optim.Optimizer, scheduler: Any,
+            dist: Distributed) -> dict[str, Any]:
+    """Load either checkpoint format; a sharded one onto any number of processes, sharded or not."""
+    if is_sharded_checkpoint(checkpoint):
+        return load_sharded_checkpoint(checkpoint, model, optimizer, scheduler, dist.rank)
+    if is_sharded(model):
+        raise ConfigError(f"{checkpoint}: an unsharded (DDP) checkpoint cannot resume an FSDP run; "
+                          "set train.resume=false to start over")
+    return load_checkpoint(checkpoint, model, optimizer, scheduler)
 
 
 def _eval_record(model: nn.Module, data: TokenizedSet, config: TuneConfig, dist: Distributed,

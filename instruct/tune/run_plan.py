@@ -16,6 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from instruct.config import ConfigError
 from instruct.tune.attention import packed_kwargs
 from instruct.tune.config import TuneConfig
 from instruct.tune.data import TokenizedSet
@@ -52,6 +53,8 @@ def plan_run(model: nn.Module, config: TuneConfig, train_set: TokenizedSet, devi
     settings = replace(config.train, **{k: saved[k] for k in RESOLVED if k in saved and getattr(config.train, k) is None})
     per_token, fixed = activation_bytes(probe, model)
     vocab, resident, trainable = model.config.vocab_size, resident_bytes(device), trainable_parameters(model)[0]
+    if config.train.fsdp is not None:  # each process keeps the gradients and AdamW state of its shard only
+        trainable //= world
     budget, source = budget_for(settings.memory_budget, device, resident + trainable * OPTIMIZER_BYTES)
 
     def memory_for(micro: int | None, checkpointing: bool | None):
@@ -77,9 +80,23 @@ def plan_run(model: nn.Module, config: TuneConfig, train_set: TokenizedSet, devi
     return replace(config, train=resolved), record, batches
 
 
-def read_saved_plan(output: Path) -> dict[str, Any]:
+def read_saved_plan(output: Path, world: int = 1) -> dict[str, Any]:
+    """The resolved keys of the run being resumed. On another number of processes the step keeps its
+    micro-batches (grad_accum x processes), so the data order and the schedule are those of the saved run."""
     path = output / PLAN_FILE
-    return json.loads(path.read_text())["resolved"] if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    plan = json.loads(path.read_text())
+    resolved = plan["resolved"]
+    saved_world = plan.get("world", 1)
+    if saved_world != world and resolved.get("grad_accum"):
+        per_step = resolved["grad_accum"] * saved_world
+        if per_step % world:
+            raise ConfigError(f"{path}: its steps of {per_step} micro-batches ({resolved['grad_accum']} x "
+                              f"{saved_world} processes) cannot be split over {world} processes; resume on a "
+                              f"divisor of {per_step}")
+        resolved = {**resolved, "grad_accum": per_step // world}
+    return resolved
 
 
 def print_plan(plan: dict[str, Any]) -> None:
