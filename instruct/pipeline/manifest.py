@@ -61,7 +61,7 @@ def summarize(step_names: list[str], stage_stats: list[list[dict[str, Any]]]) ->
             "length_histogram": {"kept": lengths_kept.tolist(), "dropped": lengths_dropped.tolist()}}
 
 
-def write_outputs(recipe: Any, recipe_data: dict[str, Any] | None, pipeline: Any,
+def write_run_summary(recipe: Any, recipe_data: dict[str, Any] | None, pipeline: Any,
                   stage_stats: list[list[dict[str, Any]]], layout: RunLayout, seconds: float) -> dict[str, Any]:
     output = layout.output
     counts = summarize([step.label for step in pipeline.steps], stage_stats)

@@ -28,7 +28,7 @@ from instruct.executor.stats import UnitStats, add_lengths
 from instruct.io.readers import Reader, Reject, WorkUnit, open_reader
 from instruct.io.rejects import read_rejects_table, step_rejects_table
 from instruct.io.shards import ShardWriter, read_json, read_table, write_json, write_table
-from instruct.pipeline.manifest import write_outputs
+from instruct.pipeline.manifest import write_run_summary
 from instruct.pipeline.recipe import Recipe, WriteConfig
 from instruct.pipeline.registry import make_step
 from instruct.pipeline.resume import (
@@ -223,7 +223,7 @@ def build(recipe: Recipe, recipe_data: dict[str, Any] | None = None, show_progre
         stage_stats = executor.run(pipeline, layout)
         sweep_unclaimed(layout.output,
                         {name for stage in stage_stats for unit in stage for name in unit.get("outputs", [])})
-        return write_outputs(recipe, recipe_data, pipeline, stage_stats, layout, time.perf_counter() - started)
+        return write_run_summary(recipe, recipe_data, pipeline, stage_stats, layout, time.perf_counter() - started)
 
 
 def start_or_resume(recipe: Recipe, pipeline: Pipeline, layout: RunLayout) -> None:

@@ -117,7 +117,7 @@ def run_annotate(config: AnnotateConfig) -> dict[str, Any]:
         client_config = dataclasses.replace(config.client, base_url=base_url, model=model, cache=cache,
                                             endpoint_id="served-locally" if served else None)
         responses, usage, client_config.model = asyncio.run(_send(client_config, requests, config.progress))
-    return write_outputs(config, client_config, served, prompt, documents, responses, usage,
+    return write_annotations(config, client_config, served, prompt, documents, responses, usage,
                          time.perf_counter() - started)
 
 
@@ -132,7 +132,7 @@ async def _send(config: ClientConfig, requests: list[Request], progress: bool):
         return responses, client.usage, client.config.model
 
 
-def write_outputs(config: AnnotateConfig, client: ClientConfig, served: bool, prompt: AnnotationPrompt,
+def write_annotations(config: AnnotateConfig, client: ClientConfig, served: bool, prompt: AnnotationPrompt,
                   documents: list[dict], responses: list[Response], usage: Any, seconds: float) -> dict[str, Any]:
     output = Path(config.output)
     secret = client.resolved_key()

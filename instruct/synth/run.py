@@ -190,7 +190,7 @@ def run_synth(recipe: SynthRecipe, recipe_data: dict[str, Any] | None = None) ->
     for reason, count in skipped.items():
         result.reject("input", reason, count=count)
     client_config.model = model
-    return write_outputs(recipe, recipe_data, client_config, served, result, usage, time.perf_counter() - started)
+    return write_synth_outputs(recipe, recipe_data, client_config, served, result, usage, time.perf_counter() - started)
 
 
 async def _generate(recipe: SynthRecipe, config: ClientConfig, inputs: list):
@@ -214,7 +214,7 @@ def _progress_factory(enabled: bool):
     return partial(progress_bar, enabled) if enabled else None
 
 
-def write_outputs(recipe: SynthRecipe, recipe_data: dict[str, Any] | None, client: ClientConfig, served: bool,
+def write_synth_outputs(recipe: SynthRecipe, recipe_data: dict[str, Any] | None, client: ClientConfig, served: bool,
                   result: SynthOutput, usage: Any, seconds: float) -> dict[str, Any]:
     from instruct.provenance import package_versions
 
