@@ -66,9 +66,11 @@ def pair_sequence_tokens(pairs: list[dict], output: str) -> list[int]:
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(output)
+
     def length(prompt: str, answer: str) -> int:
         messages = [{"role": "user", "content": prompt}, {"role": "assistant", "content": answer}]
-        return len(tokenizer.apply_chat_template(messages, tokenize=True))
+        return len(tokenizer(tokenizer.apply_chat_template(messages, tokenize=False), add_special_tokens=False)["input_ids"])
+
     return [length(p["prompt"], p["chosen"]) + length(p["prompt"], p["rejected"]) for p in pairs]
 
 
