@@ -128,7 +128,7 @@ def test_connected_components_match_union_find(executor, tmp_path, request):
     from instruct.dedup.components import connected_components
     from instruct.dedup.unionfind import components
     from instruct.executor.layout import RunLayout
-    from instruct.executor.local_shuffle import LocalShuffle
+    from instruct.executor.local_shuffle import ROWS_PER_PARTITION, LocalShuffle
     from instruct.executor.ray_shuffle import RayShuffle
 
     rng = np.random.default_rng(3)
@@ -145,7 +145,7 @@ def test_connected_components_match_union_find(executor, tmp_path, request):
         shuffle.partitions = 3
         blocks = [ray.put(pa.table({"u": part[:, 0], "v": part[:, 1]})) for part in np.array_split(edges, 4)]
     else:
-        shuffle = LocalShuffle(layout, 0, [], tmp_path / "side", records=3 * 20_000)
+        shuffle = LocalShuffle(layout, 0, [], tmp_path / "side", records=3 * ROWS_PER_PARTITION)
         assert shuffle.partitions == 3
         blocks = [shuffle._put(pa.table({"u": part[:, 0], "v": part[:, 1]})) for part in np.array_split(edges, 4)]
     with shuffle:

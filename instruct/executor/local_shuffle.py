@@ -19,7 +19,7 @@ from instruct.io.readers import WorkUnit
 from instruct.io.shards import read_table
 from instruct.pipeline.shuffle import Blocks, Shuffle, read_units, reduce_pieces, split_by_key
 
-ROWS_PER_PARTITION = 20_000  # signature rows per partition: a few MB of keys, even exploded to bands
+ROWS_PER_PARTITION = 5_000  # signature rows per partition: about a MB of keys, even exploded to bands
 
 
 class LocalShuffle(Shuffle):

@@ -115,9 +115,13 @@ def column_sum(block: pa.Table, column: str) -> int:
 
 
 class SignatureStore:
-    """Columns of given global rows, read from the memory-mapped signature files (a few kept open)."""
+    """Columns of given global rows, read from the memory-mapped signature files.
 
-    def __init__(self, paths: list[str], keep_open: int = 64) -> None:
+    Only a few files stay mapped: the pages a lookup touches count as resident memory while
+    mapped, and `take` visits units in order, so keeping more open buys nothing.
+    """
+
+    def __init__(self, paths: list[str], keep_open: int = 2) -> None:
         self.paths, self.keep_open = paths, keep_open
         self._open: OrderedDict[int, pa.Table] = OrderedDict()
 
