@@ -17,6 +17,7 @@ import pyarrow as pa
 from instruct.pipeline.step import Decision
 
 KeepPolicy = Literal["first", "longest", "score"]
+CLUSTERS = pa.schema([("id", pa.string()), ("cluster", pa.string()), ("size", pa.int64()), ("kept", pa.bool_())])
 
 
 @dataclass

@@ -16,17 +16,22 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Literal
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from instruct.config import ConfigError
 from instruct.dedup.clusters import concat_signatures
+from instruct.dedup.fate import drop_rows
 from instruct.dedup.text import WORD, Shingling, conversation_text, record_texts, shingle_hashes, sorted_unique
 from instruct.io.readers.base import InputError, expand_paths
 from instruct.io.records import read_records
+from instruct.io.shards import write_table
+from instruct.pipeline.shuffle import Shuffle, global_rows, side_part
 from instruct.pipeline.step import Decision, GlobalStep
 
 
@@ -87,8 +92,13 @@ def _expand_ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.repeat(starts, lengths) + (np.arange(total) - offsets)
 
 
+CONTAMINATED = pa.schema([("id", pa.string()), ("eval_set", pa.string()), ("eval_id", pa.string()),
+                          ("score", pa.float64()), ("items_hit", pa.int64())])
+
+
 class Decontaminate(GlobalStep):
     name = "decontaminate"
+    side_schemas = {"contaminated": CONTAMINATED}
 
     @dataclass
     class Config:
@@ -131,6 +141,36 @@ class Decontaminate(GlobalStep):
         return pa.table({"id": table.column("id"), "hits": pa.array(hits, pa.list_(pa.int64())),
                          "scores": pa.array(scores, pa.list_(pa.float64()))})
 
+    def decide_by_shuffle(self, shuffle: Shuffle) -> tuple[dict[str, int], dict[str, Any]]:
+        """Rows with eval hits -> drop every row of their ids; eval-item tallies are bounded by the eval sets."""
+        items = self.index.items
+        schema = pa.schema([("row", pa.int64()), ("id", pa.string()), ("hits", pa.list_(pa.int64())),
+                            ("scores", pa.list_(pa.float64()))])
+        hits = shuffle.rows(_hit_rows, schema)
+        names = ([item.eval_set for item in items], [item.eval_id for item in items])
+        shuffle.count(shuffle.map(hits, partial(_write_contaminated, names, str(shuffle.side_dir))))
+        counts = shuffle.shuffle(shuffle.map(hits, _hit_items), "item", _count_items)
+        hit_count = dict(sorted((item, n) for block in shuffle.tables(counts) for item, n in
+                                zip(block.column("item").to_pylist(), block.column("records").to_pylist())))
+        tallies = drop_rows(shuffle, hits, "contaminated", drop_if_any=True)
+        hit_items = pa.table({"eval_set": pa.array([items[i].eval_set for i in hit_count], pa.string()),
+                              "eval_id": pa.array([items[i].eval_id for i in hit_count], pa.string()),
+                              "records": pa.array(list(hit_count.values()), pa.int64())})
+        write_table(hit_items, shuffle.side_dir / "eval_hits.arrow")
+        report = self._report(hit_count, tallies["dropped"], hit_items.slice(0, 1000).to_pylist())
+        return {"contaminated": tallies["dropped"], "eval_items_hit": len(hit_count)}, report
+
+    def _report(self, hit_count: dict[int, int], dropped: int, hit_items: list[dict[str, Any]]) -> dict[str, Any]:
+        per_set: dict[str, dict[str, int]] = {}
+        for index, item in enumerate(self.index.items):
+            entry = per_set.setdefault(item.eval_set, {"items": 0, "items_hit": 0})
+            entry["items"] += 1
+            entry["items_hit"] += index in hit_count
+        return {"metric": self.config.metric, "threshold": self.config.threshold, "ngram": self.config.ngram,
+                "eval_items": len(self.index.items), "eval_items_too_short": self.index.skipped,
+                "eval_items_hit": len(hit_count), "records_dropped": dropped, "eval_sets": per_set,
+                "hit_items": hit_items}
+
     def decide(self, signatures: Iterable[pa.Table]) -> Decision:
         self.ensure_setup()
         items = self.index.items
@@ -150,22 +190,42 @@ class Decontaminate(GlobalStep):
             hit_count.update(row["hits"])
         hit_items = [{"eval_set": items[i].eval_set, "eval_id": items[i].eval_id, "records": n}
                      for i, n in sorted(hit_count.items())]
-        per_set: dict[str, dict[str, int]] = {}
-        for index, item in enumerate(items):
-            entry = per_set.setdefault(item.eval_set, {"items": 0, "items_hit": 0})
-            entry["items"] += 1
-            entry["items_hit"] += index in hit_count
-        report = {"metric": self.config.metric, "threshold": self.config.threshold, "ngram": self.config.ngram,
-                  "eval_items": len(items), "eval_items_too_short": self.index.skipped,
-                  "eval_items_hit": len(hit_count), "records_dropped": len(drop), "eval_sets": per_set,
-                  "hit_items": hit_items[:1000]}
-        side = {"contaminated": _table(contaminated, {"id": pa.string(), "eval_set": pa.string(),
-                                                      "eval_id": pa.string(), "score": pa.float64(),
-                                                      "items_hit": pa.int64()}),
+        report = self._report(dict(hit_count), len(drop), hit_items[:1000])
+        side = {"contaminated": pa.Table.from_pylist(contaminated, schema=CONTAMINATED),
                 "eval_hits": _table(hit_items, {"eval_set": pa.string(), "eval_id": pa.string(),
                                                 "records": pa.int64()})}
         return Decision(drop=drop, counters=Counter({"contaminated": len(drop), "eval_items_hit": len(hit_count)}),
                         side_tables=side, report=report)
+
+
+def _hit_rows(table: pa.Table, base: int) -> pa.Table:
+    """The rows of a unit that overlap some eval item past the threshold."""
+    hit = pc.greater(pc.list_value_length(table.column("hits")), 0)
+    return pa.table({"row": global_rows(table, base), "id": table.column("id"), "hits": table.column("hits"),
+                     "scores": table.column("scores")}).filter(hit)
+
+
+def _write_contaminated(names: tuple[list[str], list[str]], side_dir: str, batch: pa.Table) -> pa.Table:
+    """A part of the `contaminated` side table: the best-scoring eval item of each of these rows."""
+    if batch.num_rows:
+        scores, hits = batch.column("scores").to_pylist(), batch.column("hits").to_pylist()
+        best = [h[int(np.argmax(s))] for h, s in zip(hits, scores)]
+        write_table(pa.table({"row": batch.column("row"), "id": batch.column("id"),
+                              "eval_set": pa.array([names[0][b] for b in best], pa.string()),
+                              "eval_id": pa.array([names[1][b] for b in best], pa.string()),
+                              "score": pa.array([max(s) for s in scores], pa.float64()),
+                              "items_hit": pa.array([len(h) for h in hits], pa.int64())}),
+                    side_part(Path(side_dir), "contaminated", int(batch.column("row")[0].as_py())))
+    return pa.table({"rows": [batch.num_rows]})
+
+
+def _hit_items(batch: pa.Table) -> pa.Table:
+    return pa.table({"item": pc.list_flatten(batch.column("hits")).cast(pa.int64())})
+
+
+def _count_items(batch: pa.Table) -> pa.Table:
+    items, counts = np.unique(batch.column("item").to_numpy(), return_counts=True)
+    return pa.table({"item": pa.array(items, pa.int64()), "records": pa.array(counts, pa.int64())})
 
 
 def _table(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa.Table:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Any, Iterable
 
 import numpy as np
 import pyarrow as pa
 
 from instruct.config import ConfigError
 from instruct.dedup.clusters import (
+    CLUSTERS,
     KeepConfig,
     check_keep,
     cluster_decision,
@@ -22,12 +23,15 @@ from instruct.dedup.clusters import (
     priority,
     priority_columns,
 )
+from instruct.dedup.fate import decide_clusters
 from instruct.dedup.text import NORMALISATIONS, normalise, record_texts
+from instruct.pipeline.shuffle import Shuffle, columns, global_rows
 from instruct.pipeline.step import Decision, GlobalStep
 
 
 class ExactDedup(GlobalStep):
     name = "exact_dedup"
+    side_schemas = {"clusters": CLUSTERS}
 
     @dataclass
     class Config(KeepConfig):
@@ -49,6 +53,17 @@ class ExactDedup(GlobalStep):
         columns.update(priority_columns(table, texts, self.config))
         return pa.table(columns)
 
+    def check_columns(self) -> list[str]:
+        """Equal hashes are duplicates: no pairwise check."""
+        return []
+
+    def decide_by_shuffle(self, shuffle: Shuffle) -> tuple[dict[str, int], dict[str, Any]]:
+        """Rows ─shuffle by hash─▶ each row labelled with the first row of equal hash ─▶ clusters."""
+        hashes = shuffle.rows(_hash_rows, pa.schema([("row", pa.int64()), ("h0", pa.uint64()), ("h1", pa.uint64())]))
+        labelled = shuffle.shuffle(hashes, "h0", _same_hash)
+        return decide_clusters(shuffle, self, labelled, "exact_duplicate",
+                               {"normalise": self.config.normalise, "keep": self.config.keep})
+
     def decide(self, signatures: Iterable[pa.Table]) -> Decision:
         table = concat_signatures(signatures)
         if table is None:
@@ -56,6 +71,24 @@ class ExactDedup(GlobalStep):
         labels = hash_groups(table.column("hash"))
         return cluster_decision(table.column("id").to_pylist(), labels, priority(table, self.config),
                                 "exact_duplicate", {"normalise": self.config.normalise, "keep": self.config.keep})
+
+
+def _hash_rows(table: pa.Table, base: int) -> pa.Table:
+    digests = table.column("hash").combine_chunks()
+    words = np.frombuffer(digests.buffers()[1], dtype=">u8")[2 * digests.offset:2 * (digests.offset + len(digests))]
+    words = words.astype(np.uint64).reshape(-1, 2)
+    return pa.table({"row": global_rows(table, base), "h0": words[:, 0], "h1": words[:, 1]})
+
+
+def _same_hash(batch: pa.Table) -> pa.Table:
+    """Each row whose 128-bit hash an earlier row has, labelled with that earlier row."""
+    row, h0, h1 = columns(batch, "row", "h0", "h1")
+    order = np.lexsort((row, h1, h0))
+    row, h0, h1 = row[order], h0[order], h1[order]
+    new = np.ones(len(row), dtype=bool)
+    new[1:] = (h0[1:] != h0[:-1]) | (h1[1:] != h1[:-1])
+    first = row[np.maximum.accumulate(np.where(new, np.arange(len(row)), 0))]
+    return pa.table({"u": pa.array(row[~new], pa.int64()), "v": pa.array(first[~new], pa.int64())})
 
 
 def hash_groups(hashes: pa.ChunkedArray) -> np.ndarray:

@@ -11,13 +11,15 @@ survivors and keeps one member per cluster. See `instruct.dedup.lsh` for the pie
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterable, Literal
+from functools import partial
+from typing import Any, Callable, Iterable, Literal
 
 import numpy as np
 import pyarrow as pa
 
 from instruct.config import ConfigError
 from instruct.dedup.clusters import (
+    CLUSTERS,
     KeepConfig,
     check_keep,
     cluster_decision,
@@ -25,6 +27,8 @@ from instruct.dedup.clusters import (
     priority,
     priority_columns,
 )
+from instruct.dedup.components import connected_components
+from instruct.dedup.fate import decide_clusters
 from instruct.dedup.lsh import (
     band_keys,
     candidate_pairs,
@@ -36,6 +40,7 @@ from instruct.dedup.lsh import (
     verified_components,
 )
 from instruct.dedup.text import ShingleBatch, Shingling, fmix, record_texts, shingle_hashes
+from instruct.pipeline.shuffle import Shuffle, SignatureStore, columns, edge_table, segments
 from instruct.pipeline.step import Decision, GlobalStep
 
 CHUNK_ROWS = 1 << 15  # shingles per (rows x num_perm) block: 16 MB at 128 permutations
@@ -78,6 +83,7 @@ def minhash_signatures(shingles: ShingleBatch, perms: np.ndarray) -> np.ndarray:
 
 class MinHashDedup(GlobalStep):
     name = "minhash_dedup"
+    side_schemas = {"clusters": CLUSTERS}
 
     @dataclass
     class Config(KeepConfig):
@@ -126,6 +132,38 @@ class MinHashDedup(GlobalStep):
         columns.update(priority_columns(table, texts, self.config))
         return pa.table(columns)
 
+    def check_columns(self) -> list[str]:
+        """Signature columns the pairwise check reads (none: every candidate pair counts)."""
+        return {"jaccard": ["shingles"], "signature": ["minhash"]}.get(self.config.verify, [])
+
+    def similarity(self, table: pa.Table) -> Callable[[int, int], bool]:
+        """The pairwise check over rows (positions) of `table`: exact Jaccard or signature agreement."""
+        if self.config.verify == "jaccard":
+            return jaccard_check(ShingleBatch.from_arrow(table.column("shingles")), self.config.threshold)
+        return signature_check(minhash_matrix(table.column("minhash"), self.config.num_perm), self.config.threshold)
+
+    def decide_by_shuffle(self, shuffle: Shuffle) -> tuple[dict[str, int], dict[str, Any]]:
+        """Rows ─explode to (band key, row)─shuffle by key─▶ candidate pairs per bucket ─shuffle by row─▶
+        unique pairs ─the check─▶ edges ─connected components─▶ clusters.
+
+        Every unique pair is checked, so `verified_pairs + rejected_pairs == candidate_pairs`
+        (`skipped_pairs` stays 0: no pair is visited in a global order).
+        """
+        c = self.config
+        bands, rows = self.banding
+        band_schema = pa.schema([("band", pa.int32()), ("key", pa.uint64()), ("row", pa.int64())])
+        banded = shuffle.rows(partial(_band_rows, c.num_perm, bands, rows), band_schema)
+        pairs = shuffle.shuffle(shuffle.shuffle(banded, "key", _bucket_pairs), "u", _unique_edges)
+        edges = shuffle.map(pairs, partial(_verify, self, shuffle.paths))
+        candidates, verified = shuffle.count(pairs), shuffle.count(edges)
+        labelled = connected_components(shuffle, edges) if verified else None
+        report = {"threshold": c.threshold, "ngram": c.ngram, "unit": c.unit, "num_perm": c.num_perm,
+                  "bands": bands, "rows": rows, "verify": c.verify, "keep": c.keep,
+                  "candidate_probability_at_threshold": round(candidate_probability(c.threshold, bands, rows), 4),
+                  "candidate_pairs": candidates, "verified_pairs": verified, "rejected_pairs": candidates - verified,
+                  "skipped_pairs": 0}
+        return decide_clusters(shuffle, self, labelled, "near_duplicate", report)
+
     def decide(self, signatures: Iterable[pa.Table]) -> Decision:
         table = concat_signatures(signatures)
         if table is None:
@@ -156,6 +194,46 @@ class MinHashDedup(GlobalStep):
         labels, stats = verified_components(n, pairs, check)
         labels, stats["chain_splits"] = split_by_representative(labels, rank, check)
         return labels, stats
+
+
+def _band_rows(num_perm: int, bands: int, rows: int, table: pa.Table, base: int) -> pa.Table:
+    present = np.flatnonzero(table.column("shingle_count").to_numpy() > 0)
+    keys = band_keys(minhash_matrix(table.column("minhash"), num_perm)[present], bands, rows)
+    return pa.table({"band": np.tile(np.arange(bands, dtype=np.int32), len(present)), "key": keys.reshape(-1),
+                     "row": np.repeat(base + present, bands)})
+
+
+def _bucket_pairs(batch: pa.Table) -> pa.Table:
+    """Candidate pairs of every (band, key) bucket in this partition, by `candidate_pairs`' rule.
+
+    `candidate_pairs` gets positions within the band (it packs a pair into one int64 as
+    i * n + j, which global row numbers would overflow); rows ascend within a band, so mapping
+    positions back to rows keeps i < j and the pairs' order.
+    """
+    band, key, row = columns(batch, "band", "key", "row")
+    order = np.lexsort((row, band))
+    band, key, row = band[order], key[order], row[order]
+    starts, sizes = segments(band)
+    found = [row[s:s + n][candidate_pairs(key[s:s + n].reshape(-1, 1))] for s, n in zip(starts, sizes)]
+    pairs = np.concatenate(found) if found else np.zeros((0, 2), np.int64)
+    return pa.table({"u": pa.array(pairs[:, 0], pa.int64()), "v": pa.array(pairs[:, 1], pa.int64())})
+
+
+def _unique_edges(batch: pa.Table) -> pa.Table:
+    return edge_table(*columns(batch, "u", "v"))
+
+
+def _verify(step: MinHashDedup, paths: list[str], batch: pa.Table) -> pa.Table:
+    """Keep the candidate pairs that pass the step's check."""
+    u, v = columns(batch, "u", "v")
+    check = step.check_columns()
+    if not check or not len(u):
+        return batch
+    nodes = np.unique(np.concatenate([u, v]))
+    similar = step.similarity(SignatureStore(paths).take(nodes, check))
+    i, j = np.searchsorted(nodes, u), np.searchsorted(nodes, v)
+    passed = np.fromiter((similar(a, b) for a, b in zip(i.tolist(), j.tolist())), dtype=bool, count=len(u))
+    return batch.filter(pa.array(passed))
 
 
 def minhash_matrix(column: pa.ChunkedArray, num_perm: int) -> np.ndarray:

@@ -1,21 +1,22 @@
 """The one executor interface: the stage loop, resume by unit, and where a global decision runs.
 
-`Executor.run` walks the stages; a subclass only says how to run a batch of units (`execute`) and,
-optionally, how to compute a global step's decision (`decide`; by default on the driver, from
-the signature files the units wrote). Units that finished in an earlier run (their stats file
-exists) are not redone, and a decision whose done marker exists is not recomputed.
+`Executor.run` walks the stages; a subclass only says how to run a batch of units (`execute`)
+and which `Shuffle` a global step's decision runs on (`shuffle`). A step whose decision is
+written against the shuffle interface runs on it; any other global step decides in this
+process over every signature (`decide_on_driver`). Units that finished in an earlier run (their
+stats file exists) are not redone, and a decision whose done marker exists is not recomputed.
 """
 from __future__ import annotations
 
+import shutil
 import time
 from contextlib import contextmanager
 from typing import Any, Iterable, Iterator
 
-import pyarrow as pa
-
 from instruct.executor.layout import RunLayout
 from instruct.io.readers import WorkUnit
 from instruct.io.shards import read_json, read_table, write_json, write_table
+from instruct.pipeline.shuffle import Shuffle, merge_side_parts, write_drops
 from instruct.progress import progress_bar
 
 
@@ -47,10 +48,24 @@ class Executor:
         """Run the units `todo` of `stage`; yields each unit's stats as it finishes, in any order."""
         raise NotImplementedError
 
+    def shuffle(self, stage: Any, units: list[WorkUnit], layout: RunLayout, records: int) -> Shuffle:
+        """The shuffle a decision over `units`' signatures (`records` rows) runs on."""
+        raise NotImplementedError
+
     def decide(self, pipeline: Any, stage: Any, units: list[WorkUnit], layout: RunLayout,
                stats: list[dict[str, Any]]) -> None:
         """Compute and store the decision of the global step closing `stage`, marking it done last."""
-        decide_on_driver(stage, units, layout)
+        step = stage.closing
+        if not step.shuffled:
+            decide_on_driver(stage, units, layout)
+            return
+        side_dir = layout.side_dir(step.label)
+        shutil.rmtree(layout.decision_dir(stage.index), ignore_errors=True)  # a half-done attempt
+        shutil.rmtree(side_dir, ignore_errors=True)
+        with self.shuffle(stage, units, layout, sum(unit["kept"] for unit in stats)) as shuffle:
+            counters, report = step.decide_by_shuffle(shuffle)
+        merge_side_parts(side_dir, step.side_schemas)
+        write_json({"counters": counters, "report": report}, layout.decision_done(stage.index))
 
     def _run_stage(self, pipeline: Any, stage: Any, units: list[WorkUnit], layout: RunLayout) -> list[dict[str, Any]]:
         done: dict[str, dict[str, Any]] = {}
@@ -84,10 +99,5 @@ def decide_on_driver(stage: Any, units: list[WorkUnit], layout: RunLayout) -> No
         ids = read_table(path).column("id").to_pylist() if path.exists() else []
         dropped = [i for i in ids if i in decision.drop]
         if dropped:
-            write_unit_decision(layout, stage.index, unit.key, dropped, [decision.drop[i] for i in dropped])
+            write_drops(layout.decision(stage.index, unit.key), dropped, [decision.drop[i] for i in dropped])
     write_json({"counters": dict(decision.counters), "report": decision.report}, layout.decision_done(stage.index))
-
-
-def write_unit_decision(layout: RunLayout, stage_index: int, unit_key: str, ids: list[str], reasons: list[str]) -> None:
-    write_table(pa.table({"id": pa.array(ids, pa.string()), "reason": pa.array(reasons, pa.string())}),
-                layout.decision(stage_index, unit_key))

@@ -1,4 +1,5 @@
-"""Run units in this process (one worker) or in a forkserver process pool; decide on the driver."""
+"""Run units in this process (one worker) or in a forkserver process pool; decisions run in this
+process on a shuffle spilled to the run folder, so their memory is bounded by a partition."""
 from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
@@ -8,6 +9,7 @@ from typing import Any, Iterable, Iterator
 
 from instruct.executor.base import Executor
 from instruct.executor.layout import RunLayout
+from instruct.executor.local_shuffle import LocalShuffle
 from instruct.io.readers import WorkUnit
 from instruct.pipeline.runner import Pipeline, Stage, run_unit
 
@@ -47,3 +49,6 @@ class LocalExecutor(Executor):
             return (run_unit(pipeline, stage.index, unit, layout) for unit in todo)
         futures = [self.pool.submit(_run_unit_in_worker, stage.index, unit, layout) for unit in todo]
         return (future.result() for future in futures)
+
+    def shuffle(self, stage: Stage, units: list[WorkUnit], layout: RunLayout, records: int) -> LocalShuffle:
+        return LocalShuffle(layout, stage.index, units, layout.side_dir(stage.closing.label), records)

@@ -5,9 +5,9 @@ format) hands units to a pool of actors, each of which reads its unit, applies t
 its Arrow batches and writes its shards, exactly as `runner.run_unit` does in the local pool,
 so outputs, resume state and counts are identical. A step's `setup()` runs once per actor.
 
-Global steps run their second pass distributed (`ray_global`): shuffles by key and connected
-components, so the driver only ever holds per-unit stats and scalar counts, never the
-signatures, the edges or the drop set.
+Global steps run their second pass on a `RayShuffle` (`ray_shuffle`): shuffles by key as Ray
+tasks, so the driver only ever holds per-unit stats and scalar counts, never the signatures,
+the edges or the drop set.
 
 `RAY_ADDRESS` (or an already initialised Ray) selects an existing cluster; otherwise a local
 one starts with `workers` CPUs. Workers on a remote cluster need `instruct` installed and the
@@ -23,10 +23,10 @@ from typing import Any, Iterator
 import pyarrow as pa
 
 from instruct.errors import USER_ERRORS
-from instruct.executor.base import Executor, decide_on_driver
+from instruct.executor.base import Executor
 from instruct.executor.layout import RunLayout
 from instruct.executor.ray_cluster import cluster_cpus, connect
-from instruct.executor.ray_global import decide_distributed, supports
+from instruct.executor.ray_shuffle import RayShuffle
 from instruct.io.readers import WorkUnit
 from instruct.pipeline.runner import Pipeline, Stage, run_unit
 
@@ -60,14 +60,15 @@ class RayExecutor(Executor):
         self.cpus = cluster_cpus(self.ray)
         yield
 
+    def shuffle(self, stage: Stage, units: list[WorkUnit], layout: RunLayout, records: int) -> RayShuffle:
+        return RayShuffle(self.ray, layout, stage.index, units, layout.side_dir(stage.closing.label), records,
+                          self.cpus)
+
     def decide(self, pipeline: Pipeline, stage: Stage, units: list[WorkUnit], layout: RunLayout,
                stats: list[dict[str, Any]]) -> None:
-        if supports(stage.closing):
-            rows = sum(unit["kept"] for unit in stats)
-            decide_distributed(stage.closing, stage.index, units, layout, self.cpus, rows)
-        else:
-            log.warning("%s has no distributed second pass; deciding on the driver", stage.closing.label)
-            decide_on_driver(stage, units, layout)
+        if not stage.closing.shuffled:
+            log.warning("%s has no shuffled second pass; deciding on the driver", stage.closing.label)
+        super().decide(pipeline, stage, units, layout, stats)
 
     def execute(self, pipeline: Pipeline, stage: Stage, todo: list[WorkUnit],
                 layout: RunLayout) -> Iterator[dict[str, Any]]:

@@ -153,13 +153,30 @@ class GlobalStep(Step):
     the signature tables in shard order) returns the ids to drop with their reasons, plus
     optional side tables (e.g. clusters) that the runner writes next to the output.
     Deterministic decisions must depend only on shard order and row order, never on timing.
+
+    A step that overrides `decide_by_shuffle` instead writes its pass 2 against the
+    `pipeline.shuffle.Shuffle` interface: executors then run it in bounded memory (spilled
+    partitions locally, shuffles on Ray) rather than gathering every signature in one process.
+    Its side tables written in parts (`side_part`) are named with their schemas in `side_schemas`.
     """
+
+    side_schemas: ClassVar[dict[str, pa.Schema]] = {}
 
     def signatures(self, table: pa.Table) -> pa.Table:
         raise NotImplementedError
 
     def decide(self, signatures: Iterable[pa.Table]) -> "Decision":
         raise NotImplementedError
+
+    def decide_by_shuffle(self, shuffle: Any) -> tuple[dict[str, int], dict[str, Any]]:
+        """Pass 2 over a `Shuffle`: writes per-unit decision files and side tables through it and
+        returns (counters, report)."""
+        raise NotImplementedError
+
+    @property
+    def shuffled(self) -> bool:
+        """Whether this step's pass 2 is written against the shuffle interface."""
+        return type(self).decide_by_shuffle is not GlobalStep.decide_by_shuffle
 
     def apply(self, table: pa.Table) -> StepOutput:
         """Run both passes on one table, for tests and single-table use."""

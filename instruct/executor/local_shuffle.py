@@ -1,0 +1,71 @@
+"""The in-process `Shuffle`: every block is an Arrow file in the run folder, so memory is bounded
+by one partition, not by the corpus.
+
+Partitions grow with the data (ROWS_PER_PARTITION signature rows each), and a shuffle holds at
+most one block (while splitting it) or one partition (while reducing it) in memory. Spill files
+are scratch: written without fsync and removed when the decision is done.
+"""
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+from typing import Callable, Iterator
+
+import pyarrow as pa
+
+from instruct.executor.layout import RunLayout
+from instruct.io.readers import WorkUnit
+from instruct.io.shards import read_table
+from instruct.pipeline.shuffle import Blocks, Shuffle, read_units, reduce_pieces, split_by_key
+
+ROWS_PER_PARTITION = 5_000  # signature rows per partition: about a MB of keys, even exploded to bands
+
+
+class LocalShuffle(Shuffle):
+    """Blocks are spill files under DIR/.work/shuffleS/; operations run one after another here."""
+
+    def __init__(self, layout: RunLayout, stage_index: int, units: list[WorkUnit], side_dir: Path,
+                 records: int) -> None:
+        super().__init__([str(layout.signatures(stage_index, unit.key)) for unit in units],
+                         [unit.key for unit in units], side_dir, layout.decision_dir(stage_index), records,
+                         math.ceil(records / ROWS_PER_PARTITION))
+        self.spill = layout.work / f"shuffle{stage_index}"
+        shutil.rmtree(self.spill, ignore_errors=True)
+        self.spill.mkdir(parents=True)
+        self._written = 0
+
+    def close(self) -> None:
+        shutil.rmtree(self.spill, ignore_errors=True)
+
+    def rows(self, fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema) -> Blocks:
+        return [self._put(read_units(fn, schema, group)) for group in self.unit_groups()]
+
+    def map(self, blocks: Blocks, fn: Callable[[pa.Table], pa.Table]) -> Blocks:
+        return [self._put(fn(read_table(block))) for block in blocks]
+
+    def shuffle(self, blocks: Blocks, key: str, fn: Callable[[pa.Table], pa.Table]) -> Blocks:
+        if self.partitions == 1:  # one partition: the blocks are its pieces
+            return [self._put(reduce_pieces(fn, self.tables(blocks)))] if blocks else []
+        pieces: list[list[Path]] = [[] for _ in range(self.partitions)]
+        for block in blocks:
+            for part, piece in enumerate(split_by_key(read_table(block), key, self.partitions)):
+                if piece.num_rows:
+                    pieces[part].append(self._put(piece))
+        reduced = []
+        for part in pieces:
+            if part:
+                reduced.append(self._put(reduce_pieces(fn, self.tables(part))))
+                for path in part:
+                    path.unlink()
+        return reduced
+
+    def tables(self, blocks: Blocks) -> Iterator[pa.Table]:
+        return (read_table(block) for block in blocks)
+
+    def _put(self, table: pa.Table) -> Path:
+        path = self.spill / f"{self._written:07d}.arrow"
+        self._written += 1
+        with pa.OSFile(str(path), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        return path
