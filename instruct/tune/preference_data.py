@@ -255,6 +255,6 @@ def sequence_logps(model: Any, batch: PairBatch, select_logits: bool) -> tuple[t
         logits, picked, owner = logits[mask], targets[mask], batch.sequence[mask]
     logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 at least (fp64 stays fp64)
     token_logps = -torch.nn.functional.cross_entropy(logits, picked, reduction="none")
-    count = batch.sequences or 2 * batch.pairs
+    count = batch.sequences
     sums = torch.zeros(count, dtype=token_logps.dtype, device=token_logps.device).index_add(0, owner, token_logps)
     return sums, torch.bincount(owner, minlength=count).to(sums.dtype)
