@@ -21,7 +21,7 @@ import click
 from instruct.errors import user_errors
 from instruct.resources import resource_path
 
-EXAMPLE = Path("examples/unicode_category")  # the task's recipes, relative to the checkout like its data
+TASK = ("samples", "unicode_category")  # the task's recipes, shipped in the package (examples/ links to them)
 
 
 def run_demo(output: Path, steps: int, eval_examples: int, workers: int, web_documents: int = 8) -> dict[str, Any]:
@@ -42,8 +42,8 @@ def run_demo(output: Path, steps: int, eval_examples: int, workers: int, web_doc
                             [f"write.output={output / 'web'}", f"workers={workers}"]))
     click.secho("[3/6] templating the Unicode-category task", bold=True)
     splits = write_unicode_category(samples / "unicode_category")
-    train_manifest = build(load_recipe(EXAMPLE / "train.yaml", [f"write.output={output / 'unicode/train'}"]))
-    build(load_recipe(EXAMPLE / "heldout.yaml", [f"write.output={output / 'unicode/test'}",
+    train_manifest = build(load_recipe(resource_path(*TASK, "train.yaml"), [f"write.output={output / 'unicode/train'}"]))
+    build(load_recipe(resource_path(*TASK, "heldout.yaml"), [f"write.output={output / 'unicode/test'}",
                                                   f"read.paths=[{splits['test']}]"]))
     click.secho(f"[4/6] mixing {web_documents} web documents into the task's examples", bold=True)
     mix(MixConfig(sources=[MixSource("unicode_category", shards=str(output / "unicode/train")),

@@ -64,3 +64,17 @@ def test_wheel_ships_templates_seeds_prompts_and_recipes(installed, tmp_path: Pa
     run(bin_dir / "instruct", "build", "labeled.yaml", "--output", "out", cwd=tmp_path, env=env)
     manifest = json.loads((tmp_path / "out" / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["counts"]["written"] > 0
+
+
+@pytest.mark.slow
+def test_wheel_builds_the_demo_task_outside_the_checkout(installed, tmp_path: Path) -> None:
+    """`instruct demo`'s task recipes ship in the package and name their templates by library name."""
+    bin_dir, env = installed
+    run(bin_dir / "python", "-m", "instruct.labeled_samples", "--output", "data/generated/unicode_category",
+        cwd=tmp_path, env=env)
+    recipe = run(bin_dir / "python", "-c", "from instruct.demo import TASK; from instruct.resources import "
+                 "resource_path as r; print(r(*TASK, 'train.yaml'))", cwd=tmp_path, env=env).strip()
+    assert Path(recipe).is_relative_to(bin_dir.parent)
+    run(bin_dir / "instruct", "build", recipe, "--output", "train", cwd=tmp_path, env=env)
+    manifest = json.loads((tmp_path / "train" / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["counts"]["written"] > 0
