@@ -7,7 +7,7 @@ the same micro-batches (its recipe's learning rate, `trainer/<method>.yaml`), in
 subprocess so its peak RSS is its own; then `instruct eval` scores held-out accuracy by rank
 classification against the untuned base, measured in the same run.
 
-    python bench/peft_bench.py [--steps 20] [--eval-items 150] [--methods lora,houlsby,...]
+    python bench/peft_bench.py [--steps 20] [--eval-items 150] [--methods lora,houlsby,...] [--threads 2]
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ METHODS = ["full", "freeze", "layerwise_unfreeze", "bitfit", "lora", "dora", "rs
            "adalora", "qlora", "ia3", "prompt_tuning", "p_tuning", "houlsby", "pfeiffer", "parallel_adapter",
            "unipelt"]
 COMMON = ["train.micro_batch_tokens=1024", "train.grad_accum=1", "data.max_length=512", "train.eval_every=100000",
-          "train.save_every=100000", "data.max_eval_examples=60", "train.threads=2"]
+          "train.save_every=100000", "data.max_eval_examples=60"]
 EXTRA = {"bitfit": ["method.include_norms=true"]}  # Llama has no biases: BitFit trains the norms too
 
 
@@ -48,11 +48,11 @@ def build_task(work: Path) -> dict[str, Path]:
     return splits
 
 
-def tune(method: str, splits: dict[str, Path], out: Path, steps: int) -> dict:
+def tune(method: str, splits: dict[str, Path], out: Path, steps: int, threads: int) -> dict:
     recipe = ROOT / "trainer" / f"{method}.yaml"
     run([sys.executable, "-m", "instruct", "tune", str(recipe), "--data", str(splits["train"]), "--output",
          str(out), "--max-steps", str(steps), f"data.eval_path={splits['validation']}", *COMMON,
-         *EXTRA.get(method, [])])
+         f"train.threads={threads}", *EXTRA.get(method, [])])
     return json.loads((out / "result.json").read_text())
 
 
@@ -71,7 +71,11 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--eval-items", type=int, default=150)
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument("--threads", type=int, default=2, help="torch threads of every run (1 on a shared machine)")
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     with tempfile.TemporaryDirectory(prefix="peft-bench-") as tmp:
         work = Path(tmp)
         splits = build_task(work)
@@ -79,21 +83,19 @@ def main() -> None:
 
         test = load_examples(splits["test"])[: args.eval_items]
         base = accuracy(None, test)
-        rows = []
-        for method in args.methods.split(","):
-            result = tune(method, splits, work / method, args.steps)
-            rows.append((method, result, accuracy(work / method, test)))
-            print(f"done {method}: {rows[-1][2]:.3f}", file=sys.stderr, flush=True)
-    print(f"{args.steps} optimizer steps of <= 1,024 tokens each, SmolLM2-135M-Instruct, Unicode-category task, "
-          f"accuracy on {len(test)} test items; the untuned base scores {100 * base:.1f} % (same run)\n")
-    print("| method | trainable params | % of model | tokens/s | peak RSS (MB) | eval loss before -> after "
-          "| accuracy base -> tuned |")
-    print("|---|---:|---:|---:|---:|---|---|")
-    for method, r, tuned in rows:
-        share = 100 * r["trainable_parameters"] / r["total_parameters"]
-        print(f"| {method} | {r['trainable_parameters']:,} | {share:.3f} | {r['tokens_per_second']:.0f} | "
-              f"{r['peak_rss_mb']:.0f} | {r['initial_eval_loss']:.3f} -> {r['eval_loss']:.3f} | "
-              f"{100 * base:.1f} -> {100 * tuned:.1f} % |")
+        print(f"{args.steps} optimizer steps of <= 1,024 tokens each, SmolLM2-135M-Instruct, Unicode-category task, "
+              f"{args.threads} torch thread(s), accuracy on {len(test)} test items; the untuned base scores "
+              f"{100 * base:.1f} % (same run)\n")
+        print("| method | trainable params | % of model | tokens/s | peak RSS (MB) | eval loss before -> after "
+              "| accuracy base -> tuned |")
+        print("|---|---:|---:|---:|---:|---|---|", flush=True)
+        for method in args.methods.split(","):  # a row as each method finishes: a long run is useful when cut short
+            r = tune(method, splits, work / method, args.steps, args.threads)
+            tuned = accuracy(work / method, test)
+            share = 100 * r["trainable_parameters"] / r["total_parameters"]
+            print(f"| {method} | {r['trainable_parameters']:,} | {share:.3f} | {r['tokens_per_second']:.0f} | "
+                  f"{r['peak_rss_mb']:.0f} | {r['initial_eval_loss']:.3f} -> {r['eval_loss']:.3f} | "
+                  f"{100 * base:.1f} -> {100 * tuned:.1f} % |", flush=True)
 
 
 if __name__ == "__main__":
