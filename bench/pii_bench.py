@@ -28,8 +28,10 @@ import argparse
 import random
 import string
 import time
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass
+from functools import lru_cache
 
 from instruct.corpus import stdlib_docstrings
 from instruct.pii.detectors import (
@@ -425,15 +427,70 @@ NAME_HELDOUT_2_TEMPLATES = ["Many thanks, {v}", "{v} left a comment on the pull 
                             "Meeting notes taken by {v}.", "Hello {v}, your ticket was closed.",
                             "Our speaker today is {v}.", "Photo: {v}", "{v} has been promoted to senior engineer.",
                             "Yours sincerely, {v}", "Ping {v} if the job fails.", "Written by {v} in March."]
+# written before any detector change of this round, in styles none of the cues was written for
+# (letters, meeting notes, commit messages, tickets, bylines, cc lines, author lists); names from Faker
+NAME_STYLE_TEMPLATES = ["From: {v}\nTo: release-team\nSubject: tarball checksums", "cc: {v}, ops@example.org",
+                        "Attendees: {v}, the build bot, and two interns.",
+                        "Action item ({v}): rerun the flaky test on Windows.",
+                        "Fix off-by-one in the tokenizer (thanks {v})", "Ticket #4821 opened by {v}: login times out.",
+                        "Assigned to {v} on 12 March.", "By {v} | Staff writer",
+                        "Authors: {v}, Priya N. and the docs team.", "{v}, who chairs the council, disagreed.",
+                        "Sent from my phone -- {v}", "I spoke with {v} yesterday and she agreed to review it.",
+                        "Customer {v} reports that the invoice PDF is blank.",
+                        "Minutes recorded by {v}; next meeting on Thursday.",
+                        "The keynote by {v} was about reproducible builds.", "Warm wishes,\n{v}",
+                        "Story by {v}, edited by the night desk.", "{v} committed 3 days ago",
+                        "Approved: {v} (release manager)", "Kind regards\n\n{v}\nSenior Support Engineer",
+                        '__author__ = "{v}"', "# TODO({v}): drop this shim after 3.13"]
+# written with set 4 and kept out of every tuning decision: measured, never looked at for misses
+NAME_FINAL_TEMPLATES = ["Onboarding buddy: {v}", "{v} presented the quarterly numbers.",
+                        "Letter to the editor from {v}, Leeds", "@here {v} is out of office until Monday.",
+                        "Interview with {v}, founder of a small bakery.", "Moved to backlog by {v}.",
+                        "Contributors: {v} and others.", "Regards,\n{v}\n--\nSent from the field office",
+                        "Requested by {v} on behalf of finance.", "{v}'s laptop needs a new battery.",
+                        "Congratulations to {v} on the new role!", "Translated by {v}.",
+                        "Call notes: {v} asked for a refund.", "With {v} on vocals, the band played two sets.",
+                        "Patient name: {v}", 'authors = ["{v}"]']
 NAME_TEMPLATE_SETS = {"1_written_before_cues": NAME_TEMPLATES, "2_held_out": NAME_HELDOUT_TEMPLATES,
-                      "3_held_out_round_2": NAME_HELDOUT_2_TEMPLATES}
+                      "3_held_out_round_2": NAME_HELDOUT_2_TEMPLATES, "4_styles_faker": NAME_STYLE_TEMPLATES,
+                      "5_final_faker": NAME_FINAL_TEMPLATES}
+FAKER_SETS = ("4_styles_faker", "5_final_faker")  # the others draw from GIVEN x FAMILY
+# Latin-script Faker locales (romanized names for Japanese and Chinese); names of every origin
+FAKER_LOCALES = ["en_US", "en_GB", "en_IE", "en_IN", "en_NG", "en_AU", "nl_NL", "nl_BE", "de_DE", "de_AT", "fr_FR",
+                 "fr_CA", "pt_BR", "pt_PT", "it_IT", "es_ES", "es_MX", "es_AR", "ga_IE", "fi_FI", "hu_HU", "cs_CZ",
+                 "pl_PL", "ro_RO", "tr_TR", "az_AZ", "vi_VN", "id_ID", "yo_NG", "ha_NG", "ig_NG", "zu_ZA", "tw_GH",
+                 "sw", "uz_UZ", "sv_SE", "da_DK", "no_NO", "hr_HR", "sk_SK", "lt_LT", "et_EE", "fil_PH", "ja_JP",
+                 "zh_CN"]
 PRODUCT_DECOYS = ["Visual Studio Code", "Google Chrome", "Microsoft Excel", "Apache Kafka", "Django REST Framework",
                   "Amazon Web Services", "Red Hat Enterprise Linux", "GitHub Actions", "Jupyter Notebook",
                   "Adobe Photoshop", "Mozilla Firefox", "Oracle Database", "Windows Server", "Apple Music"]
+# fresh product names, chosen before any detector change: set 4 for development, set 5 held out
+PRODUCTS_4 = ["Adobe Illustrator", "Microsoft Teams", "Autodesk Maya", "Unreal Engine", "Apache Cassandra",
+              "HashiCorp Vault", "Sublime Text", "Ableton Live", "Final Cut Pro", "Wolfram Mathematica",
+              "Lenovo ThinkPad", "Samsung Galaxy", "Google Maps", "Adobe Acrobat Reader", "Opera Mini",
+              "Mozilla Thunderbird", "Apple Safari", "Microsoft Edge", "Oracle VirtualBox", "Atlassian Jira",
+              "Atlassian Confluence", "Adobe Premiere Pro", "Tableau Desktop", "Amazon Kindle", "Nintendo Switch",
+              "Sony Vegas", "Corel Painter", "Apache Tomcat", "Elastic Kibana", "Grafana Tempo",
+              "Salesforce Einstein", "Kaspersky Total Security", "Dell Latitude", "Logitech Harmony",
+              "Spotify Premium", "Tesla Cybertruck", "Ford Mustang", "Toyota Corolla", "Honda Civic"]
+PRODUCTS_5 = ["Azure DevOps", "Apple Keynote", "Google Docs", "Microsoft Outlook", "IntelliJ IDEA", "Postman Flows",
+              "Figma Jam", "Docker Desktop", "Apache Airflow", "Cisco Webex", "Zoom Workplace", "Canva Pro",
+              "Adobe Lightroom", "Xcode Cloud", "Android Studio", "Godot Engine", "Blender Cycles", "Ubuntu Server",
+              "Fedora Silverblue", "Debian Bookworm", "Kubernetes Dashboard", "Tor Browser", "Brave Search",
+              "Samsung Bixby", "Amazon Echo", "Garmin Connect", "Philips Hue", "Porsche Taycan", "Nikon Coolpix",
+              "Canon Pixma", "Epson EcoTank"]
 IDENTIFIER_DECOYS = ["get_user_name", "UserName", "parse_full_name()", "self.first_name", "JohnDoeFactory",
                      "NameResolver", "person.last_name", "DEFAULT_AUTHOR", "set_display_name", "AuthorSerializer"]
-REAL_DECOY_TEMPLATES = {"product_name": ["Install {v} first.", "It runs on {v}.", "We moved to {v} last year."],
-                        "code_identifier": ["Call {v} to get it.", "The attribute {v} is optional.", "See {v}."]}
+DECOY_CLASSES = {  # class: (values, templates)
+    "product_name": (PRODUCT_DECOYS, ["Install {v} first.", "It runs on {v}.", "We moved to {v} last year."]),
+    "code_identifier": (IDENTIFIER_DECOYS, ["Call {v} to get it.", "The attribute {v} is optional.", "See {v}."]),
+    "product_name_4": (PRODUCTS_4, ["Download {v} from the vendor site.", "{v} crashed again after the update.",
+                                    "Our license for {v} expires in May.", "Open {v} and go to Settings.",
+                                    "The {v} release notes mention a fix.", "We benchmarked {v} against two rivals."]),
+    "product_name_5": (PRODUCTS_5, ["Is {v} supported on ARM?", "{v} now ships with a dark theme.",
+                                    "I switched from {v} to something lighter.", "Export the file from {v} as CSV.",
+                                    "Support for {v} ends next quarter."]),
+}
 
 
 def spec_iban(rng: random.Random) -> tuple[str, str]:
@@ -477,41 +534,79 @@ def spec_ip(rng: random.Random) -> tuple[str, str]:
     return "public", ipv4(rng)
 
 
-def spec_name(rng: random.Random) -> tuple[str, str]:
-    return rng.choice(sorted(NAME_TEMPLATE_SETS)), f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}"
+@lru_cache(maxsize=None)
+def faker_for(locale: str):
+    try:
+        from faker import Faker
+    except ImportError:
+        raise SystemExit("pii_bench.py --real needs Faker for person names: pip install 'instruct[bench]'") from None
+    return Faker(locale)
 
 
-REAL_GENERATORS = {"IBAN": spec_iban, "PHONE": spec_nanp, "IP_ADDRESS": spec_ip, "NAME": spec_name}
+def latin(text: str) -> bool:
+    return all(c in " .'’-" or unicodedata.name(c, "").startswith("LATIN") for c in text)
+
+
+def faker_name(rng: random.Random) -> str:
+    """A person's name from one of Faker's locales, in the shapes people write: plain, a middle
+    initial, an initial for the given name, a middle name, a double-barrelled family name."""
+    while True:
+        locale = rng.choice(FAKER_LOCALES)
+        fake = faker_for(locale)
+        fake.seed_instance(rng.randrange(2 ** 32))
+        romanized = hasattr(fake, "first_romanized_name")
+        given_of = fake.first_romanized_name if romanized else fake.first_name
+        family_of = fake.last_romanized_name if romanized else fake.last_name
+        given, family, shape = given_of(), family_of(), rng.random()
+        if shape < 0.12:
+            given = f"{given} {given_of()[0]}."
+        elif shape < 0.22:
+            given = f"{given[0]}."
+        elif shape < 0.30:
+            given = f"{given} {given_of()}"
+        elif shape < 0.38:
+            family = f"{family}-{family_of()}"
+        name = f"{given} {family}"
+        if latin(name):
+            return name
+
+
+def spec_name(rng: random.Random, template_set: str) -> str:
+    return faker_name(rng) if template_set in FAKER_SETS else f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}"
+
+
+REAL_GENERATORS = {"IBAN": spec_iban, "PHONE": spec_nanp, "IP_ADDRESS": spec_ip}
 
 
 def real_world_set(docs: int, seed: int, names: bool) -> tuple[list[str], list[list[Label]]]:
-    """Each carrier docstring gets one value of each type (and one decoy of each class) at random cuts."""
+    """Each carrier docstring gets one value of each type (NAME: one per template set) and one decoy
+    of each class, as lines after its first paragraph."""
     rng = random.Random(seed)
-    types = ["IBAN", "PHONE", "SECRET", "IP_ADDRESS"] + (["NAME"] if names else [])
-    decoys = list(REAL_DECOY_TEMPLATES) if names else []
+    items = [(kind, "") for kind in ("IBAN", "PHONE", "SECRET", "IP_ADDRESS")]
+    if names:
+        items += [("NAME", s) for s in NAME_TEMPLATE_SETS] + [(f"decoy:{d}", d) for d in DECOY_CLASSES]
     texts, labels = [], []
     for carrier in (doc for _, doc in stdlib_docstrings(limit=docs)):
-        pieces, doc_labels, position = [], [], 0
-        paragraphs = carrier.split("\n\n")
-        for index, paragraph in enumerate(paragraphs):
-            pieces.append(paragraph + "\n\n")
-            position += len(paragraph) + 2
-            for kind in (types + [f"decoy:{d}" for d in decoys] if index == 0 else []):
-                if kind == "SECRET":
-                    subtype, value, template = spec_secret(rng)
-                elif kind.startswith("decoy:"):
-                    subtype = kind[6:]
-                    value = rng.choice(PRODUCT_DECOYS if subtype == "product_name" else IDENTIFIER_DECOYS)
-                    template = rng.choice(REAL_DECOY_TEMPLATES[subtype])
-                else:
-                    subtype, value = REAL_GENERATORS[kind](rng)
-                    template = rng.choice(NAME_TEMPLATE_SETS[subtype] if kind == "NAME" else TEMPLATES[kind])
-                before, _, after = template.partition("{v}")
-                pieces.append(before)
-                position += len(before)
-                doc_labels.append(Label(position, position + len(value), kind, subtype))
-                pieces.append(value + after + "\n")
-                position += len(value) + len(after) + 1
+        first, _, rest = carrier.partition("\n\n")
+        pieces, doc_labels, position = [first + "\n\n"], [], len(first) + 2
+        for kind, subtype in items:
+            if kind == "SECRET":
+                subtype, value, template = spec_secret(rng)
+            elif kind == "NAME":
+                value, template = spec_name(rng, subtype), rng.choice(NAME_TEMPLATE_SETS[subtype])
+            elif kind.startswith("decoy:"):
+                values, templates = DECOY_CLASSES[subtype]
+                value, template = rng.choice(values), rng.choice(templates)
+            else:
+                subtype, value = REAL_GENERATORS[kind](rng)
+                template = rng.choice(TEMPLATES[kind])
+            before, _, after = template.partition("{v}")
+            pieces.append(before)
+            position += len(before)
+            doc_labels.append(Label(position, position + len(value), kind, subtype))
+            pieces.append(value + after + "\n")
+            position += len(value) + len(after) + 1
+        pieces.append(rest)
         texts.append("".join(pieces))
         labels.append(doc_labels)
     return texts, labels
@@ -554,33 +649,38 @@ def real_main(args: argparse.Namespace) -> None:
     print(f"\nspeed, one process (CPU time): {megabytes / seconds:.2f} MB/s per core with NAME, "
           f"{megabytes / regex_seconds:.1f} MB/s per core without (regex detectors only)")
     if names:
-        name_candidates(texts, labels, megabytes)
+        name_candidates(texts, labels, megabytes, args.misses)
 
 
-def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: float) -> None:
+def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: float, misses: str | None) -> None:
     """NAME detectors side by side: spaCy alone, cue patterns alone, both (the default)."""
     from instruct.pii.names import NameDetector
 
     class SpacyOnly(NameDetector):
         find = NameDetector.model_names
 
-    print("\n| NAME detector | recall: " + " / ".join(sorted(NAME_TEMPLATE_SETS)) + " | precision | decoys altered | MB/s |"
-          "\n|---|---|---|---|---|")
+    print("\n| NAME detector | recall: " + " / ".join(NAME_TEMPLATE_SETS) + " | precision | decoys altered: "
+          + " / ".join(DECOY_CLASSES) + " | MB/s |\n|---|---|---|---|---|")
     for label, detector in (("spaCy en_core_web_sm (PERSON + name shape)", SpacyOnly()),
                             ("cue patterns only (no model)", NameDetector(model=False)),
                             ("cues + spaCy (default)", NameDetector())):
         spans, seconds = run_detectors(texts, [detector])
-        found, total = Counter(), Counter()
-        for doc_spans, doc_labels in zip(spans, labels):
+        found, total, missed = Counter(), Counter(), []
+        for text, doc_spans, doc_labels in zip(texts, spans, labels):
             for lab in doc_labels:
                 if lab.kind == "NAME":
                     total[lab.subtype] += 1
-                    found[lab.subtype] += any(s.start <= lab.start and s.end >= lab.end for s in doc_spans)
+                    hit = any(s.start <= lab.start and s.end >= lab.end for s in doc_spans)
+                    found[lab.subtype] += hit
+                    if not hit and lab.subtype == misses:
+                        missed.append(text[max(0, lab.start - 30):lab.end + 30])
         row = score(spans, labels, ("NAME",))
-        decoys = sum(hit for hit, _ in row["decoys"].values()), sum(n for _, n in row["decoys"].values())
-        recall = " / ".join(f"{found[k] / max(1, total[k]):.3f}" for k in sorted(NAME_TEMPLATE_SETS))
-        print(f"| {label} | {recall} | {row['types']['NAME']['precision']:.3f} | {decoys[0]} of {decoys[1]} | "
+        decoys = " / ".join(f"{hit} of {n}" for hit, n in (row["decoys"][d] for d in DECOY_CLASSES))
+        recall = " / ".join(f"{found[k] / max(1, total[k]):.3f}" for k in NAME_TEMPLATE_SETS)
+        print(f"| {label} | {recall} | {row['types']['NAME']['precision']:.3f} | {decoys} | "
               f"{megabytes / seconds:.3f} |")
+        for context in missed:
+            print(f"    missed: {context!r}")
 
 
 def main() -> None:
@@ -588,6 +688,7 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--real", action="store_true", help="real-world formats per subtype, and person names")
+    parser.add_argument("--misses", metavar="SET", help="--real: print the names each NAME detector missed in SET")
     args = parser.parse_args()
     if args.real:
         return real_main(args)
