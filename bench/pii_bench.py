@@ -653,17 +653,26 @@ def real_main(args: argparse.Namespace) -> None:
 
 
 def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: float, misses: str | None) -> None:
-    """NAME detectors side by side: spaCy alone, cue patterns alone, both (the default)."""
-    from instruct.pii.names import NameDetector
+    """NAME detectors side by side: each spaCy model alone, cue patterns alone, cues + each model."""
+    from instruct.pii.names import MODELS, NameDetector, load_ner
 
     class SpacyOnly(NameDetector):
-        find = NameDetector.model_names
+        def find(self, text):
+            return self.model_names(text)
 
+    models = []
+    for name_model in MODELS:
+        try:
+            load_ner(name_model)
+            models.append(name_model)
+        except Exception as error:  # noqa: BLE001 (a candidate that is not installed is reported, not fatal)
+            print(f"NAME model {name_model} skipped: {error}")
+    candidates = [(f"{MODELS[m][0]} alone (PERSON + name shape)", SpacyOnly(name_model=m)) for m in models]
+    candidates += [("cue patterns only (no model)", NameDetector(model=False))]
+    candidates += [(f"cues + {MODELS[m][0]} (name_model: {m})", NameDetector(name_model=m)) for m in models]
     print("\n| NAME detector | recall: " + " / ".join(NAME_TEMPLATE_SETS) + " | precision | decoys altered: "
           + " / ".join(DECOY_CLASSES) + " | MB/s |\n|---|---|---|---|---|")
-    for label, detector in (("spaCy en_core_web_sm (PERSON + name shape)", SpacyOnly()),
-                            ("cue patterns only (no model)", NameDetector(model=False)),
-                            ("cues + spaCy (default)", NameDetector())):
+    for label, detector in candidates:
         spans, seconds = run_detectors(texts, [detector])
         found, total, missed = Counter(), Counter(), []
         for text, doc_spans, doc_labels in zip(texts, spans, labels):

