@@ -17,10 +17,13 @@ detectors were written against: IBANs of every country of the registry (random a
 ISO 7064 check digits; compact and grouped), NANP numbers with any area/exchange code the NANP
 plan allows (assigned or not) in every common notation, AWS secret keys next to a cue word and
 high-entropy values assigned to key/secret/token/password names in Python, YAML, JSON, shell and
-.env lines, public and private IPv4, and person names (first/last names of many origins) in prose,
-in templates the name cues were written against and in two sets written after them (held out);
-decoys add product/project names and code identifiers. NAME needs the `ner` extra (spaCy); the
-NAME detectors are compared side by side (spaCy alone, cue patterns alone, both).
+.env lines, public and private IPv4, and person names in five template sets: (1) the ones the name
+cues were written against, (2, 3) written after them, (4) letters, tickets, commit messages,
+bylines, cc lines and code, written before this round's detector changes, (5) written with (4) and
+never used to tune (names in 4 and 5 from Faker's 45 Latin-script locales: diacritics, particles,
+initials, hyphens). Decoys: product names (three lists, the last held out) and code identifiers.
+NAME needs the `ner` extra (spaCy) and Faker (`bench` extra); the NAME detectors are compared side
+by side (each installed spaCy model alone, cue patterns alone, cues + each model).
 """
 from __future__ import annotations
 

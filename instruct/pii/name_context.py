@@ -40,7 +40,7 @@ PRONOUN_AFTER = re.compile(r"(?i)^[^.\n]{0,60}?\b(?:he|she|him|his|her|hers)\b")
 PRODUCT_CONTEXT = re.compile(
     r"(?i)\b(?:install\w*|download\w*|upgrad\w*|update[sd]?|release notes|"
     r"licen[cs]\w*|apps?|application|browser|plugin|extension|software|tool|platform|editor|ide|sdk|api|"
-    r"device|laptop|firmware|settings|preferences|crash\w*|launch\w*|runs? on)\b|\bv?\d+\.\d+|[™®©]")
+    r"device|laptop|firmware|settings|preferences|crash\w*|launch\w*|benchmark\w*|runs? on)\b|\bv?\d+\.\d+|[™®©]")
 PRODUCT_REACH = 24  # characters either side: "Install X first", not a version number at the end of the line
 LOWER_WORD = re.compile(r"(?<![\w.])[a-z]{3,}(?![\w(])")
 COMMON_MIN = 5  # lower-case occurrences in the stdlib sources that make a word a common noun
@@ -116,11 +116,10 @@ def person_cue(text: str, start: int, end: int) -> bool:
 
 
 def product_context(text: str, start: int, end: int) -> bool:
-    """The words next to [start, end), on its line, speak of software or goods."""
+    """The words of [start, end) or next to it, on its line, speak of software or goods."""
     line_start = max(text.rfind("\n", 0, start) + 1, start - PRODUCT_REACH)
     line_end = text.find("\n", end, end + PRODUCT_REACH)
-    return bool(PRODUCT_CONTEXT.search(text[line_start:start] + " " + text[end:line_end if line_end >= 0 else
-                                                                          end + PRODUCT_REACH]))
+    return bool(PRODUCT_CONTEXT.search(text[line_start:line_end if line_end >= 0 else end + PRODUCT_REACH]))
 
 
 def ends_in_common_noun(value: str) -> bool:

