@@ -29,12 +29,12 @@ PERSON_BEFORE = re.compile(
     r"cheers|best|yours|signed|by|cc|bcc|ask|ping|contact|tell|according to|(?:spoke|talked|met|chatted) with|"
     r"met|my name is|call me|named|called|i am|i'm|this is|e-?mail)\b\.?,?"
     r"|\b(?:from|to|cc|bcc|reply-to|by|authors?|maintainers?|owners?|assignee|assigned to|reporter|reviewers?|"
-    r"approved|approver|contributors?|attendees|participants|speakers?|host|credits?|photo|signed|name|"
-    r"customer|user|contact)\s*:|author\w*\s*=\s*\[?|\bTODO\()\s*[\"'“]?\s*$")
+    r"approved|approver|attendees|participants|speakers?|host|credits?|photo|signed|customer|user|contact)\s*:"
+    r"|author\w*\s*=|\bTODO\()\s*[\"'“]?\s*$")
 SIGN_OFF_LINE = re.compile(r"(?i)\b(?:regards|wishes|sincerely|cheers|thanks|best|yours|--)\W*\n\s*$")
 PERSON_AFTER = re.compile(
     r"(?:['’]s)?\s*(?:\((?:author|maintainer|reviewer|editor|chair|[\w ]*manager)\)|,?\s*(?:who|wrote|said|says|"
-    r"writes|replied|commented|asked|explained|told|argued|agreed|disagreed|presented|committed|joined|thinks|"
+    r"writes|replied|commented|asked|explained|told|argued|agreed|disagreed|committed|joined|thinks|"
     r"believes|reports|reported)\b)", re.IGNORECASE)
 PRONOUN_AFTER = re.compile(r"(?i)^[^.\n]{0,60}?\b(?:he|she|him|his|her|hers)\b")
 PRODUCT_CONTEXT = re.compile(
