@@ -46,6 +46,7 @@ LOWER_WORD = re.compile(r"(?<![\w.])[a-z]{3,}(?![\w(])")
 COMMON_MIN = 5  # lower-case occurrences in the stdlib sources that make a word a common noun
 
 
+@lru_cache(maxsize=1 << 16)  # the same capitalised words recur; runs() asks several times per run
 def name_word(word: str) -> bool:
     """A capitalised word of letters (inner apostrophes and hyphens; "McGann", not "UserName"), or
     an initial ("J.")."""
