@@ -109,7 +109,8 @@ def mismatched_logratios(policy, reference, tiny_model, pairs_file, count):  # n
 def test_preference_losses_and_gradients_match_the_papers(policy_and_pairs, tiny_model, pairs_file, loss, layout):  # noqa: F811
     policy, reference, data = policy_and_pairs
     pack = layout != "padded"
-    config = config_for(tiny_model, pairs_file, "unused", f"method.loss={loss}", f"data.pack={str(pack).lower()}")
+    config = config_for(tiny_model, pairs_file, "unused", f"method.loss={loss}", f"data.pack={str(pack).lower()}",
+                        "train.loss_chunk_tokens=16")  # the head in several chunks
     objective = PreferenceObjective(config)
     data.share_prompt = layout == "shared_prompt"
     try:

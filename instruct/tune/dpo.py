@@ -94,15 +94,16 @@ class PreferenceObjective(Objective):
         """The reference's summed log-probs: base with the adapter disabled, or the frozen copy."""
         if self.loss in REFERENCE_FREE:
             return None
+        chunk = self.config.train.loss_chunk_tokens
         if self.reference is not None:
-            return sequence_logps(self.reference, batch, select_logits)[0]
+            return sequence_logps(self.reference, batch, select_logits, chunk)[0]
         policy = getattr(model, "module", model)  # under DDP
         with policy.disable_adapter():
-            return sequence_logps(policy, batch, select_logits)[0]
+            return sequence_logps(policy, batch, select_logits, chunk)[0]
 
     def loss_sum(self, model: nn.Module, batch: PairBatch, select_logits: bool) -> torch.Tensor:
         reference = self.reference_logps(model, batch, select_logits)
-        logps, counts = sequence_logps(model, batch, select_logits)
+        logps, counts = sequence_logps(model, batch, select_logits, self.config.train.loss_chunk_tokens)
         method, pairs = self.config.method, 2 * batch.pairs
         kl = None
         if self.loss == "kto":  # the mismatched sequences follow the pairs

@@ -29,6 +29,7 @@ from instruct.preferences import to_preferences, validate_preference
 from instruct.schema import SchemaError, is_preference_schema, preferences_table
 from instruct.tune.attention import packed_kwargs
 from instruct.tune.data import IGNORE, TokenizedSet, tokenize_table
+from instruct.tune.loss import linear_token_logps, logits_token_logps, trained_outputs
 from instruct.tune.packing import Batch, collate
 
 
@@ -242,19 +243,17 @@ def _packed_pairs(ids: list[np.ndarray], targets: list[np.ndarray], shared: list
     return PairBatch(inputs, row_targets, offset, pairs, sequence=sequence, pairs=pairs, sequences=len(ids))
 
 
-def sequence_logps(model: Any, batch: PairBatch, select_logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(summed log-prob of each sequence's trained tokens, their count), one forward pass for the batch."""
-    targets = batch.targets
-    if select_logits:
-        keep = torch.nonzero(targets[0] != IGNORE).squeeze(1)
-        logits = model(**batch.inputs, use_cache=False, logits_to_keep=keep).logits[0]
-        picked, owner = targets[0, keep], batch.sequence[0, keep]
-    else:
-        logits = model(**batch.inputs, use_cache=False).logits[:, -targets.shape[1]:]
-        mask = targets != IGNORE
-        logits, picked, owner = logits[mask], targets[mask], batch.sequence[mask]
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 at least (fp64 stays fp64)
-    token_logps = -torch.nn.functional.cross_entropy(logits, picked, reduction="none")
+def sequence_logps(model: Any, batch: PairBatch, select_logits: bool,
+                   chunk_tokens: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed log-prob of each sequence's trained tokens, their count), one forward pass for the batch.
+
+    The head runs `chunk_tokens` at a time on the trained tokens only (loss.py), so neither the
+    policy nor the reference ever holds [tokens, vocab] logits."""
+    outputs, head, forward = trained_outputs(model, batch.inputs, batch.targets, select_logits)
+    trained = batch.targets != IGNORE
+    picked, owner = batch.targets[trained], batch.sequence[trained]
+    token_logps = (logits_token_logps(outputs, picked) if head is None
+                   else linear_token_logps(outputs, head, forward, picked, chunk_tokens))
     count = batch.sequences
     sums = torch.zeros(count, dtype=token_logps.dtype, device=token_logps.device).index_add(0, owner, token_logps)
     return sums, torch.bincount(owner, minlength=count).to(sums.dtype)
