@@ -158,6 +158,27 @@ def test_kto_loss_by_hand():
     assert losses.tolist() == pytest.approx(expected, abs=1e-6)
 
 
+@pytest.mark.parametrize("loss", ["dpo", "kto"])
+def test_reference_logps_are_computed_once_per_pair(policy_and_pairs, tiny_model, pairs_file, loss):  # noqa: F811
+    """Epochs after the first reuse each pair's reference sums (the same numbers) instead of a reference forward;
+    KTO's mismatched sequences change with the batch, so KTO runs it every time."""
+    policy, _, data = policy_and_pairs
+    objective = PreferenceObjective(config_for(tiny_model, pairs_file, "unused", f"method.loss={loss}"))
+    forwards = []
+    hook = policy.get_base_model().model.register_forward_pre_hook(lambda *_: forwards.append(1))
+    try:
+        with torch.no_grad():
+            first = objective.reference_logps(policy, objective.collate(data, [0, 1]), True)
+            objective.reference_logps(policy, objective.collate(data, [2]), True)
+            again = objective.reference_logps(policy, objective.collate(data, [2, 0, 1]), True)  # another packing
+            expected = objective.reference_logps(policy, objective.collate(data, [2]), True)
+    finally:
+        hook.remove()
+    assert len(forwards) == (2 if loss == "dpo" else 4)
+    # pairs 2, 0, 1 in that order (KTO's mismatched sums follow the pairs')
+    assert torch.allclose(again[2:6], first[:4], rtol=1e-9) and torch.allclose(again[:2], expected[:2], rtol=1e-9)
+
+
 def test_shared_prompt_packs_each_prompt_once(policy_and_pairs):
     _, _, data = policy_and_pairs
     pairs = list(range(len(data)))

@@ -183,11 +183,13 @@ class PairBatch(Batch):
     sequence: torch.Tensor = None  # same shape as targets
     pairs: int = 0
     sequences: int = 0  # how many sequences `sequence` numbers
+    pair_ids: list[str] = field(default_factory=list)  # the pairs' ids, in batch order
 
     def to(self, device: torch.device) -> PairBatch:
         moved = super().to(device)
         return PairBatch(moved.inputs, moved.targets, moved.tokens, moved.trained, moved.group,
-                         sequence=self.sequence.to(device), pairs=self.pairs, sequences=self.sequences)
+                         sequence=self.sequence.to(device), pairs=self.pairs, sequences=self.sequences,
+                         pair_ids=self.pair_ids)
 
 
 def collate_pairs(data: PreferenceSet, indices: list[int], pack: bool, pad_id: int = 0,
@@ -212,12 +214,15 @@ def collate_pairs(data: PreferenceSet, indices: list[int], pack: bool, pad_id: i
             targets.append(np.concatenate([seq.targets[2 * pair][:prompt], seq.targets[2 * other][answer:]]))
             shared.append(prompt if share else 0)
             heads.append(2 * position)
-    if not pack:
-        batch = collate(TokenizedSet([], ids, targets), list(range(len(ids))), False, pad_id)
-        sequence = torch.arange(len(ids))[:, None].expand_as(batch.targets)
-        return PairBatch(batch.inputs, batch.targets, batch.tokens, len(indices), sequence=sequence,
-                         pairs=len(indices), sequences=len(ids))
-    return _packed_pairs(ids, targets, shared, heads, len(indices))
+    if pack:
+        batch = _packed_pairs(ids, targets, shared, heads, len(indices))
+    else:
+        padded = collate(TokenizedSet([], ids, targets), list(range(len(ids))), False, pad_id)
+        batch = PairBatch(padded.inputs, padded.targets, padded.tokens, len(indices),
+                          sequence=torch.arange(len(ids))[:, None].expand_as(padded.targets), pairs=len(indices),
+                          sequences=len(ids))
+    batch.pair_ids = [data.ids[i] for i in indices]
+    return batch
 
 
 def _first_trained(targets: np.ndarray) -> int:
