@@ -79,7 +79,8 @@ def run_ours(args: argparse.Namespace, data: Path, work: Path, row: str) -> dict
     return {"tokens_per_s": pairs * sum(lengths) / len(lengths) / result.training_seconds,
             "pairs_per_s": pairs / result.training_seconds, "peak_rss_mb": result.peak_rss_mb,
             "pairs_per_step": pairs / result.steps, "micro_batch_tokens": plan["micro_batch_tokens"],
-            "checkpointing": plan["memory"]["grad_checkpointing"], "dtype": plan["dtype"]}
+            "checkpointing": plan["memory"]["grad_checkpointing"], "dtype": plan["dtype"],
+            "estimate_mb": plan["memory"]["estimate"] / 2 ** 20}
 
 
 def pair_sequence_tokens(pairs: list[dict], output: str) -> list[int]:
@@ -153,16 +154,18 @@ def report(args: argparse.Namespace, results: dict[str, dict]) -> None:
     print(f"DPO, {args.model or 'SmolLM2-135M-Instruct'}, LoRA r=16, one epoch of {args.batch * args.steps} pairs "
           f"(TRL: {args.steps} steps x {args.batch}), max_length {args.max_length}, threads {args.threads or 'default'}")
     print(f"{'row':11s} {'dtype':9s} {'pairs/step':>10s} {'micro':>6s} {'ckpt':>5s} {'tokens/s':>9s} {'pairs/s':>8s} "
-          f"{'peak RSS MB':>12s} {'vs TRL':>17s} {'load':>10s}")
+          f"{'peak RSS MB':>12s} {'plan MB':>8s} {'vs TRL':>17s} {'load':>10s}")
     for name, row in results.items():
         peer = results.get("trl-bf16" if row["dtype"] == "bfloat16" and "trl-bf16" in results else "trl")
         ratio = (f"{row['tokens_per_s'] / peer['tokens_per_s']:.2f}x @ {row['peak_rss_mb'] / peer['peak_rss_mb']:.2f}x"
                  if peer is not None and not name.startswith("trl") else "")
+        estimate = f"{row['estimate_mb']:.0f}" if "estimate_mb" in row else "-"
         print(f"{name:11s} {row['dtype']:9s} {row['pairs_per_step']:10.1f} {row['micro_batch_tokens'] or '-':>6} "
               f"{'on' if row['checkpointing'] else 'off':>5s} {row['tokens_per_s']:9.0f} {row['pairs_per_s']:8.3f} "
-              f"{row['peak_rss_mb']:12.0f} {ratio:>17s} {row['load'][0]:4.1f}-{row['load'][1]:<4.1f}")
+              f"{row['peak_rss_mb']:12.0f} {estimate:>8s} {ratio:>17s} "
+              f"{row['load'][0]:4.1f}-{row['load'][1]:<4.1f}")
     print("vs TRL: tokens/s ratio @ peak RSS ratio (tokens counted as TRL feeds them: the prompt in both sequences); "
-          "load: 1-minute load average before-after the row")
+          "plan MB: the memory plan's estimate; load: 1-minute load average before-after the row")
 
 
 def main() -> None:
