@@ -162,7 +162,11 @@ def test_kto_loss_by_hand():
 def test_reference_logps_are_computed_once_per_pair(policy_and_pairs, tiny_model, pairs_file, loss):  # noqa: F811
     """Epochs after the first reuse each pair's reference sums (the same numbers) instead of a reference forward;
     KTO's mismatched sequences change with the batch, so KTO runs it every time."""
+    from transformers import AutoTokenizer
+
     policy, _, data = policy_and_pairs
+    other = tokenize_preferences(load_preferences(pairs_file).slice(3, 1), AutoTokenizer.from_pretrained(tiny_model),
+                                 256, "drop", None)  # another set: its pair 0 is not data's pair 0
     objective = PreferenceObjective(config_for(tiny_model, pairs_file, "unused", f"method.loss={loss}"))
     forwards = []
     hook = policy.get_base_model().model.register_forward_pre_hook(lambda *_: forwards.append(1))
@@ -172,9 +176,11 @@ def test_reference_logps_are_computed_once_per_pair(policy_and_pairs, tiny_model
             objective.reference_logps(policy, objective.collate(data, [2]), True)
             again = objective.reference_logps(policy, objective.collate(data, [2, 0, 1]), True)  # another packing
             expected = objective.reference_logps(policy, objective.collate(data, [2]), True)
+            elsewhere = objective.reference_logps(policy, objective.collate(other, [0]), True)
     finally:
         hook.remove()
-    assert len(forwards) == (2 if loss == "dpo" else 4)
+    assert len(forwards) == (3 if loss == "dpo" else 5)
+    assert not torch.allclose(elsewhere[:2], first[:2])
     # pairs 2, 0, 1 in that order (KTO's mismatched sums follow the pairs')
     assert torch.allclose(again[2:6], first[:4], rtol=1e-9) and torch.allclose(again[:2], expected[:2], rtol=1e-9)
 

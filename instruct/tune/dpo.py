@@ -76,7 +76,7 @@ class PreferenceObjective(Objective):
         super().__init__(config)
         self.loss = config.method.loss
         self.reference: nn.Module | None = None  # only for full-weight methods with a reference-based loss
-        self.reference_cache: dict[str, torch.Tensor] = {}  # pair id -> the reference's (chosen, rejected) sums
+        self.reference_cache: dict[tuple[int, int], torch.Tensor] = {}  # PairBatch.pair_keys -> (chosen, rejected)
 
     def setup(self, model: nn.Module) -> None:
         if self.loss not in REFERENCE_FREE and self.config.method.name not in PEFT_ADAPTERS:
@@ -94,14 +94,14 @@ class PreferenceObjective(Objective):
     def reference_logps(self, model: nn.Module, batch: PairBatch, select_logits: bool) -> torch.Tensor | None:
         """The reference's summed log-probs: base with the adapter disabled, or the frozen copy.
 
-        The reference never changes, so each pair's (chosen, rejected) sums are kept by pair id and a
+        The reference never changes, so each pair's (chosen, rejected) sums are kept (by set and index) and a
         micro-batch of pairs all seen before (every epoch after the first) skips the reference forward.
         KTO's mismatched sequences depend on the batch's neighbours, so KTO always runs it."""
         if self.loss in REFERENCE_FREE:
             return None
-        cacheable = self.loss != "kto" and len(batch.pair_ids) == batch.pairs
-        if cacheable and all(pair in self.reference_cache for pair in batch.pair_ids):
-            return torch.cat([self.reference_cache[pair] for pair in batch.pair_ids])
+        cacheable = self.loss != "kto" and len(batch.pair_keys) == batch.pairs
+        if cacheable and all(pair in self.reference_cache for pair in batch.pair_keys):
+            return torch.cat([self.reference_cache[pair] for pair in batch.pair_keys])
         chunk = self.config.train.loss_chunk_tokens
         if self.reference is not None:
             sums = sequence_logps(self.reference, batch, select_logits, chunk)[0]
@@ -110,7 +110,7 @@ class PreferenceObjective(Objective):
             with policy.disable_adapter():
                 sums = sequence_logps(policy, batch, select_logits, chunk)[0]
         if cacheable:
-            self.reference_cache.update((pair, sums[2 * k:2 * k + 2]) for k, pair in enumerate(batch.pair_ids))
+            self.reference_cache.update((pair, sums[2 * k:2 * k + 2]) for k, pair in enumerate(batch.pair_keys))
         return sums
 
     def loss_sum(self, model: nn.Module, batch: PairBatch, select_logits: bool) -> torch.Tensor:

@@ -11,6 +11,7 @@ see exactly the context they would alone while the prompt's forward and backward
 """
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -83,6 +84,7 @@ class PreferenceSet:
     truncated_prompts: int = 0
     share_prompt: bool = False  # collate packs each pair's prompt once (see the module docstring)
     mismatched: bool = False  # collate adds a mismatched sequence per pair (KTO): the planner counts it
+    key: int = field(default_factory=itertools.count().__next__)  # tells this set's pairs from another's
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -183,13 +185,13 @@ class PairBatch(Batch):
     sequence: torch.Tensor = None  # same shape as targets
     pairs: int = 0
     sequences: int = 0  # how many sequences `sequence` numbers
-    pair_ids: list[str] = field(default_factory=list)  # the pairs' ids, in batch order
+    pair_keys: list[tuple[int, int]] = field(default_factory=list)  # (its set's `key`, pair index), in batch order
 
     def to(self, device: torch.device) -> PairBatch:
         moved = super().to(device)
         return PairBatch(moved.inputs, moved.targets, moved.tokens, moved.trained, moved.group,
                          sequence=self.sequence.to(device), pairs=self.pairs, sequences=self.sequences,
-                         pair_ids=self.pair_ids)
+                         pair_keys=self.pair_keys)
 
 
 def collate_pairs(data: PreferenceSet, indices: list[int], pack: bool, pad_id: int = 0,
@@ -221,7 +223,7 @@ def collate_pairs(data: PreferenceSet, indices: list[int], pack: bool, pad_id: i
         batch = PairBatch(padded.inputs, padded.targets, padded.tokens, len(indices),
                           sequence=torch.arange(len(ids))[:, None].expand_as(padded.targets), pairs=len(indices),
                           sequences=len(ids))
-    batch.pair_ids = [data.ids[i] for i in indices]
+    batch.pair_keys = [(data.key, i) for i in indices]
     return batch
 
 
