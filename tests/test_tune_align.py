@@ -310,3 +310,71 @@ def test_eval_pairs_cli_reports_base_and_tuned_accuracy(tiny_model, pairs_file, 
     assert report["n"] == 20 and {"base_accuracy", "tuned_accuracy", "accuracy_difference"} <= set(report)
     assert report["implicit_reward_accuracy"]["mean"] > 0.5
     assert "tuned_accuracy" in process.stdout
+
+
+def unpaired_rows(pairs_file, count: int, shift: int = 0) -> list[dict]:
+    """TRL's unpaired KTO rows from the pairs: pair i's chosen (desirable) for even i, its rejected otherwise;
+    `shift` gives each prompt the answer of the row `shift` places on (a mismatched sequence, rendered)."""
+    pairs = [json.loads(line) for line in pairs_file.read_text().splitlines()][:count]
+    answers = [(p["chosen"], True) if i % 2 == 0 else (p["rejected"], False) for i, p in enumerate(pairs)]
+    return [{"prompt": p["prompt"], "completion": answers[(i + shift) % count][0], "label": answers[i][1]}
+            for i, p in enumerate(pairs)]
+
+
+def test_unpaired_kto_loss_and_gradients_match_the_formula(policy_and_pairs, tiny_model, pairs_file, tmp_path):  # noqa: F811
+    from transformers import AutoTokenizer
+
+    from instruct.tune.preference_data import load_unpaired, tokenize_unpaired
+
+    policy, reference, _ = policy_and_pairs
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    sets = []
+    for shift in (0, 1):
+        path = tmp_path / f"unpaired{shift}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in unpaired_rows(pairs_file, 4, shift)))
+        sets.append(tokenize_unpaired(load_unpaired(path), tokenizer, 256, "drop", None))
+    data, swapped = sets
+    data.mismatched = True
+    objective = PreferenceObjective(config_for(tiny_model, tmp_path / "unpaired0.jsonl", "unused", "method.loss=kto",
+                                               "train.loss_chunk_tokens=16"))
+    batch = objective.collate(data, [0, 1, 2, 3])
+    assert batch.labels.tolist() == [True, False, True, False] and batch.sequences == 8
+    policy.zero_grad()
+    ours = objective.loss_sum(policy, batch, select_logits=True)
+    ours.backward()
+    ours_grads = {n: p.grad.clone() for n, p in policy.named_parameters() if p.requires_grad}
+
+    policy.zero_grad()
+    seq = data.sequences
+    ratio = lambda s, i: (answer_logp(policy, s.input_ids[i], s.targets[i])[0]  # noqa: E731
+                          - answer_logp(reference, s.input_ids[i], s.targets[i])[0].detach())
+    with torch.no_grad():
+        z = torch.stack([ratio(swapped.sequences, i) for i in range(4)]).mean().clamp(min=0)
+    beta = objective.config.method.preference_beta
+    expected = sum((1 - torch.sigmoid(beta * (ratio(seq, i) - z))) if i % 2 == 0
+                   else (1 - torch.sigmoid(beta * (z - ratio(seq, i)))) for i in range(4))
+    expected.backward()
+    assert abs(float(ours) - float(expected)) <= 1e-6
+    for name, parameter in policy.named_parameters():
+        if parameter.requires_grad:
+            assert torch.allclose(ours_grads[name], parameter.grad, rtol=1e-5, atol=1e-9), name
+
+
+def test_unpaired_kto_trains_and_other_losses_refuse_it(tiny_model, pairs_file, tmp_path):  # noqa: F811
+    from instruct.config import ConfigError
+    from instruct.io.readers.base import InputError
+    from instruct.tune.preference_data import load_unpaired
+
+    path = tmp_path / "unpaired.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in unpaired_rows(pairs_file, 60)))
+    result = train(config_for(tiny_model, path, tmp_path / "kto", "method.loss=kto", "train.max_steps=6"),
+                   show_progress=False)
+    assert result.objective == "dpo" and result.eval_loss < result.initial_eval_loss
+    assert {"eval_kl", "eval_desirable_reward", "eval_undesirable_reward"} <= set(result.eval_metrics)
+    with pytest.raises(ConfigError, match="unpaired.jsonl: unpaired rows .* only method.loss=kto, not dpo"):
+        train(config_for(tiny_model, path, tmp_path / "dpo"), show_progress=False)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(path.read_text().splitlines()[0] + "\n" + json.dumps({"prompt": "q", "completion": "a",
+                                                                          "label": "yes"}) + "\n")
+    with pytest.raises(InputError, match=r"bad.jsonl:2: label must be true or false"):
+        load_unpaired(bad)
