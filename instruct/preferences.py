@@ -11,6 +11,8 @@ gives all C(K,2) pairs as InstructGPT trains its reward model. Formats, detected
 - `ultrafeedback`: `{instruction | prompt, completions: [{response, overall_score | score | rating}]}`.
 - `ranking`: `{prompt, ranking: [best, ..., worst]}` or `{prompt, responses: [...], ranks: [...]}`
   (rank 1 is best).
+- `unpaired`: `{prompt, completion, label: bool}` (TRL's unpaired KTO format): one answer marked
+  desirable or not, no pair; `to_unpaired` reads it, and only the KTO loss trains on it.
 """
 from __future__ import annotations
 
@@ -40,6 +42,8 @@ def detect_preference_format(record: Mapping[str, Any]) -> str:
     """Name the preference format of one record: 'preference', 'trl', 'hh', 'ultrafeedback' or 'ranking'."""
     if {"prompt", "chosen", "rejected", "source", "meta"} <= set(record):
         return "preference"
+    if {"prompt", "completion", "label"} <= set(record):
+        return "unpaired"
     if "completions" in record:
         return "ultrafeedback"
     if "ranking" in record or ("responses" in record and "ranks" in record):
@@ -55,6 +59,9 @@ def to_preferences(record: Mapping[str, Any], source: str | None = None, min_mar
                    stats: PairStats | None = None) -> list[dict[str, Any]]:
     """Any supported preference record -> validated PREFERENCE dicts (one or more pairs)."""
     kind = detect_preference_format(record)
+    if kind == "unpaired":
+        raise SchemaError("an unpaired record (prompt, completion, label) has no pair: only method.loss=kto "
+                          "trains on unpaired data, and a file holds one kind")
     if kind == "preference":
         pairs = [dict(record)]
     elif kind == "trl":
@@ -75,20 +82,41 @@ def to_preferences(record: Mapping[str, Any], source: str | None = None, min_mar
 
 def validate_preference(pair: Mapping[str, Any]) -> None:
     """Raise SchemaError unless the prompt ends with a user turn and both answers are assistant turns."""
-    prompt, chosen, rejected = pair.get("prompt"), pair.get("chosen"), pair.get("rejected")
+    chosen, rejected = pair.get("chosen"), pair.get("rejected")
+    _validate_turns(pair.get("prompt"), {"chosen": chosen, "rejected": rejected})
+    if chosen == rejected:
+        raise SchemaError("preference chosen and rejected are identical")
+
+
+def _validate_turns(prompt: Messages | None, answers: Mapping[str, Messages | None]) -> None:
+    """A prompt ending with a user turn, and each answer one or more assistant turns."""
     if not prompt:
         raise SchemaError("preference has an empty prompt")
-    for name, messages in (("prompt", prompt), ("chosen", chosen), ("rejected", rejected)):
+    for name, messages in (("prompt", prompt), *answers.items()):
         for position, message in enumerate(messages or []):
             if message.get("role") not in ROLES or not isinstance(message.get("content"), str):
                 raise SchemaError(f"{name} message {position} is not a {{role, content}} message with a known role")
     if prompt[-1]["role"] != "user":
         raise SchemaError("preference prompt does not end with a user message")
-    for name, messages in (("chosen", chosen), ("rejected", rejected)):
+    for name, messages in answers.items():
         if not messages or any(m["role"] != "assistant" for m in messages):
             raise SchemaError(f"preference {name} must be one or more assistant messages")
-    if chosen == rejected:
-        raise SchemaError("preference chosen and rejected are identical")
+
+
+def to_unpaired(record: Mapping[str, Any]) -> dict[str, Any]:
+    """An unpaired KTO record -> {id, prompt, completion, label}, validated as a pair's prompt and answer are."""
+    if detect_preference_format(record) != "unpaired":
+        raise SchemaError(f"record with fields {sorted(record)} is not an unpaired (prompt, completion, label) "
+                          "record; a file holds one kind")
+    if not isinstance(record["label"], bool):
+        raise SchemaError(f"label must be true or false, got {record['label']!r}")
+    prompt = _as_messages(record["prompt"], "user", "prompt")
+    completion = _as_messages(record["completion"], "assistant", "completion")
+    _validate_turns(prompt, {"completion": completion})
+    base = record.get("id")
+    if base is None:
+        base = content_id(*(m["role"] + ":" + str(m["content"]) for m in prompt + completion), str(record["label"]))
+    return {"id": str(base), "prompt": prompt, "completion": completion, "label": record["label"]}
 
 
 def to_trl(pair: Mapping[str, Any]) -> dict[str, Any]:

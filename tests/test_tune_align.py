@@ -109,7 +109,8 @@ def mismatched_logratios(policy, reference, tiny_model, pairs_file, count):  # n
 def test_preference_losses_and_gradients_match_the_papers(policy_and_pairs, tiny_model, pairs_file, loss, layout):  # noqa: F811
     policy, reference, data = policy_and_pairs
     pack = layout != "padded"
-    config = config_for(tiny_model, pairs_file, "unused", f"method.loss={loss}", f"data.pack={str(pack).lower()}")
+    config = config_for(tiny_model, pairs_file, "unused", f"method.loss={loss}", f"data.pack={str(pack).lower()}",
+                        "train.loss_chunk_tokens=16")  # the head in several chunks
     objective = PreferenceObjective(config)
     data.share_prompt = layout == "shared_prompt"
     try:
@@ -155,6 +156,33 @@ def test_kto_loss_by_hand():
     expected = [((1 - sigmoid(2.0 * (c - 0.3))) + 1.5 * (1 - sigmoid(2.0 * (0.3 - r)))) / 2
                 for c, r in ((0.5, -0.2), (-1.0, 0.4))]
     assert losses.tolist() == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("loss", ["dpo", "kto"])
+def test_reference_logps_are_computed_once_per_pair(policy_and_pairs, tiny_model, pairs_file, loss):  # noqa: F811
+    """Epochs after the first reuse each pair's reference sums (the same numbers) instead of a reference forward;
+    KTO's mismatched sequences change with the batch, so KTO runs it every time."""
+    from transformers import AutoTokenizer
+
+    policy, _, data = policy_and_pairs
+    other = tokenize_preferences(load_preferences(pairs_file).slice(3, 1), AutoTokenizer.from_pretrained(tiny_model),
+                                 256, "drop", None)  # another set: its pair 0 is not data's pair 0
+    objective = PreferenceObjective(config_for(tiny_model, pairs_file, "unused", f"method.loss={loss}"))
+    forwards = []
+    hook = policy.get_base_model().model.register_forward_pre_hook(lambda *_: forwards.append(1))
+    try:
+        with torch.no_grad():
+            first = objective.reference_logps(policy, objective.collate(data, [0, 1]), True)
+            objective.reference_logps(policy, objective.collate(data, [2]), True)
+            again = objective.reference_logps(policy, objective.collate(data, [2, 0, 1]), True)  # another packing
+            expected = objective.reference_logps(policy, objective.collate(data, [2]), True)
+            elsewhere = objective.reference_logps(policy, objective.collate(other, [0]), True)
+    finally:
+        hook.remove()
+    assert len(forwards) == (3 if loss == "dpo" else 5)
+    assert not torch.allclose(elsewhere[:2], first[:2])
+    # pairs 2, 0, 1 in that order (KTO's mismatched sums follow the pairs')
+    assert torch.allclose(again[2:6], first[:4], rtol=1e-9) and torch.allclose(again[:2], expected[:2], rtol=1e-9)
 
 
 def test_shared_prompt_packs_each_prompt_once(policy_and_pairs):
@@ -282,3 +310,71 @@ def test_eval_pairs_cli_reports_base_and_tuned_accuracy(tiny_model, pairs_file, 
     assert report["n"] == 20 and {"base_accuracy", "tuned_accuracy", "accuracy_difference"} <= set(report)
     assert report["implicit_reward_accuracy"]["mean"] > 0.5
     assert "tuned_accuracy" in process.stdout
+
+
+def unpaired_rows(pairs_file, count: int, shift: int = 0) -> list[dict]:
+    """TRL's unpaired KTO rows from the pairs: pair i's chosen (desirable) for even i, its rejected otherwise;
+    `shift` gives each prompt the answer of the row `shift` places on (a mismatched sequence, rendered)."""
+    pairs = [json.loads(line) for line in pairs_file.read_text().splitlines()][:count]
+    answers = [(p["chosen"], True) if i % 2 == 0 else (p["rejected"], False) for i, p in enumerate(pairs)]
+    return [{"prompt": p["prompt"], "completion": answers[(i + shift) % count][0], "label": answers[i][1]}
+            for i, p in enumerate(pairs)]
+
+
+def test_unpaired_kto_loss_and_gradients_match_the_formula(policy_and_pairs, tiny_model, pairs_file, tmp_path):  # noqa: F811
+    from transformers import AutoTokenizer
+
+    from instruct.tune.preference_data import load_unpaired, tokenize_unpaired
+
+    policy, reference, _ = policy_and_pairs
+    tokenizer = AutoTokenizer.from_pretrained(tiny_model)
+    sets = []
+    for shift in (0, 1):
+        path = tmp_path / f"unpaired{shift}.jsonl"
+        path.write_text("".join(json.dumps(r) + "\n" for r in unpaired_rows(pairs_file, 4, shift)))
+        sets.append(tokenize_unpaired(load_unpaired(path), tokenizer, 256, "drop", None))
+    data, swapped = sets
+    data.mismatched = True
+    objective = PreferenceObjective(config_for(tiny_model, tmp_path / "unpaired0.jsonl", "unused", "method.loss=kto",
+                                               "train.loss_chunk_tokens=16"))
+    batch = objective.collate(data, [0, 1, 2, 3])
+    assert batch.labels.tolist() == [True, False, True, False] and batch.sequences == 8
+    policy.zero_grad()
+    ours = objective.loss_sum(policy, batch, select_logits=True)
+    ours.backward()
+    ours_grads = {n: p.grad.clone() for n, p in policy.named_parameters() if p.requires_grad}
+
+    policy.zero_grad()
+    seq = data.sequences
+    ratio = lambda s, i: (answer_logp(policy, s.input_ids[i], s.targets[i])[0]  # noqa: E731
+                          - answer_logp(reference, s.input_ids[i], s.targets[i])[0].detach())
+    with torch.no_grad():
+        z = torch.stack([ratio(swapped.sequences, i) for i in range(4)]).mean().clamp(min=0)
+    beta = objective.config.method.preference_beta
+    expected = sum((1 - torch.sigmoid(beta * (ratio(seq, i) - z))) if i % 2 == 0
+                   else (1 - torch.sigmoid(beta * (z - ratio(seq, i)))) for i in range(4))
+    expected.backward()
+    assert abs(float(ours) - float(expected)) <= 1e-6
+    for name, parameter in policy.named_parameters():
+        if parameter.requires_grad:
+            assert torch.allclose(ours_grads[name], parameter.grad, rtol=1e-5, atol=1e-9), name
+
+
+def test_unpaired_kto_trains_and_other_losses_refuse_it(tiny_model, pairs_file, tmp_path):  # noqa: F811
+    from instruct.config import ConfigError
+    from instruct.io.readers.base import InputError
+    from instruct.tune.preference_data import load_unpaired
+
+    path = tmp_path / "unpaired.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in unpaired_rows(pairs_file, 60)))
+    result = train(config_for(tiny_model, path, tmp_path / "kto", "method.loss=kto", "train.max_steps=6"),
+                   show_progress=False)
+    assert result.objective == "dpo" and result.eval_loss < result.initial_eval_loss
+    assert {"eval_kl", "eval_desirable_reward", "eval_undesirable_reward"} <= set(result.eval_metrics)
+    with pytest.raises(ConfigError, match="unpaired.jsonl: unpaired rows .* only method.loss=kto, not dpo"):
+        train(config_for(tiny_model, path, tmp_path / "dpo"), show_progress=False)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(path.read_text().splitlines()[0] + "\n" + json.dumps({"prompt": "q", "completion": "a",
+                                                                          "label": "yes"}) + "\n")
+    with pytest.raises(InputError, match=r"bad.jsonl:2: label must be true or false"):
+        load_unpaired(bad)

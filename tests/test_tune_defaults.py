@@ -13,7 +13,7 @@ from torch import nn
 
 from instruct.config import ConfigError
 from instruct.tune import train
-from instruct.tune.loss import linear_cross_entropy
+from instruct.tune.loss import linear_cross_entropy, linear_token_logps
 from instruct.tune.memory import activation_bytes, checkpointed_per_token, parse_size, plan_memory
 from instruct.tune.plan import LR_DEFAULTS, MAX_STEP_TOKENS, TARGET_STEPS, plan_steps
 from instruct.tune.precision import cpu_bf16_units, training_dtype
@@ -42,6 +42,35 @@ def test_chunked_cross_entropy_equals_the_full_one(plain_head, chunk):
     assert torch.allclose(hidden.grad, 0.5 * expected[0], atol=1e-5)
     for got, want in zip([p.grad for p in head.parameters()], expected[1]):
         assert torch.allclose(got, 0.5 * want, atol=1e-5)
+
+
+@pytest.mark.parametrize("head_kind", ["frozen-linear", "trained-linear", "non-linear"])
+@pytest.mark.parametrize("chunk", [7, 1000])
+def test_chunked_token_logps_equal_the_full_log_softmax(head_kind, chunk):
+    """Per-token log-probs (DPO's) with a different upstream gradient on every token, in fp64."""
+    torch.manual_seed(0)
+    head = (nn.Sequential(nn.Linear(32, 500), nn.Tanh()) if head_kind == "non-linear"
+            else nn.Linear(32, 500, bias=False)).double()
+    head.requires_grad_(head_kind != "frozen-linear")
+    hidden = torch.randn(93, 32, dtype=torch.float64, requires_grad=True)
+    targets = torch.randint(0, 500, (93,))
+    upstream = torch.randn(93, dtype=torch.float64)
+
+    full = torch.log_softmax(head(hidden), -1).gather(1, targets[:, None]).squeeze(1)
+    (full * upstream).sum().backward()
+    expected = hidden.grad.clone(), [p.grad.clone() for p in head.parameters() if p.requires_grad]
+    hidden.grad = None
+    head.zero_grad()
+
+    chunked = linear_token_logps(hidden, head, head.forward, targets, chunk)
+    (chunked * upstream).sum().backward()
+    assert chunked.dtype == torch.float64
+    assert torch.allclose(chunked, full, rtol=1e-12)
+    assert torch.allclose(hidden.grad, expected[0], rtol=1e-10, atol=1e-12)
+    for got, want in zip([p.grad for p in head.parameters() if p.requires_grad], expected[1]):
+        assert torch.allclose(got, want, rtol=1e-10, atol=1e-12)
+    with torch.no_grad():  # a reference pass: the same numbers, no graph
+        assert torch.allclose(linear_token_logps(hidden, head, head.forward, targets, chunk), full, rtol=1e-12)
 
 
 def test_loss_sum_through_peft_equals_cross_entropy_on_full_logits(tiny_model, tiny_data):

@@ -35,7 +35,7 @@ from instruct.tune.config import BOTTLENECK_ADAPTERS, ONLINE_OBJECTIVES, PEFT_AD
 from instruct.tune.data import IGNORE, TokenizedSet, load_examples, resolve_objective, split_eval, tokenize_table
 from instruct.tune.distill import distill_loss_sum, load_teacher
 from instruct.tune.fsdp import as_float, full_state_dict, is_sharded, reshard, shard_model
-from instruct.tune.loss import head_bypassed, linear_cross_entropy, splittable_head
+from instruct.tune.loss import linear_cross_entropy, trained_outputs
 from instruct.tune.method_hooks import StepHooks, set_total_steps
 from instruct.tune.methods import apply_method, merge_adapter, parameter_groups, trainable_parameters
 from instruct.tune.objective import Objective, objective_for
@@ -180,20 +180,10 @@ def loss_sum(model: nn.Module, batch: Batch, select_logits: bool, chunk_tokens: 
     decoder's last gather for untrained positions via transformers' `logits_to_keep`.
     Models that post-process their logits (softcapping) take the plain path.
     """
-    targets = batch.targets
     if teacher is not None and distill is not None:
         return _distill_loss_sum(model, teacher, batch, select_logits, distill)
-    head = splittable_head(model)
-    with head_bypassed(head) if head is not None else contextlib.nullcontext() as forward:
-        if select_logits:
-            keep = torch.nonzero(targets[0] != IGNORE).squeeze(1)
-            outputs = model(**batch.inputs, use_cache=False, logits_to_keep=keep).logits[0]
-            labels = targets[0, keep]
-        else:
-            outputs = model(**batch.inputs, use_cache=False).logits
-            outputs = outputs[:, -targets.shape[1]:]  # prompt tuning prepends virtual tokens to the logits
-            trained = targets != IGNORE
-            outputs, labels = outputs[trained], targets[trained]
+    outputs, head, forward = trained_outputs(model, batch.inputs, batch.targets, select_logits)
+    labels = batch.targets[batch.targets != IGNORE]
     if head is None:
         return F.cross_entropy(outputs.float(), labels, reduction="sum")
     return linear_cross_entropy(outputs, head, forward, labels, chunk_tokens)

@@ -11,6 +11,7 @@ see exactly the context they would alone while the prompt's forward and backward
 """
 from __future__ import annotations
 
+import itertools
 import json
 from collections import Counter
 from dataclasses import dataclass, field
@@ -25,10 +26,11 @@ from instruct.config import ConfigError
 from instruct.io.readers.base import InputError
 from instruct.io.records import json_records
 from instruct.io.shards import read_shards, read_table
-from instruct.preferences import to_preferences, validate_preference
+from instruct.preferences import to_preferences, to_unpaired, validate_preference
 from instruct.schema import SchemaError, is_preference_schema, preferences_table
 from instruct.tune.attention import packed_kwargs
 from instruct.tune.data import IGNORE, TokenizedSet, tokenize_table
+from instruct.tune.loss import linear_token_logps, logits_token_logps, trained_outputs
 from instruct.tune.packing import Batch, collate
 
 
@@ -53,6 +55,28 @@ def load_preferences(path: str | Path) -> pa.Table:
     return preferences_table(pair for pairs in json_records(path, to_preferences) for pair in pairs)
 
 
+def load_unpaired(path: str | Path) -> pa.Table:
+    """Unpaired KTO rows (JSON(L) `{prompt, completion, label}`) -> one conversation row per example
+    (id, messages, trained_from, label), ready for `tokenize_table`."""
+    rows = [*json_records(path, to_unpaired)]
+    return pa.table({"id": [r["id"] for r in rows], "messages": [r["prompt"] + r["completion"] for r in rows],
+                     "trained_from": [sum(m["role"] == "assistant" for m in r["prompt"]) for r in rows],
+                     "label": [r["label"] for r in rows]})
+
+
+def is_unpaired(path: str | Path) -> bool:
+    """Whether `path` is a JSON(L) file of unpaired KTO records (judged by its first record)."""
+    from instruct.preferences import detect_preference_format
+
+    path = Path(path)
+    if not path.is_file() or path.suffix == ".arrow":
+        return False
+    try:
+        return detect_preference_format(next(iter(json_records(path)))) == "unpaired"
+    except (SchemaError, InputError, StopIteration):
+        return False
+
+
 def data_kind(path: str | Path) -> str | None:
     """'PREFERENCE', 'EXAMPLE' or 'DOCUMENT' for shards (from the schema) or JSON(L) (from the first record)."""
     from instruct.io.shards import shard_paths
@@ -74,7 +98,8 @@ def data_kind(path: str | Path) -> str | None:
 
 @dataclass
 class PreferenceSet:
-    """Tokenised pairs: `sequences` holds pair i as sequences 2i (chosen) and 2i + 1 (rejected)."""
+    """Tokenised pairs: `sequences` holds pair i as sequences 2i (chosen) and 2i + 1 (rejected); with
+    `labels` (unpaired KTO data) example i is sequence i alone, desirable where labels[i]."""
 
     ids: list[str]
     sequences: TokenizedSet
@@ -82,14 +107,22 @@ class PreferenceSet:
     truncated_prompts: int = 0
     share_prompt: bool = False  # collate packs each pair's prompt once (see the module docstring)
     mismatched: bool = False  # collate adds a mismatched sequence per pair (KTO): the planner counts it
+    key: int = field(default_factory=itertools.count().__next__)  # tells this set's pairs from another's
+    labels: np.ndarray | None = None  # unpaired: whether each example is desirable
 
     def __len__(self) -> int:
         return len(self.ids)
+
+    def sides(self, unit: int) -> list[int]:
+        """The sequences of pair (or unpaired example) `unit`; the first is the one a mismatched sequence borrows."""
+        return [unit] if self.labels is not None else [2 * unit, 2 * unit + 1]
 
     @property
     def lengths(self) -> np.ndarray:
         """Tokens per pair (both sequences, less the shared prompt when it is shared): what the planner packs."""
         lengths = self.sequences.lengths
+        if self.labels is not None:  # one sequence, and KTO's mismatched one of about the same length
+            return lengths * 2 if self.mismatched else lengths
         total = lengths[0::2] + lengths[1::2]
         if self.share_prompt:
             total = total - np.array([self.shared_tokens(i) for i in range(len(self))], dtype=total.dtype)
@@ -147,25 +180,44 @@ def tokenize_preferences(table: pa.Table, tokenizer: Any, max_length: int, trunc
     return result
 
 
+def tokenize_unpaired(table: pa.Table, tokenizer: Any, max_length: int, truncation: str,
+                      cache_root: Path | None, progress: Any = None) -> PreferenceSet:
+    """Tokenise unpaired examples (a row of `load_unpaired` each); dropped rows are counted."""
+    sequences = tokenize_table(table.select(["id", "messages", "trained_from"]), tokenizer, max_length, truncation,
+                               cache_root)
+    label = dict(zip(table.column("id").to_pylist(), table.column("label").to_pylist()))
+    result = PreferenceSet(list(sequences.ids), sequences, labels=np.array([label[i] for i in sequences.ids], bool))
+    result.dropped["too_long" if truncation == "drop" else "answer_too_long"] += table.num_rows - len(sequences.ids)
+    result.truncated_prompts = sequences.truncated_prompts
+    if progress is not None:
+        progress.update(table.num_rows)
+    return result
+
+
 def prepare_preferences(config: Any, tokenizer: Any, show_progress: bool = True) -> tuple[PreferenceSet, PreferenceSet]:
     """The preference counterpart of loop.prepare_data: load, split by id hash, tokenise."""
     from instruct.models import cache_dir
     from instruct.progress import progress_bar
     from instruct.tune.data import split_eval
 
-    table = load_preferences(config.data.path)
+    unpaired = is_unpaired(config.data.path)
+    if unpaired and config.method.loss != "kto":
+        raise ConfigError(f"{config.data.path}: unpaired rows (prompt, completion, label) train only "
+                          f"method.loss=kto, not {config.method.loss}")
+    load, tokenize = (load_unpaired, tokenize_unpaired) if unpaired else (load_preferences, tokenize_preferences)
+    table = load(config.data.path)
     if config.data.eval_path:
-        train_table, eval_table = table, load_preferences(config.data.eval_path)
+        train_table, eval_table = table, load(config.data.eval_path)
     else:
         train_table, eval_table = split_eval(table, config.data.eval_fraction, config.data.max_eval_examples)
     cache = cache_dir() / "tokenized" if config.data.cache else None
     with progress_bar(show_progress, total=train_table.num_rows + eval_table.num_rows, desc="tokenise",
                       unit="pair") as bar:
-        train_set, eval_set = (tokenize_preferences(t, tokenizer, config.data.max_length, config.data.truncation,
-                                                    cache, bar) for t in (train_table, eval_table))
+        train_set, eval_set = (tokenize(t, tokenizer, config.data.max_length, config.data.truncation, cache, bar)
+                               for t in (train_table, eval_table))
     if len(train_set) == 0:
         raise ConfigError(f"{config.data.path}: no trainable preference pairs (dropped: {dict(train_set.dropped)})")
-    train_set.share_prompt = eval_set.share_prompt = shares_prompt(config)
+    train_set.share_prompt = eval_set.share_prompt = shares_prompt(config) and not unpaired
     return train_set, eval_set
 
 
@@ -177,16 +229,19 @@ def shares_prompt(config: Any) -> bool:
 @dataclass
 class PairBatch(Batch):
     """A micro-batch of pairs: `sequence` gives each target position's sequence (2i chosen, 2i + 1 rejected,
-    then 2n + i for pair i's mismatched sequence when asked for)."""
+    then 2n + i for pair i's mismatched sequence when asked for; unpaired: i, then n + i)."""
 
     sequence: torch.Tensor = None  # same shape as targets
     pairs: int = 0
     sequences: int = 0  # how many sequences `sequence` numbers
+    pair_keys: list[tuple[int, int]] = field(default_factory=list)  # (its set's `key`, pair index), in batch order
+    labels: torch.Tensor | None = None  # unpaired examples (then `pairs` counts examples): desirable or not
 
     def to(self, device: torch.device) -> PairBatch:
         moved = super().to(device)
         return PairBatch(moved.inputs, moved.targets, moved.tokens, moved.trained, moved.group,
-                         sequence=self.sequence.to(device), pairs=self.pairs, sequences=self.sequences)
+                         sequence=self.sequence.to(device), pairs=self.pairs, sequences=self.sequences,
+                         pair_keys=self.pair_keys, labels=None if self.labels is None else self.labels.to(device))
 
 
 def collate_pairs(data: PreferenceSet, indices: list[int], pack: bool, pad_id: int = 0,
@@ -196,27 +251,35 @@ def collate_pairs(data: PreferenceSet, indices: list[int], pack: bool, pad_id: i
     `mismatched` adds, for pair i, its prompt with the chosen answer of the next pair in the batch
     (KTO's reference point: the policy's KL to the reference on answers that do not fit)."""
     seq = data.sequences
-    share = pack and data.share_prompt
+    share = pack and data.share_prompt and data.labels is None
     ids, targets, shared, heads = [], [], [], []  # heads[k]: the sequence whose head holds k's shared prompt
-    for position, pair in enumerate(indices):
-        ids += [seq.input_ids[2 * pair], seq.input_ids[2 * pair + 1]]
-        targets += [seq.targets[2 * pair], seq.targets[2 * pair + 1]]
-        shared += [0, data.shared_tokens(pair) if share else 0]
-        heads += [2 * position, 2 * position]
+    firsts = []  # where each pair's (or example's) first sequence sits in the batch
+    for pair in indices:
+        firsts.append(len(ids))
+        sides = data.sides(pair)
+        ids += [seq.input_ids[k] for k in sides]
+        targets += [seq.targets[k] for k in sides]
+        shared += [0, data.shared_tokens(pair) if share else 0][:len(sides)]
+        heads += [firsts[-1]] * len(sides)
     if mismatched:
         for position, pair in enumerate(indices):
-            other = indices[(position + 1) % len(indices)]
-            prompt, answer = _first_trained(seq.targets[2 * pair]), _first_trained(seq.targets[2 * other])
-            ids.append(np.concatenate([seq.input_ids[2 * pair][:prompt + 1], seq.input_ids[2 * other][answer + 1:]]))
-            targets.append(np.concatenate([seq.targets[2 * pair][:prompt], seq.targets[2 * other][answer:]]))
+            own, other = data.sides(pair)[0], data.sides(indices[(position + 1) % len(indices)])[0]
+            prompt, answer = _first_trained(seq.targets[own]), _first_trained(seq.targets[other])
+            ids.append(np.concatenate([seq.input_ids[own][:prompt + 1], seq.input_ids[other][answer + 1:]]))
+            targets.append(np.concatenate([seq.targets[own][:prompt], seq.targets[other][answer:]]))
             shared.append(prompt if share else 0)
-            heads.append(2 * position)
-    if not pack:
-        batch = collate(TokenizedSet([], ids, targets), list(range(len(ids))), False, pad_id)
-        sequence = torch.arange(len(ids))[:, None].expand_as(batch.targets)
-        return PairBatch(batch.inputs, batch.targets, batch.tokens, len(indices), sequence=sequence,
-                         pairs=len(indices), sequences=len(ids))
-    return _packed_pairs(ids, targets, shared, heads, len(indices))
+            heads.append(firsts[position])
+    if pack:
+        batch = _packed_pairs(ids, targets, shared, heads, len(indices))
+    else:
+        padded = collate(TokenizedSet([], ids, targets), list(range(len(ids))), False, pad_id)
+        batch = PairBatch(padded.inputs, padded.targets, padded.tokens, len(indices),
+                          sequence=torch.arange(len(ids))[:, None].expand_as(padded.targets), pairs=len(indices),
+                          sequences=len(ids))
+    batch.pair_keys = [(data.key, i) for i in indices]
+    if data.labels is not None:
+        batch.labels = torch.from_numpy(data.labels[indices])
+    return batch
 
 
 def _first_trained(targets: np.ndarray) -> int:
@@ -242,19 +305,17 @@ def _packed_pairs(ids: list[np.ndarray], targets: list[np.ndarray], shared: list
     return PairBatch(inputs, row_targets, offset, pairs, sequence=sequence, pairs=pairs, sequences=len(ids))
 
 
-def sequence_logps(model: Any, batch: PairBatch, select_logits: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """(summed log-prob of each sequence's trained tokens, their count), one forward pass for the batch."""
-    targets = batch.targets
-    if select_logits:
-        keep = torch.nonzero(targets[0] != IGNORE).squeeze(1)
-        logits = model(**batch.inputs, use_cache=False, logits_to_keep=keep).logits[0]
-        picked, owner = targets[0, keep], batch.sequence[0, keep]
-    else:
-        logits = model(**batch.inputs, use_cache=False).logits[:, -targets.shape[1]:]
-        mask = targets != IGNORE
-        logits, picked, owner = logits[mask], targets[mask], batch.sequence[mask]
-    logits = logits.to(torch.promote_types(logits.dtype, torch.float32))  # fp32 at least (fp64 stays fp64)
-    token_logps = -torch.nn.functional.cross_entropy(logits, picked, reduction="none")
+def sequence_logps(model: Any, batch: PairBatch, select_logits: bool,
+                   chunk_tokens: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """(summed log-prob of each sequence's trained tokens, their count), one forward pass for the batch.
+
+    The head runs `chunk_tokens` at a time on the trained tokens only (loss.py), so neither the
+    policy nor the reference ever holds [tokens, vocab] logits."""
+    outputs, head, forward = trained_outputs(model, batch.inputs, batch.targets, select_logits)
+    trained = batch.targets != IGNORE
+    picked, owner = batch.targets[trained], batch.sequence[trained]
+    token_logps = (logits_token_logps(outputs, picked) if head is None
+                   else linear_token_logps(outputs, head, forward, picked, chunk_tokens))
     count = batch.sequences
     sums = torch.zeros(count, dtype=token_logps.dtype, device=token_logps.device).index_add(0, owner, token_logps)
     return sums, torch.bincount(owner, minlength=count).to(sums.dtype)
