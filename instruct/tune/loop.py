@@ -37,7 +37,13 @@ from instruct.tune.distill import distill_loss_sum, load_teacher
 from instruct.tune.fsdp import as_float, full_state_dict, is_sharded, reshard, shard_model
 from instruct.tune.loss import head_bypassed, linear_cross_entropy, splittable_head
 from instruct.tune.method_hooks import StepHooks, set_total_steps
-from instruct.tune.methods import apply_method, merge_adapter, parameter_groups, trainable_parameters
+from instruct.tune.methods import (
+    apply_method,
+    enable_checkpointing,
+    merge_adapter,
+    parameter_groups,
+    trainable_parameters,
+)
 from instruct.tune.objective import Objective, objective_for
 from instruct.tune.packing import Batch, BatchPlan
 from instruct.tune.precision import training_dtype
@@ -369,7 +375,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
                                               dtype_reason, chosen[0])
     objective.config = config
     if run_plan["memory"]["grad_checkpointing"] and not checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
     if show_progress and dist.main:
         print_plan(run_plan)
     sources = getattr(train_set, "source_names", ["data"])

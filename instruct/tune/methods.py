@@ -105,7 +105,7 @@ def _make_trainable(model: nn.Module, method: MethodConfig, grad_checkpointing: 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=grad_checkpointing,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
     if grad_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
     if method.name in PEFT_ADAPTERS:
         from peft import get_peft_model
 
@@ -132,6 +132,15 @@ def _make_trainable(model: nn.Module, method: MethodConfig, grad_checkpointing: 
         hint = " (this model has no bias terms: set method.include_norms=true or use ia3)" if method.name == "bitfit" else ""
         raise ConfigError(f"method {method.name}: no trainable parameters{hint}")
     return model
+
+
+def enable_checkpointing(model: nn.Module) -> None:
+    """Activation checkpointing of every decoder layer, non-reentrant (transformers 5 renamed the switch)."""
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
 def unfreeze_top_layers(model: nn.Module, count: int) -> None:
