@@ -147,6 +147,22 @@ def test_unfreeze_schedule_resumes_exactly_after_sigkill(tiny_model, tiny_data, 
     assert losses(resumed) == pytest.approx(losses(straight), abs=1e-6)
 
 
+@pytest.mark.slow
+def test_adalora_resumes_exactly_after_sigkill(tiny_model, tiny_data, tmp_path):
+    """The rank allocator's importance averages and rank pattern travel in the checkpoint: without them a
+    resumed run masks other ranks than the straight one."""
+    args = ["method.name=adalora", "method.r=6", "method.target_r=2", "train.max_steps=9", "method.tinit=1",
+            "method.tfinal=3", "train.save_every=4", "train.eval_every=100", "train.lr=1e-2", "method.dropout=0.0"]
+    straight = train(tiny_config(tiny_model, tiny_data, tmp_path / "straight", *args), show_progress=False)
+    killed = tmp_path / "killed"
+    train_until_killed(tiny_model, tiny_data, killed, args, kill_at_step=6)
+    resumed = train(tiny_config(tiny_model, tiny_data, killed, *args), show_progress=False)
+    assert resumed.resumed_from == 4
+    losses = lambda r: {x["step"]: x["loss"] for x in r.log if "loss" in x}  # noqa: E731
+    assert losses(resumed) == pytest.approx(losses(straight), abs=1e-6)
+    assert resumed.method_summary == straight.method_summary
+
+
 # --- distillation -------------------------------------------------------------------------------
 
 def _hand_divergence(student, teacher, config: DistillConfig) -> float:

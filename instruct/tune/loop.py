@@ -30,7 +30,13 @@ from instruct.progress import progress_bar
 from instruct.tune import bottleneck
 from instruct.tune.attention import register as register_packed_sdpa
 from instruct.tune.card import label_base, write_card
-from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, resume_checkpoint, save_checkpoint
+from instruct.tune.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    load_method_tensors,
+    resume_checkpoint,
+    save_checkpoint,
+)
 from instruct.tune.config import BOTTLENECK_ADAPTERS, ONLINE_OBJECTIVES, PEFT_ADAPTERS, DistillConfig, TuneConfig
 from instruct.tune.data import IGNORE, TokenizedSet, load_examples, resolve_objective, split_eval, tokenize_table
 from instruct.tune.distill import distill_loss_sum, load_teacher
@@ -401,7 +407,9 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     checkpoint = resume_checkpoint(config, output, dist.main, dist.world)
     if checkpoint is not None:
         hooks.before_step(int(checkpoint.name.removeprefix("step-")))  # the checkpoint's trainable set
-        start = restore(checkpoint, model, optimizer, scheduler, dist)["step"]
+        saved = restore(checkpoint, model, optimizer, scheduler, dist)
+        hooks.load_state(load_method_tensors(checkpoint), saved)
+        start = saved["step"]
     objective.teacher = load_teacher(config.distill.teacher, tokenizer, dist.device, dtype) if config.distill else None
     if dist.main:
         output.mkdir(parents=True, exist_ok=True)
@@ -458,8 +466,9 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
                 save_sharded_checkpoint(output, step, model, optimizer, scheduler, {"seen_tokens": seen_tokens},
                                         config.train.keep_checkpoints, dist.rank)
             elif dist.main:
-                save_checkpoint(output, step, model, optimizer, scheduler, {"seen_tokens": seen_tokens},
-                                config.train.keep_checkpoints)
+                method_tensors, method_values = hooks.state()
+                save_checkpoint(output, step, model, optimizer, scheduler, {"seen_tokens": seen_tokens, **method_values},
+                                config.train.keep_checkpoints, method_tensors)
             if dist.world > 1:
                 torch.distributed.barrier()
         if log is not None and (step % config.train.log_every == 0 or "eval_loss" in record or step == total_steps):
