@@ -25,7 +25,8 @@ METHODS = ["full", "freeze", "layerwise_unfreeze", "bitfit", "lora", "dora", "rs
            "parallel_adapter", "unipelt"]
 COMMON = ["train.micro_batch_tokens=1024", "train.grad_accum=1", "data.max_length=512", "train.eval_every=100000",
           "train.save_every=100000", "data.max_eval_examples=60"]
-EXTRA = {"bitfit": ["method.include_norms=true"]}  # Llama has no biases: BitFit trains the norms too
+EXTRA = {"bitfit": ["method.include_norms=true"],  # Llama has no biases: BitFit trains the norms too
+         "adalora": ["method.tinit=2", "method.tfinal=2"]}  # the recipe's 10 + 10 leave no room in a short run
 
 
 def run(command: list[str]) -> None:

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,9 +17,12 @@ from test_tune_support import (  # noqa: F401  (fixtures)
 from instruct.tune import load_config, load_model, train
 from instruct.tune.config import DistillConfig
 from instruct.tune.distill import distill_loss_sum, divergence
+from instruct.tune.method_hooks import set_total_steps
 from instruct.tune.methods import apply_method, load_base, parameter_groups
 
 ADAPTERS = ("houlsby", "pfeiffer", "parallel_adapter", "unipelt")
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def method(name: str, *overrides: str):
@@ -93,6 +97,20 @@ def test_adalora_reallocates_ranks_during_training(tiny_model, tiny_data, tmp_pa
     assert ranks and max(ranks.values()) <= 6
     assert sum(ranks.values()) < 6 * len(ranks)  # the budget shrank from init_r towards target_r
     assert json.loads((tmp_path / "ada" / "result.json").read_text())["method_summary"]["adalora_ranks"] == ranks
+
+
+def test_adalora_recipe_schedule_needs_room_and_is_a_one_line_error(tiny_model):
+    from instruct.config import ConfigError
+
+    recipe = ROOT / "trainer" / "adalora.yaml"  # tinit 10 + tfinal 10
+    with pytest.raises(ConfigError, match=r"tinit \+ method.tfinal \(10 \+ 10\).*12 steps \(train.max_steps\)"):
+        load_config(recipe, ["train.max_steps=12"], {"data.path": "d", "output": "o"})
+    config = load_config(recipe, [], {"data.path": "d", "output": "o"})  # steps planned later
+    model = apply_method(load_base(tiny_model)[0], config.method)  # peft refused a provisional total of 1 step
+    with pytest.raises(ConfigError, match="in 15 steps \\(the planned run\\)"):
+        set_total_steps(model, 15, config.method)
+    set_total_steps(model, 40, config.method)
+    assert model.peft_config["default"].total_step == 40
 
 
 def test_lora_plus_gives_b_matrices_the_higher_learning_rate(tiny_model):

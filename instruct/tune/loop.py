@@ -391,7 +391,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
 
     # 4. optimizer, schedule; per-step method hooks (AdaLoRA's budget over the planned steps, unfreezing)
     # FSDP shards the model in place before the optimizer is built: its state then covers this process's shards
-    set_total_steps(model, total_steps)
+    set_total_steps(model, total_steps, config.method)
     hooks = StepHooks(model, config)
     hooks.prepare_optimizer()
     trainable, total_params = trainable_parameters(model)

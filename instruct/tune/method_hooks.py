@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from instruct.tune.config import TuneConfig
+from instruct.config import ConfigError
+from instruct.tune.config import MethodConfig, TuneConfig, adalora_schedule_error
 from instruct.tune.methods import decoder_layers, unfreeze_top_layers
 
 ADALORA_AVERAGES = ("ipt", "exp_avg_ipt", "exp_avg_unc")  # the rank allocator's per-weight statistics
@@ -82,10 +83,12 @@ class StepHooks:
         return {}
 
 
-def set_total_steps(model: nn.Module, steps: int) -> None:
+def set_total_steps(model: nn.Module, steps: int, method: MethodConfig) -> None:
     """AdaLoRA plans its rank budget over the run: give it the planned length (its allocator reads the same config)."""
     for config in getattr(model, "peft_config", {}).values():
         if hasattr(config, "total_step"):
+            if config.tinit + config.tfinal >= steps:
+                raise ConfigError(adalora_schedule_error(method, steps, "the planned run"))
             config.total_step = steps
 
 

@@ -169,11 +169,11 @@ def peft_config(method: MethodConfig, model: nn.Module, total_steps: int | None 
                                target_modules=method.target_modules, use_dora=method.name == "dora",
                                use_rslora=method.name == "rslora", init_lora_weights=lora_init(method),
                                task_type=task_type)
-    if method.name == "adalora":  # the planned run length replaces a provisional total_step (method_hooks)
+    if method.name == "adalora":  # the planned run length replaces this provisional total_step (method_hooks)
         return peft.AdaLoraConfig(init_r=method.r, target_r=method.target_r, lora_alpha=method.alpha,
                                   lora_dropout=method.dropout, target_modules=method.target_modules,
                                   tinit=method.tinit, tfinal=method.tfinal, deltaT=method.delta_t,
-                                  total_step=total_steps or 1, task_type=task_type)
+                                  total_step=total_steps or method.tinit + method.tfinal + 1, task_type=task_type)
     if method.name == "ia3":
         targets = None if method.target_modules == "all-linear" else method.target_modules
         return peft.IA3Config(target_modules=targets, task_type=task_type)
