@@ -68,6 +68,8 @@ def main() -> None:
         marker = " (default)" if threshold == 4 else ""
         print(f"| {threshold}{marker} | {kept} | {kept / max(candidates, 1):.2f} |")
     print(f"\nscore histogram {dict(sorted(scores.items()))}; unparsed {stages.get('curation', {}).get('unparsed_score', 0)}")
+    for record in [r for r in rejected if r.get("reason") == "unparsed_score"][:args.sample]:
+        print(f"\n- unparsed judgement: {record['judgement'][:300]!r}; follow-up: {record.get('score_followup')!r}")
     for row in rows[:args.sample]:
         meta = load_meta(row["meta"])
         answer = row["messages"][1]["content"]

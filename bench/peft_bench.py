@@ -21,11 +21,12 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 METHODS = ["full", "freeze", "layerwise_unfreeze", "bitfit", "lora", "dora", "rslora", "lora_plus", "pissa",
-           "adalora", "qlora", "ia3", "prompt_tuning", "p_tuning", "houlsby", "pfeiffer", "parallel_adapter",
-           "unipelt"]
+           "adalora", "qlora", "ia3", "prompt_tuning", "prefix_tuning", "p_tuning", "houlsby", "pfeiffer",
+           "parallel_adapter", "unipelt"]
 COMMON = ["train.micro_batch_tokens=1024", "train.grad_accum=1", "data.max_length=512", "train.eval_every=100000",
           "train.save_every=100000", "data.max_eval_examples=60"]
-EXTRA = {"bitfit": ["method.include_norms=true"]}  # Llama has no biases: BitFit trains the norms too
+EXTRA = {"bitfit": ["method.include_norms=true"],  # Llama has no biases: BitFit trains the norms too
+         "adalora": ["method.tinit=2", "method.tfinal=2"]}  # the recipe's 10 + 10 leave no room in a short run
 
 
 def run(command: list[str]) -> None:

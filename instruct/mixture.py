@@ -67,8 +67,9 @@ class MixConfig:
     write: MixWrite = field(default_factory=MixWrite)
 
 
-def load_mix_config(path: str | Path, overrides: list[str] = ()) -> MixConfig:
-    data = apply_overrides(load_yaml(path), list(overrides))
+def load_mix_config(path: str | Path, overrides: list[str] = (), flags: dict[str, Any] | None = None) -> MixConfig:
+    """The mixture recipe at `path` with `key=value` overrides and CLI flags (`write.output`) applied."""
+    data = apply_overrides(load_yaml(path), list(overrides), flags)
     config = from_dict(MixConfig, data, where=str(path))
     names = [s.name for s in config.sources]
     if not names or len(set(names)) != len(names):
@@ -217,7 +218,7 @@ def mix_command(recipe: str, overrides: tuple[str, ...], output: str | None) -> 
     from instruct.errors import user_errors
 
     with user_errors():
-        config = load_mix_config(recipe, list(overrides) + ([f"write.output={output}"] if output else []))
+        config = load_mix_config(recipe, list(overrides), {"write.output": output})
         manifest = mix(config)
     for source in manifest["sources"]:
         click.echo(f"{source['name']:20} {source['taken']:>9,} of {source['available']:>9,}  "

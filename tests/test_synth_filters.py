@@ -166,3 +166,14 @@ def test_only_punctuation_or_stop_words_and_truncation():
     assert answer_reason("", "stop", rules) == "empty_answer"
     assert answer_reason("Bananas are yellow", "length", rules) == "truncated_answer"
     assert answer_reason("Bananas are yellow", "length", EliminationRules(drop_truncated_answers=False)) is None
+
+
+@pytest.mark.parametrize("reply, score", [
+    ("Reasoning first.\nScore: 4", 4.0), ("**Rating:** 3", 3.0), ("Score: 3\nOn reflection, Score: 5", 5.0),
+    ("The score is 5. The answer is 5.", 5.0),  # SmolLM2-135M's own words on the curation prompt
+    ("I give it a rating of 2 because it is vague.", 2.0), ("4", 4.0), ("4/5", 4.0),
+    ("score: 12", None), ("The scores are high.", None), ("A fine answer.", None)])
+def test_parse_score_reads_labels_and_the_prose_small_models_write(reply, score):
+    from instruct.synth.judges import parse_score
+
+    assert parse_score(reply) == score

@@ -83,6 +83,40 @@ def test_backtranslate_keeps_curated_pairs_with_provenance(tmp_path, fake_url):
         assert row["messages"][0]["role"] == "user" and row["messages"][0]["content"].strip()
 
 
+def test_backtranslate_salvages_a_finished_request_and_asks_again_for_a_missing_score(tmp_path):
+    """A small model's habits: it goes on after the request (cut at the token limit) and reasons past its
+    score budget. A finished first paragraph is kept; a request cut mid-sentence is not; one follow-up turn
+    per judgement without a score."""
+    from instruct.serve.engines import ReplyRule
+
+    ramble = " ".join(["and", "then"] * 60)
+    rows = [{"id": f"doc-{tag}", "text": f"{tag} " + " ".join(WORDS * 2) + ".", "source": "web",
+             "url_or_path": f"https://example.org/{tag}", "meta": {}} for tag in ("ALPHA", "BETA", "GAMMA")]
+    write_table(documents_table(rows), tmp_path / "docs" / "shards" / "part-0000.arrow")
+    engine = FakeEngine(replies=[
+        ReplyRule("only your rating", ["Score: 5"]),
+        ReplyRule(r"Instruction:\nHow does GAMMA", ["Score: 4 because it is focused."]),
+        ReplyRule(r"Instruction:", ["The answer covers the request well " + ramble]),
+        ReplyRule(r"ALPHA[\s\S]*User's request:", ["How does ALPHA work?\n\nSure! " + ramble]),
+        ReplyRule(r"BETA[\s\S]*User's request:", ["Explain how BETA " + ramble]),
+        ReplyRule(r"GAMMA[\s\S]*User's request:", ["How does GAMMA work?"]),
+    ])
+    data = {"method": "backtranslate", "documents": [str(tmp_path / "docs")], "output": str(tmp_path / "bt"),
+            "num": 10, "progress": False, "backtranslate": {"min_chars": 50}}
+    with serve_in_thread(engine) as server:
+        data["client"] = {"base_url": server.base_url, "concurrency": 2}
+        run_synth(load_synth_recipe(data, []), data)
+    kept = {load_meta(r["meta"])["document_id"]: (r, load_meta(r["meta"])) for r in read_shards(tmp_path / "bt").to_pylist()}
+    assert set(kept) == {"doc-ALPHA", "doc-GAMMA"}
+    alpha, alpha_meta = kept["doc-ALPHA"]
+    assert alpha["messages"][0]["content"] == "How does ALPHA work?" and alpha_meta["instruction_salvaged"]
+    assert alpha_meta["curation_score"] == 5 and alpha_meta["score_followup"] == "Score: 5"
+    gamma_meta = kept["doc-GAMMA"][1]
+    assert gamma_meta["curation_score"] == 4 and "score_followup" not in gamma_meta
+    assert "instruction_salvaged" not in gamma_meta
+    assert stages(tmp_path / "bt")["instruction"]["truncated_instruction"] == 1  # BETA: cut mid-sentence
+
+
 def test_answer_k_samples_and_more_samples_later_pay_only_for_the_new_ones(tmp_path, fake_url):
     examples = write_examples(tmp_path / "ex")
     first = synth(tmp_path / "ans", fake_url, "--method", "answer", "--instructions", str(tmp_path / "ex"),

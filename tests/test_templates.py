@@ -285,12 +285,17 @@ def test_cli_labeled_pipeline_export_check_and_mix(tmp_path: Path, monkeypatch: 
     lines = (tmp_path / "labeled.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == json.loads((tmp_path / "labeled" / "manifest.json").read_text())["counts"]["written"] > 0
     assert runner.invoke(main, ["templates", "check"]).exit_code == 0
-    mixed = runner.invoke(main, ["mix", str(ROOT / "pipelines/mixture.yaml"), "--output", str(tmp_path / "mix")])
+    # a folder called "on" is YAML's True: --output must reach the recipe as a path, not as YAML
+    mixed = runner.invoke(main, ["mix", str(ROOT / "pipelines/mixture.yaml"), "--output", "on"])
     assert mixed.exit_code == 0, mixed.output
-    manifest = json.loads((tmp_path / "mix" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "on" / "manifest.json").read_text())
     assert manifest["written"] == 24 and {s["name"] for s in manifest["sources"]} == {"sentiment", "nli",
                                                                                       "extractive_qa", "passages"}
     assert manifest["schema"] == "MIXED"  # the passages are DOCUMENT rows
+    built = runner.invoke(main, ["build", str(ROOT / "pipelines/mixture.yaml"), "--output", "null"])
+    assert built.exit_code == 0 and (tmp_path / "null" / "manifest.json").is_file(), built.output
+    refused = runner.invoke(main, ["build", str(ROOT / "pipelines/mixture.yaml"), "--workers", "2"])
+    assert refused.exit_code != 0 and "mixture recipe takes --output" in refused.output
 
 
 def test_templates_check_fails_on_a_field_the_data_lacks(tmp_path: Path) -> None:

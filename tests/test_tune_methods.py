@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -16,9 +17,12 @@ from test_tune_support import (  # noqa: F401  (fixtures)
 from instruct.tune import load_config, load_model, train
 from instruct.tune.config import DistillConfig
 from instruct.tune.distill import distill_loss_sum, divergence
+from instruct.tune.method_hooks import set_total_steps
 from instruct.tune.methods import apply_method, load_base, parameter_groups
 
 ADAPTERS = ("houlsby", "pfeiffer", "parallel_adapter", "unipelt")
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def method(name: str, *overrides: str):
@@ -95,6 +99,20 @@ def test_adalora_reallocates_ranks_during_training(tiny_model, tiny_data, tmp_pa
     assert json.loads((tmp_path / "ada" / "result.json").read_text())["method_summary"]["adalora_ranks"] == ranks
 
 
+def test_adalora_recipe_schedule_needs_room_and_is_a_one_line_error(tiny_model):
+    from instruct.config import ConfigError
+
+    recipe = ROOT / "trainer" / "adalora.yaml"  # tinit 10 + tfinal 10
+    with pytest.raises(ConfigError, match=r"tinit \+ method.tfinal \(10 \+ 10\).*12 steps \(train.max_steps\)"):
+        load_config(recipe, ["train.max_steps=12"], {"data.path": "d", "output": "o"})
+    config = load_config(recipe, [], {"data.path": "d", "output": "o"})  # steps planned later
+    model = apply_method(load_base(tiny_model)[0], config.method)  # peft refused a provisional total of 1 step
+    with pytest.raises(ConfigError, match="in 15 steps \\(the planned run\\)"):
+        set_total_steps(model, 15, config.method)
+    set_total_steps(model, 40, config.method)
+    assert model.peft_config["default"].total_step == 40
+
+
 def test_lora_plus_gives_b_matrices_the_higher_learning_rate(tiny_model):
     model = apply_method(load_base(tiny_model)[0], method("lora_plus", "method.lora_plus_ratio=8"))
     slow, fast = parameter_groups(model, method("lora_plus", "method.lora_plus_ratio=8"), 1e-4)
@@ -145,6 +163,22 @@ def test_unfreeze_schedule_resumes_exactly_after_sigkill(tiny_model, tiny_data, 
     assert resumed.resumed_from == 3  # before the schedule thawed block 0 at step 5
     losses = lambda r: {x["step"]: x["loss"] for x in r.log if "loss" in x}  # noqa: E731
     assert losses(resumed) == pytest.approx(losses(straight), abs=1e-6)
+
+
+@pytest.mark.slow
+def test_adalora_resumes_exactly_after_sigkill(tiny_model, tiny_data, tmp_path):
+    """The rank allocator's importance averages and rank pattern travel in the checkpoint: without them a
+    resumed run masks other ranks than the straight one."""
+    args = ["method.name=adalora", "method.r=6", "method.target_r=2", "train.max_steps=9", "method.tinit=1",
+            "method.tfinal=3", "train.save_every=4", "train.eval_every=100", "train.lr=1e-2", "method.dropout=0.0"]
+    straight = train(tiny_config(tiny_model, tiny_data, tmp_path / "straight", *args), show_progress=False)
+    killed = tmp_path / "killed"
+    train_until_killed(tiny_model, tiny_data, killed, args, kill_at_step=6)
+    resumed = train(tiny_config(tiny_model, tiny_data, killed, *args), show_progress=False)
+    assert resumed.resumed_from == 4
+    losses = lambda r: {x["step"]: x["loss"] for x in r.log if "loss" in x}  # noqa: E731
+    assert losses(resumed) == pytest.approx(losses(straight), abs=1e-6)
+    assert resumed.method_summary == straight.method_summary
 
 
 # --- distillation -------------------------------------------------------------------------------

@@ -67,3 +67,7 @@ def test_online_rl_raises_a_verifiable_reward(tiny_model, docstrings, tmp_path, 
     assert all(key in result.log[-1] for key in ("reward", "kl", "response_length", "kl_beta"))
     assert (tmp_path / objective / "adapter_model.safetensors").is_file()
     assert (tmp_path / objective / "value_head.safetensors").is_file() == (objective == "ppo")
+    card = (tmp_path / objective / "README.md").read_text()  # our card, not peft's blank template
+    assert f"objective {objective}" in card and str(prompts) in card and "last_reward" in card
+    base = json.loads((tmp_path / objective / "adapter_config.json").read_text())["base_model_name_or_path"]
+    assert base == json.loads((tmp_path / objective / "base_model.json").read_text())["name_or_path"]

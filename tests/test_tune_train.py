@@ -142,6 +142,13 @@ def test_every_recipe_loads_and_validates(recipe):
     assert {"lora.yaml", "qlora.yaml", "full.yaml"} <= {p.name for p in recipe.parent.glob("*.yaml")}
 
 
+def test_every_method_has_a_shipped_recipe():
+    shipped = {p.stem for p in (ROOT / "trainer").glob("*.yaml")}
+    assert set(METHODS) <= shipped, sorted(set(METHODS) - shipped)
+    for name in METHODS:  # and the recipe called after a method runs that method
+        assert load_config(ROOT / "trainer" / f"{name}.yaml", [], {"data.path": "d", "output": "o"}).method.name == name
+
+
 def test_cli_runs_a_recipe_with_overrides(tiny_model, tiny_data, tmp_path):
     from click.testing import CliRunner
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from instruct.config import load_yaml
+from instruct.config import ConfigError, load_yaml
 from instruct.empty import refuse_empty
 from instruct.errors import user_errors
 
@@ -39,8 +39,12 @@ def build(recipe: str, overrides: tuple[str, ...], inputs: tuple[str, ...], inpu
         if "sources" in data:  # a mixture recipe: several sources combined by weight and cap
             from instruct.mixture import load_mix_config, mix
 
-            mix_overrides = list(overrides) + ([f"write.output={output}"] if output else [])
-            config = load_mix_config(recipe, mix_overrides)
+            ignored = [flag for flag, value in (("--input", inputs), ("--format", input_format), ("--workers", workers),
+                                                  ("--executor", executor), ("--strict", strict)) if value]
+            if ignored:
+                raise ConfigError(f"{recipe}: a mixture recipe takes --output and key=value overrides only, "
+                                  f"not {', '.join(ignored)} (set them in each source's recipe)")
+            config = load_mix_config(recipe, list(overrides), {"write.output": output})
             manifest = mix(config)
             click.echo(f"mixed {manifest['written']:,} examples -> {config.write.output}")
             return

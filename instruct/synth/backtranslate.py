@@ -7,6 +7,9 @@ Backtranslation", Humpback) over curated DOCUMENT rows.
 2. self-augmentation: the model writes the instruction each passage answers;
 3. self-curation: the model scores every (instruction, passage) pair on the paper's 5-point scale and pairs
    scoring at least `threshold` are kept, score and rationale in meta.
+Small models ramble: a request cut at the token limit is kept when its first paragraph or line was a
+complete sentence before the model went on (`instruction_salvaged` in meta), and a judgement that ends
+without a score gets one follow-up turn asking for the score alone (`score_followup` in meta).
 Every example's meta names its document (`document_id`, `url_or_path`) and the passage's character offsets
 in the document's text (`passage_start`, `passage_end`): `text[start:end]` is the answer, verbatim.
 Passages are processed in document order, `batch_size` at a time, until `num` pairs are kept.
@@ -51,6 +54,8 @@ Answer:
 
 Briefly give your reasoning, then write "Score: <rating>" on the last line."""
 
+SCORE_FOLLOWUP = 'Now write only your rating on the 5-point scale, as "Score: <rating>".'
+
 
 def _instruction_params() -> dict[str, Any]:
     return {"temperature": 0.0, "max_tokens": 96}
@@ -58,6 +63,22 @@ def _instruction_params() -> dict[str, Any]:
 
 def _curation_params() -> dict[str, Any]:
     return {"temperature": 0.0, "max_tokens": 160}
+
+
+FOLLOWUP_PARAMS = {"temperature": 0.0, "max_tokens": 8}
+_SENTENCE_END = re.compile(r"[.?!][\"')\]]*$")
+
+
+def salvage_instruction(text: str) -> str | None:
+    """The request of a reply cut at the token limit, if the model finished it before going on: the first
+    paragraph (else line) when the reply continues past it and it ends a sentence; None otherwise."""
+    text = text.strip()
+    for separator in ("\n\n", "\n"):
+        head, found, _ = text.partition(separator)
+        head = head.strip()
+        if found and head and _SENTENCE_END.search(head):
+            return head
+    return None
 
 
 @dataclass
@@ -170,34 +191,53 @@ class Backtranslate:
             record = {"document_id": passage.document["id"], "passage_start": passage.start,
                       "passage_end": passage.end}
             instruction = response.text.strip()
-            reason = ("request_failed" if not response.ok else "empty_instruction" if not instruction
-                      else "truncated_instruction" if response.finish_reason == "length" else None)
+            if response.ok and instruction and response.finish_reason == "length":
+                instruction = salvage_instruction(instruction) or ""
+                record["instruction_salvaged"] = bool(instruction)
+            reason = ("request_failed" if not response.ok else "truncated_instruction" if response.finish_reason ==
+                      "length" and not instruction else "empty_instruction" if not instruction else None)
             if reason is not None:
                 out.reject("instruction", reason, {**record, "text": response.text, "error": response.error})
                 continue
             out.keep("instruction")
             pairs.append((passage, instruction, record))
-        scores = await self.client.complete_many(
-            [self._chat(CURATION_TEMPLATE.format(instruction=i, answer=p.text), config.curation_params)
-             for p, i, _ in pairs])
-        for (passage, instruction, record), response in zip(pairs, scores):
-            score = parse_score(response.text) if response.ok else None
-            reason = ("request_failed" if not response.ok else "unparsed_score" if score is None
+        prompts = [self._chat(CURATION_TEMPLATE.format(instruction=i, answer=p.text), config.curation_params)
+                   for p, i, _ in pairs]
+        responses = await self.client.complete_many(prompts)
+        judgements = [response.text if response.ok else None for response in responses]
+        scores = [None if text is None else parse_score(text) for text in judgements]
+        await self._follow_up(prompts, judgements, scores, [record for _, _, record in pairs])
+        for (passage, instruction, record), response, judgement, score in zip(pairs, responses, judgements, scores):
+            reason = ("request_failed" if judgement is None else "unparsed_score" if score is None
                       else "below_threshold" if score < config.threshold
                       else "surplus_over_num" if len(out.rows) >= num else None)
             if reason is not None:
                 out.reject("curation", reason, {**record, "instruction": instruction, "score": score,
-                                                "judgement": response.text, "error": response.error})
+                                                "judgement": judgement, "error": response.error})
                 continue
             out.keep("curation")
-            out.rows.append(self._row(passage, instruction, score, response.text))
+            out.rows.append(self._row(passage, instruction, score, judgement or "", record))
 
-    def _row(self, passage: Passage, instruction: str, score: float, judgement: str) -> dict[str, Any]:
+    async def _follow_up(self, prompts: list[Request], judgements: list[str | None], scores: list[float | None],
+                         records: list[dict[str, Any]]) -> None:
+        """Ask once more, in the same conversation, for the score of every judgement that ended without one."""
+        missing = [i for i, (text, score) in enumerate(zip(judgements, scores)) if text is not None and score is None]
+        followups = [Request(messages=(*prompts[i].messages, {"role": "assistant", "content": judgements[i]},
+                                       {"role": "user", "content": SCORE_FOLLOWUP}), params=FOLLOWUP_PARAMS)
+                     for i in missing]
+        for i, response in zip(missing, await self.client.complete_many(followups)):
+            records[i]["score_followup"] = response.text if response.ok else None
+            if response.ok:
+                scores[i] = parse_score(response.text)
+
+    def _row(self, passage: Passage, instruction: str, score: float, judgement: str,
+             record: dict[str, Any]) -> dict[str, Any]:
         document = passage.document
         meta = {"method": "backtranslate", "model": self.model, "document_id": document["id"],
                 "document_source": document.get("source"), "url_or_path": document.get("url_or_path"),
                 "passage_start": passage.start, "passage_end": passage.end, "passage_index": passage.index,
                 "curation_score": score, "curation": judgement.strip(), "threshold": self.config.threshold,
+                **{key: record[key] for key in ("instruction_salvaged", "score_followup") if key in record},
                 "params": {"instruction": self.config.instruction_params, "curation": self.config.curation_params}}
         return {"id": content_id("backtranslate", document["id"], str(passage.start), instruction),
                 "source": "backtranslate", "meta": meta,

@@ -48,7 +48,9 @@ order of the answers, their length or the assistants' names influence you.
 After a short explanation, give your verdict strictly in this format: "[[A]]" if A is better, "[[B]]" if B is
 better, "[[C]]" for a tie."""
 
-_LABELLED_SCORE = re.compile(r"(?:rating|score)\s*(?:\*\*)?\s*[:=]?\s*(?:\*\*)?\s*(\d+(?:\.\d+)?)", re.IGNORECASE)
+# "Score: 4", "**Rating:** 4", and the prose small models write instead: "the score is 4", "a rating of 4"
+_LABELLED_SCORE = re.compile(r"(?:rating|score)\s*(?:\*\*)?\s*(?:[:=]|\bis\b|\bof\b)?\s*(?:\*\*)?\s*"
+                             r"(\d+(?:\.\d+)?)\b(?!\.\d)", re.IGNORECASE)
 _BARE_NUMBER = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(?:/\s*\d+)?\s*\.?\s*$")
 _VERDICT = re.compile(r"\[\[\s*([ABC])\s*\]\]")
 
@@ -69,7 +71,8 @@ def pairwise_prompt(prompt: Messages, first: str, second: str) -> str:
 
 
 def parse_score(text: str, low: int = 1, high: int = 5) -> float | None:
-    """The last 'Rating: N' / 'Score: N' in range, else a reply that is only a number; None otherwise."""
+    """The last 'Rating: N' / 'Score: N' / 'the score is N' in range, else a reply that is only a number;
+    None otherwise."""
     labelled = [float(m) for m in _LABELLED_SCORE.findall(text) if low <= float(m) <= high]
     if labelled:
         return labelled[-1]

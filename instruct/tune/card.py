@@ -26,7 +26,10 @@ def label_base(model: Any, base: dict[str, Any]) -> None:
 def write_card(folder: Path, config: Any, result: Any, base: dict[str, Any]) -> None:
     """Write `base_model.json` and `README.md` (a model card with YAML metadata) into `folder`."""
     write_json(base, folder / BASE_FILE)
-    data = [data_source(path) for path in (config.data.path, config.data.eval_path) if path]
+    rl = getattr(config, "rl", None)
+    paths = (config.data.path, config.data.eval_path, rl.prompts if rl is not None and result.objective in
+             ("ppo", "grpo") else "")
+    data = [data_source(path) for path in paths if path]
     (folder / "README.md").write_text(card_text(config, result, base, data), encoding="utf-8")
 
 

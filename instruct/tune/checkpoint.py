@@ -33,6 +33,7 @@ from instruct.io.shards import created_mode, fsync_dir, fsync_files
 
 PREFIX = "step-"
 RUN_RECORD = "run.json"
+METHOD_FILE = "method_state.safetensors"
 # keys that do not change what training computes: a resume may differ in them
 NOT_IDENTITY = {"output", "merge", "train.resume", "train.threads", "train.keep_checkpoints", "train.save_every",
                 "train.log_every", "train.eval_every", "train.memory_budget", "train.report_to",  # resources, reporting
@@ -76,7 +77,10 @@ def trainable_state(model: nn.Module) -> dict[str, torch.Tensor]:
 
 
 def save_checkpoint(output: str | Path, step: int, model: nn.Module, optimizer: torch.optim.Optimizer,
-                    scheduler: Any, state: dict[str, Any], keep: int) -> Path:
+                    scheduler: Any, state: dict[str, Any], keep: int,
+                    method_tensors: dict[str, torch.Tensor] | None = None) -> Path:
+    """Trainable weights, optimizer, schedule, RNG and `state`; `method_tensors`: a method's own statistics
+    (AdaLoRA's importance averages), restored by `load_method_tensors`."""
     root = checkpoint_root(output)
     root.mkdir(parents=True, exist_ok=True)
     target = root / f"{PREFIX}{step:07d}"
@@ -84,6 +88,8 @@ def save_checkpoint(output: str | Path, step: int, model: nn.Module, optimizer: 
     os.chmod(staging, created_mode(folder=True))
     try:
         save_file(trainable_state(model), str(staging / "trainable.safetensors"))
+        if method_tensors:
+            save_file({k: t.contiguous() for k, t in method_tensors.items()}, str(staging / METHOD_FILE))
         torch.save({"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_state()},
                    staging / "optimizer.pt")
         publish(staging, target, {**state, "step": step}, keep)
@@ -124,6 +130,12 @@ def load_checkpoint(path: Path, model: nn.Module, optimizer: torch.optim.Optimiz
     scheduler.load_state_dict(saved["scheduler"])
     set_rng_state(saved["rng"])
     return json.loads((path / "state.json").read_text())
+
+
+def load_method_tensors(path: Path) -> dict[str, torch.Tensor]:
+    """The method statistics saved with the checkpoint at `path` (empty when it has none)."""
+    file = path / METHOD_FILE
+    return load_file(str(file)) if file.is_file() else {}
 
 
 def load_plain(file: Path, checkpoint: Path) -> dict[str, Any]:

@@ -225,6 +225,9 @@ class TuneConfig:
             (self.method.lora_plus_ratio > 0, "method.lora_plus_ratio must be > 0"),
             (self.method.name != "adalora" or 0 < self.method.target_r <= self.method.r,
              "method.target_r must be in 1..method.r for adalora"),
+            (self.method.name != "adalora" or self.train.max_steps is None
+             or self.method.tinit + self.method.tfinal < self.train.max_steps, adalora_schedule_error(
+                 self.method, self.train.max_steps, "train.max_steps")),
             (self.train.unfreeze_schedule is None or self.method.name in ("freeze", "full"),
              "train.unfreeze_schedule works with method.name freeze or full"),
             (self.train.unfreeze_schedule is None or (self.train.unfreeze_schedule.every_steps >= 1
@@ -265,3 +268,9 @@ def load_config(recipe: str | Path | None = None, overrides: list[str] | None = 
     """Recipe YAML (optional) + `key=value` overrides + dotted `values` (CLI flags) -> a validated TuneConfig."""
     data = apply(load_yaml(recipe) if recipe else {}, overrides or [], values)
     return from_dict(TuneConfig, data, str(recipe) if recipe else "").validate()
+
+
+def adalora_schedule_error(method: MethodConfig, steps: int, source: str) -> str:
+    """AdaLoRA shrinks ranks between its warm-up (tinit) and final (tfinal) phases: they need room."""
+    return (f"method.tinit + method.tfinal ({method.tinit} + {method.tfinal}) leave no steps to reallocate "
+            f"ranks in {steps} steps ({source}): lower them or train longer")

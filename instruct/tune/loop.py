@@ -30,14 +30,26 @@ from instruct.progress import progress_bar
 from instruct.tune import bottleneck
 from instruct.tune.attention import register as register_packed_sdpa
 from instruct.tune.card import label_base, write_card
-from instruct.tune.checkpoint import latest_checkpoint, load_checkpoint, resume_checkpoint, save_checkpoint
+from instruct.tune.checkpoint import (
+    latest_checkpoint,
+    load_checkpoint,
+    load_method_tensors,
+    resume_checkpoint,
+    save_checkpoint,
+)
 from instruct.tune.config import BOTTLENECK_ADAPTERS, ONLINE_OBJECTIVES, PEFT_ADAPTERS, DistillConfig, TuneConfig
 from instruct.tune.data import IGNORE, TokenizedSet, load_examples, resolve_objective, split_eval, tokenize_table
 from instruct.tune.distill import distill_loss_sum, load_teacher
 from instruct.tune.fsdp import as_float, full_state_dict, is_sharded, reshard, shard_model
 from instruct.tune.loss import linear_cross_entropy, trained_outputs
 from instruct.tune.method_hooks import StepHooks, set_total_steps
-from instruct.tune.methods import apply_method, merge_adapter, parameter_groups, trainable_parameters
+from instruct.tune.methods import (
+    apply_method,
+    enable_checkpointing,
+    merge_adapter,
+    parameter_groups,
+    trainable_parameters,
+)
 from instruct.tune.objective import Objective, objective_for
 from instruct.tune.packing import Batch, BatchPlan
 from instruct.tune.precision import training_dtype
@@ -359,7 +371,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
                                               dtype_reason, chosen[0])
     objective.config = config
     if run_plan["memory"]["grad_checkpointing"] and not checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
     if show_progress and dist.main:
         print_plan(run_plan)
     sources = getattr(train_set, "source_names", ["data"])
@@ -369,7 +381,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
 
     # 4. optimizer, schedule; per-step method hooks (AdaLoRA's budget over the planned steps, unfreezing)
     # FSDP shards the model in place before the optimizer is built: its state then covers this process's shards
-    set_total_steps(model, total_steps)
+    set_total_steps(model, total_steps, config.method)
     hooks = StepHooks(model, config)
     hooks.prepare_optimizer()
     trainable, total_params = trainable_parameters(model)
@@ -385,7 +397,9 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
     checkpoint = resume_checkpoint(config, output, dist.main, dist.world)
     if checkpoint is not None:
         hooks.before_step(int(checkpoint.name.removeprefix("step-")))  # the checkpoint's trainable set
-        start = restore(checkpoint, model, optimizer, scheduler, dist)["step"]
+        saved = restore(checkpoint, model, optimizer, scheduler, dist)
+        hooks.load_state(load_method_tensors(checkpoint), saved)
+        start = saved["step"]
     objective.teacher = load_teacher(config.distill.teacher, tokenizer, dist.device, dtype) if config.distill else None
     if dist.main:
         output.mkdir(parents=True, exist_ok=True)
@@ -442,8 +456,9 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
                 save_sharded_checkpoint(output, step, model, optimizer, scheduler, {"seen_tokens": seen_tokens},
                                         config.train.keep_checkpoints, dist.rank)
             elif dist.main:
-                save_checkpoint(output, step, model, optimizer, scheduler, {"seen_tokens": seen_tokens},
-                                config.train.keep_checkpoints)
+                method_tensors, method_values = hooks.state()
+                save_checkpoint(output, step, model, optimizer, scheduler, {"seen_tokens": seen_tokens, **method_values},
+                                config.train.keep_checkpoints, method_tensors)
             if dist.world > 1:
                 torch.distributed.barrier()
         if log is not None and (step % config.train.log_every == 0 or "eval_loss" in record or step == total_steps):

@@ -1,7 +1,8 @@
 """What some methods do between optimizer steps: AdaLoRA's rank allocation and gradual unfreezing.
 
-Both are pure functions of the step (AdaLoRA's importance scores aside), so a resumed run
-re-applies the unfreezing of its checkpoint's step before loading the weights, and every
+Unfreezing is a pure function of the step, so a resumed run re-applies the unfreezing of its
+checkpoint's step before loading the weights; AdaLoRA's importance averages and rank pattern are
+not, so they travel in the checkpoint (`state` / `load_state`). Every
 parameter the schedule will ever train sits in the optimizer from the start (AdamW skips
 parameters without a gradient, so frozen ones are untouched until their turn).
 """
@@ -9,10 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+import torch
 from torch import nn
 
-from instruct.tune.config import TuneConfig
+from instruct.config import ConfigError
+from instruct.tune.config import MethodConfig, TuneConfig, adalora_schedule_error
 from instruct.tune.methods import decoder_layers, unfreeze_top_layers
+
+ADALORA_AVERAGES = ("ipt", "exp_avg_ipt", "exp_avg_unc")  # the rank allocator's per-weight statistics
 
 
 class StepHooks:
@@ -50,6 +55,25 @@ class StepHooks:
         if self.config.method.name == "adalora":
             self.model.base_model.update_and_allocate(step)
 
+    def state(self) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+        """(tensors, JSON-able values) a checkpoint must keep for the run to resume exactly."""
+        if self.config.method.name != "adalora":
+            return {}, {}
+        allocator = self.model.base_model.rankallocator
+        tensors = {f"{kind}/{name}": tensor for kind in ADALORA_AVERAGES
+                   for name, tensor in getattr(allocator, kind).items()}
+        pattern = self.model.peft_config["default"].rank_pattern
+        return tensors, {"adalora_rank_pattern": pattern}
+
+    def load_state(self, tensors: dict[str, torch.Tensor], values: dict[str, Any]) -> None:
+        if self.config.method.name != "adalora":
+            return
+        allocator = self.model.base_model.rankallocator
+        for kind in ADALORA_AVERAGES:
+            setattr(allocator, kind, {key.partition("/")[2]: tensor for key, tensor in tensors.items()
+                                      if key.startswith(f"{kind}/")})
+        self.model.peft_config["default"].rank_pattern = values.get("adalora_rank_pattern")
+
     def summary(self, step: int) -> dict[str, Any]:
         """Extra result.json fields: AdaLoRA's final rank per module, the layers unfrozen at the end."""
         if self.config.method.name == "adalora":
@@ -59,10 +83,12 @@ class StepHooks:
         return {}
 
 
-def set_total_steps(model: nn.Module, steps: int) -> None:
+def set_total_steps(model: nn.Module, steps: int, method: MethodConfig) -> None:
     """AdaLoRA plans its rank budget over the run: give it the planned length (its allocator reads the same config)."""
     for config in getattr(model, "peft_config", {}).values():
         if hasattr(config, "total_step"):
+            if config.tinit + config.tfinal >= steps:
+                raise ConfigError(adalora_schedule_error(method, steps, "the planned run"))
             config.total_step = steps
 
 

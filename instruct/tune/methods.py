@@ -105,7 +105,7 @@ def _make_trainable(model: nn.Module, method: MethodConfig, grad_checkpointing: 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=grad_checkpointing,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
     if grad_checkpointing:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        enable_checkpointing(model)
     if method.name in PEFT_ADAPTERS:
         from peft import get_peft_model
 
@@ -134,6 +134,15 @@ def _make_trainable(model: nn.Module, method: MethodConfig, grad_checkpointing: 
     return model
 
 
+def enable_checkpointing(model: nn.Module) -> None:
+    """Activation checkpointing of every decoder layer, non-reentrant (transformers 5 renamed the switch)."""
+    enable = getattr(model, "activation_checkpointing_enable", None)
+    if enable is not None:
+        enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+
+
 def unfreeze_top_layers(model: nn.Module, count: int) -> None:
     """Make the top `count` decoder blocks and the final norm trainable (freeze; unfreezing schedules)."""
     layers = decoder_layers(model)
@@ -160,11 +169,11 @@ def peft_config(method: MethodConfig, model: nn.Module, total_steps: int | None 
                                target_modules=method.target_modules, use_dora=method.name == "dora",
                                use_rslora=method.name == "rslora", init_lora_weights=lora_init(method),
                                task_type=task_type)
-    if method.name == "adalora":  # the planned run length replaces a provisional total_step (method_hooks)
+    if method.name == "adalora":  # the planned run length replaces this provisional total_step (method_hooks)
         return peft.AdaLoraConfig(init_r=method.r, target_r=method.target_r, lora_alpha=method.alpha,
                                   lora_dropout=method.dropout, target_modules=method.target_modules,
                                   tinit=method.tinit, tfinal=method.tfinal, deltaT=method.delta_t,
-                                  total_step=total_steps or 1, task_type=task_type)
+                                  total_step=total_steps or method.tinit + method.tfinal + 1, task_type=task_type)
     if method.name == "ia3":
         targets = None if method.target_modules == "all-linear" else method.target_modules
         return peft.IA3Config(target_modules=targets, task_type=task_type)

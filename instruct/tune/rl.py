@@ -27,9 +27,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from instruct.base_model import identity
 from instruct.config import ConfigError, to_dict
 from instruct.io.shards import atomic_files, read_shards, read_table, write_json
 from instruct.progress import progress_bar
+from instruct.tune.card import label_base, write_card
 from instruct.tune.checkpoint import load_checkpoint, resume_checkpoint, save_checkpoint
 from instruct.tune.config import PEFT_ADAPTERS, TuneConfig
 
@@ -295,15 +297,6 @@ def train_online(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None
         if on_step is not None:
             on_step(record)
     bar.close()
-    with atomic_files(output) as staging:  # each output file is replaced whole, never half-written
-        model.save_pretrained(staging)
-        tokenizer.save_pretrained(staging)
-        if head is not None:
-            from safetensors.torch import save_file
-
-            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
-                      str(staging / "value_head.safetensors"))
-    plot_losses(log.records, output / "loss.png", extra=("reward", "kl", "response_length"))
     trainable, total_params = trainable_parameters(policy)
     rewards = [r["reward"] for r in log.records if "reward" in r]
     result = TrainResult(
@@ -314,6 +307,18 @@ def train_online(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None
         log=log.records, objective=config.data.objective,
         eval_metrics={"first_reward": rewards[0] if rewards else math.nan, "last_reward": rewards[-1] if rewards else math.nan,
                       "last_kl": log.records[-1]["kl"] if log.records else math.nan})
+    base = identity(config.model)
+    with atomic_files(output) as staging:  # each output file is replaced whole, never half-written
+        label_base(model, base)
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        write_card(staging, config, result, base)
+        if head is not None:
+            from safetensors.torch import save_file
+
+            save_file({k: v.detach().cpu().contiguous() for k, v in head.state_dict().items()},
+                      str(staging / "value_head.safetensors"))
+    plot_losses(log.records, output / "loss.png", extra=("reward", "kl", "response_length"))
     write_json({k: v for k, v in asdict(result).items() if k != "log"}, output / "result.json")
     return result
 
