@@ -126,10 +126,10 @@ def test_ray_output_identical_to_local(ray_cluster, corpus, tmp_path):
 def test_connected_components_match_union_find(executor, tmp_path, request):
     """One connected-components module, the same labels as union-find on both shuffles."""
     from instruct.dedup.components import connected_components
-    from instruct.dedup.unionfind import components
     from instruct.executor.layout import RunLayout
     from instruct.executor.local_shuffle import ROWS_PER_PARTITION, LocalShuffle
     from instruct.executor.ray_shuffle import RayShuffle
+    from tests.union_find import components
 
     rng = np.random.default_rng(3)
     n = 400

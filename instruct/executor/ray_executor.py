@@ -16,7 +16,6 @@ input and output folders on a shared filesystem.
 from __future__ import annotations
 
 import json
-import logging
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -29,8 +28,6 @@ from instruct.executor.ray_cluster import cluster_cpus, connect
 from instruct.executor.ray_shuffle import RayShuffle
 from instruct.io.readers import WorkUnit
 from instruct.pipeline.runner import Pipeline, Stage, run_unit
-
-log = logging.getLogger(__name__)
 
 
 class UnitWorker:
@@ -63,12 +60,6 @@ class RayExecutor(Executor):
     def shuffle(self, stage: Stage, units: list[WorkUnit], layout: RunLayout, records: int) -> RayShuffle:
         return RayShuffle(self.ray, layout, stage.index, units, layout.side_dir(stage.closing.label), records,
                           self.cpus)
-
-    def decide(self, pipeline: Pipeline, stage: Stage, units: list[WorkUnit], layout: RunLayout,
-               stats: list[dict[str, Any]]) -> None:
-        if not stage.closing.shuffled:
-            log.warning("%s has no shuffled second pass; deciding on the driver", stage.closing.label)
-        super().decide(pipeline, stage, units, layout, stats)
 
     def execute(self, pipeline: Pipeline, stage: Stage, todo: list[WorkUnit],
                 layout: RunLayout) -> Iterator[dict[str, Any]]:

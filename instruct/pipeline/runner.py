@@ -107,6 +107,7 @@ class UnitRun:
             self.stats.kept += table.num_rows
             add_lengths(self.stats.lengths_kept, table)
             if self.stage.closing is not None and table.num_rows:
+                self.stage.closing.ensure_setup()
                 self.signatures.append(self.stage.closing.signatures(table))
         kept = self.kept_writer.close()
         rejected = self.rejected_writer.close() if self.rejected_writer else []

@@ -53,8 +53,9 @@ class Shuffle:
     def close(self) -> None:
         """Release what the decision's blocks hold (spill files, object refs)."""
 
-    def rows(self, fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema) -> Blocks:
-        """`fn(signature table of a unit, its first global row number)` over every unit."""
+    def rows(self, fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema | None) -> Blocks:
+        """`fn(signature table of a unit, its first global row number)` over every unit (`schema`: of
+        fn's tables, None when only fn knows it)."""
         raise NotImplementedError
 
     def map(self, blocks: Blocks, fn: Callable[[pa.Table], pa.Table]) -> Blocks:
@@ -80,10 +81,11 @@ class Shuffle:
         return [present[i::self.partitions] for i in range(min(self.partitions, len(present)))]
 
 
-def read_units(fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema, units: list[tuple[int, str]]
+def read_units(fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema | None, units: list[tuple[int, str]]
                ) -> pa.Table:
-    return pa.concat_tables([schema.empty_table()] + [fn(read_table(path), position << ROW_BITS)
-                                                       for position, path in units])
+    """fn over these units (a group of `Shuffle.unit_groups`, never empty), as one block."""
+    return pa.concat_tables(([schema.empty_table()] if schema else [])
+                            + [fn(read_table(path), position << ROW_BITS) for position, path in units])
 
 
 def split_by_key(block: pa.Table, key: str, partitions: int) -> tuple[pa.Table, ...]:
