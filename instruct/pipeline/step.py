@@ -50,7 +50,9 @@ class Step:
         elif params:
             config = dataclasses.replace(config, **params)
         self.config = config
-        self.label = self.name  # unique name within a pipeline (e.g. "c4#2"), used for counts
+        # unique name within a pipeline (e.g. "c4#2"), used for counts and a global step's side folder;
+        # a user step without a `name` goes by its class name
+        self.label = self.name or type(self).__name__
         self._ready = False
 
     def setup(self) -> None:

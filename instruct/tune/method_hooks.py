@@ -12,7 +12,8 @@ from typing import Any
 from torch import nn
 
 from instruct.tune.config import TuneConfig
-from instruct.tune.methods import decoder_layers, unfreeze_top_layers
+from instruct.tune.layers import decoder_layers
+from instruct.tune.methods import unfreeze_top_layers
 
 
 class StepHooks:
