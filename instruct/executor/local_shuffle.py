@@ -1,5 +1,6 @@
 """The in-process `Shuffle`: every block is an Arrow file in the run folder, so memory is bounded
-by one partition, not by the corpus.
+by one partition, not by the corpus (Arrow allocates from the system pool meanwhile, which returns
+what a partition freed).
 
 Partitions grow with the data (ROWS_PER_PARTITION signature rows each), and a shuffle holds at
 most one block (while splitting it) or one partition (while reducing it) in memory. Spill files
@@ -38,8 +39,13 @@ class LocalShuffle(Shuffle):
         shutil.rmtree(self.spill, ignore_errors=True)
         self.spill.mkdir(parents=True)
         self._written = 0
+        # Arrow's default mimalloc pool keeps the pages a finished partition freed: the driver's peak RSS
+        # grew with the corpus (10k -> 40k documents: 164 -> 206 MB; the system pool: 165 MB)
+        self._pool = pa.default_memory_pool()
+        pa.set_memory_pool(pa.system_memory_pool())
 
     def close(self) -> None:
+        pa.set_memory_pool(self._pool)
         shutil.rmtree(self.spill, ignore_errors=True)
 
     def rows(self, fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema | None) -> Blocks:
