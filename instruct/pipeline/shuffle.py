@@ -90,6 +90,7 @@ def read_units(fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema | None
 
 def split_by_key(block: pa.Table, key: str, partitions: int) -> tuple[pa.Table, ...]:
     """The rows of `block` in each of `partitions` hash partitions of `key`."""
+    block = block.combine_chunks()  # once: each take of a chunked table would join the chunks again
     part = partition_of(block.column(key), partitions)
     order = np.argsort(part, kind="stable")
     bounds = np.searchsorted(part[order], np.arange(partitions + 1))
@@ -132,9 +133,21 @@ class SignatureStore:
         rows = np.asarray(rows, dtype=np.int64)
         units = rows >> ROW_BITS
         starts, sizes = segments(units)
-        parts = [self._table(int(units[start])).select(columns).take(
-                 pa.array(rows[start:start + size] & ((1 << ROW_BITS) - 1))) for start, size in zip(starts, sizes)]
+        parts = [self._unit_rows(int(units[start]), rows[start:start + size] & ((1 << ROW_BITS) - 1), columns)
+                 for start, size in zip(starts, sizes)]
         return pa.concat_tables(parts) if parts else self._table(0).select(columns).slice(0, 0)
+
+    def _unit_rows(self, unit: int, rows: np.ndarray, columns: list[str]) -> pa.Table:
+        """Rows (ascending) of one unit, taken batch by batch: a take over the table would first join the
+        column's chunks into one copy (a whole unit's shingle sets for a few rows)."""
+        table = self._table(unit).select(columns)
+        batches = table.to_batches()
+        ends = np.cumsum([batch.num_rows for batch in batches])
+        which = np.searchsorted(ends, rows, side="right")
+        starts, sizes = segments(which)
+        return pa.Table.from_batches([batches[which[start]].take(pa.array(
+            rows[start:start + size] - (ends[which[start]] - batches[which[start]].num_rows)))
+            for start, size in zip(starts, sizes)], schema=table.schema)
 
     def _table(self, unit: int) -> pa.Table:
         if unit not in self._open:
