@@ -90,7 +90,6 @@ def read_units(fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema | None
 
 def split_by_key(block: pa.Table, key: str, partitions: int) -> tuple[pa.Table, ...]:
     """The rows of `block` in each of `partitions` hash partitions of `key`."""
-    block = block.combine_chunks()  # once: each take of a chunked table would join the chunks again
     part = partition_of(block.column(key), partitions)
     order = np.argsort(part, kind="stable")
     bounds = np.searchsorted(part[order], np.arange(partitions + 1))
