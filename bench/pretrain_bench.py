@@ -75,7 +75,8 @@ def run_peer(config, steps: int) -> dict:
 
     from instruct.models import resolve_model
     from instruct.tune.documents import end_of_text_id, tokenize_document
-    from instruct.tune.loop import Distributed, evaluate, load_tables, prepare_data
+    from instruct.tune.loop import Distributed, evaluate
+    from instruct.tune.training import load_tables, prepare_data
 
     tables = load_tables(config)
     folder = config.model or resolve_model()

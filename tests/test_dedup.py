@@ -18,10 +18,11 @@ from instruct.dedup.exact import ExactDedup
 from instruct.dedup.lsh import band_keys, candidate_pairs
 from instruct.dedup.minhash import MinHashDedup, minhash_signatures, permutations
 from instruct.dedup.text import Shingling, shingle_hashes
-from instruct.dedup.unionfind import UnionFind, components
+from instruct.executor.local_shuffle import decide_table
 from instruct.io.readers.base import InputError
 from instruct.io.shards import read_shards, read_table
 from instruct.schema import documents_table, examples_table
+from tests.union_find import UnionFind, components
 
 
 def table_of(texts: list[str], metas: list[dict] | None = None) -> pa.Table:
@@ -131,7 +132,7 @@ def test_exact_dedup_keep_policies(long_docs, keep, expected_kept):
     out = step.apply(table_of(texts, metas))
     kept = [f"d{i}" for i, r in enumerate(out.reasons) if r is None]
     assert kept == sorted([expected_kept, "d3"])
-    decision = step.decide([step.signatures(table_of(texts, metas))])
+    decision = decide_table(step, table_of(texts, metas))
     clusters = decision.side_tables["clusters"].to_pylist()
     assert {row["id"] for row in clusters} == {"d0", "d1", "d2"}
     assert {row["cluster"] for row in clusters} == {expected_kept} and all(row["size"] == 3 for row in clusters)
@@ -162,7 +163,7 @@ def test_minhash_removes_edited_copies_and_keeps_unrelated_text(long_docs):
     assert copy_ids <= dropped  # every copy found (3 % of words edited: Jaccard ~0.85)
     natural = dropped - copy_ids  # anything else dropped must truly be a near-duplicate of a kept text
     step = MinHashDedup()
-    clusters = step.decide([step.signatures(table)]).side_tables["clusters"].to_pylist()
+    clusters = decide_table(step, table).side_tables["clusters"].to_pylist()
     texts = dict(zip(table.column("id").to_pylist(), table.column("text").to_pylist()))
     for row in clusters:
         if not row["kept"]:
@@ -242,7 +243,7 @@ def test_decontaminate_drops_training_text_containing_eval_items(long_docs, tmp_
         assert (reason == "contaminated") == any(containment(q + " yes no", text) >= 0.5 for q in questions)
     chat = Decontaminate(eval_sets=[str(chat_path)])
     assert chat.apply(table_of(train)).reasons[21] == "contaminated"
-    decision = step.decide([step.signatures(table_of(train))])
+    decision = decide_table(step, table_of(train))
     assert "q3" in [item["eval_id"] for item in decision.report["hit_items"]]
     assert decision.report["records_dropped"] == reasons.count("contaminated")
     assert {"id": "d20", "eval_id": "q3"}.items() <= next(

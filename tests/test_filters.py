@@ -46,7 +46,7 @@ def prose(docstrings) -> list[str]:
 
 @pytest.fixture(scope="module")
 def prose_steps() -> list[DocumentFilter]:
-    return [GopherQuality(), GopherRepetition(), C4(), FineWeb(), Language()]
+    return [GopherQuality(), GopherRepetition(), C4(), FineWeb(), Language().ensure_setup()]
 
 
 @pytest.fixture(scope="module")
@@ -306,16 +306,16 @@ GERMAN = "Dies ist ein kurzer deutscher Satz, den wir selbst geschrieben haben, 
 
 
 def test_language_labels_and_allowed_list(base):
-    step = Language()
+    step = Language().ensure_setup()
     assert step.judge(base)[0] is None and step.judge(base)[1]["label"] == "en"
     reason, scores = step.judge(GERMAN)
     assert reason == "language_not_allowed" and scores["label"] == "de"
-    assert Language(languages=["de", "en"]).judge(GERMAN)[0] is None
-    assert Language(languages=[]).judge(GERMAN)[0] is None  # any language, score still checked
+    assert Language(languages=["de", "en"]).ensure_setup().judge(GERMAN)[0] is None
+    assert Language(languages=[]).ensure_setup().judge(GERMAN)[0] is None  # any language, score still checked
 
 
 def test_language_min_score_on_real_docstrings(docstrings):
-    step = Language(languages=[], min_score=0.65)
+    step = Language(languages=[], min_score=0.65).ensure_setup()
     scored = [(step.predict(doc)[1], doc) for _, doc in docstrings[:600]]
     just_above = min((s, d) for s, d in scored if s >= 0.65)
     just_below = max((s, d) for s, d in scored if s < 0.65)
@@ -331,7 +331,7 @@ def test_language_never_touches_the_network(base, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setattr(socket.socket, "connect", refuse)
     monkeypatch.setattr(socket, "create_connection", refuse)
-    step = pickle.loads(pickle.dumps(Language()))  # a fresh worker: setup() runs here
+    step = pickle.loads(pickle.dumps(Language())).ensure_setup()  # a fresh worker: setup() runs here
     assert step.judge(base)[1]["label"] == "en"
 
 
@@ -395,7 +395,7 @@ def test_code_alphanumeric_fraction(code):
 
 @pytest.mark.parametrize("text", ["", " \n\n ", "#", "日本語の文です。" * 30, "a a a a a a a a a a a a"])
 def test_degenerate_inputs_give_a_verdict_and_bounded_fractions(text):
-    for step in (GopherQuality(), GopherRepetition(), C4(), FineWeb(), Language(), CodeQuality()):
+    for step in (GopherQuality(), GopherRepetition(), C4(), FineWeb(), Language().ensure_setup(), CodeQuality()):
         reason, scores = step.judge(text)
         assert reason is None or reason.startswith((step.name, "gopher", "code"))
         for key, value in scores.items():

@@ -45,14 +45,14 @@ def test_scores_go_to_meta_thresholds_drop_and_a_rerun_is_answered_from_cache(tm
     with serve_in_thread(GradingEngine()) as server:
         params = {"base_url": server.base_url, "model": "fake", "cache": str(tmp_path / "judge.jsonl")}
         GradingEngine.seen = 0
-        out = make_step("pair_judge", {**params, "min_complexity": 3}).apply(examples_table(rows()))
+        out = make_step("pair_judge", {**params, "min_complexity": 3}).ensure_setup().apply(examples_table(rows()))
         assert GradingEngine.seen == 6  # two questions per pair
         scores = {row["id"]: json.loads(row["meta"])["pair_judge"] for row in out.table.to_pylist()}
         assert scores["loads"]["complexity"] > scores["dumps"]["complexity"]
         assert all(1 <= s["quality"] <= 6 for s in scores.values())
         assert out.reasons == ["low_complexity", None, "low_complexity"]
         assert out.counters["scored"] == 3
-        again = make_step("pair_judge", params).apply(examples_table(rows()))
+        again = make_step("pair_judge", params).ensure_setup().apply(examples_table(rows()))
         assert GradingEngine.seen == 6  # resumed from the cache: no request sent twice
         assert again.reasons == [None, None, None]
 
@@ -60,4 +60,4 @@ def test_scores_go_to_meta_thresholds_drop_and_a_rerun_is_answered_from_cache(tm
 def test_no_endpoint_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.delenv("OPENAI_BASE_URL", raising=False)
     with pytest.raises(ConfigError, match="no endpoint"):
-        make_step("pair_judge", {"cache": str(tmp_path / "c.jsonl")}).apply(examples_table(rows()))
+        make_step("pair_judge", {"cache": str(tmp_path / "c.jsonl")}).ensure_setup().apply(examples_table(rows()))

@@ -22,7 +22,7 @@ def example(instruction: str, answer: str, meta: dict | None = None, row_id: str
 
 
 def reasons(step: str, rows: list[dict], **params) -> list[str | None]:
-    out = make_step(step, params).apply(examples_table(rows))
+    out = make_step(step, params).ensure_setup().apply(examples_table(rows))
     return out.reasons
 
 
@@ -61,7 +61,7 @@ def test_refusals_and_assistant_boilerplate():
 def test_repeated_ngrams_on_both_sides_of_the_threshold():
     looping = " ".join([doc(textwrap.dedent).split(".")[0] + "."] * 6)
     rows = [GOOD, example("What does dedent do?", looping)]
-    out = make_step("pair_repetition", {}).apply(examples_table(rows))
+    out = make_step("pair_repetition", {}).ensure_setup().apply(examples_table(rows))
     assert out.reasons == [None, "repeated_ngrams"]
     frac = json.loads(out.table.column("meta")[1].as_py())["pair_repetition"]["dup_5_gram_char_frac"]
     assert reasons("pair_repetition", rows[1:], max_dup_ngram_frac=frac) == [None]
@@ -85,7 +85,7 @@ def test_preference_rows_judge_the_chosen_answer():
          "chosen": [{"role": "assistant", "content": "As an AI language model, I cannot answer."}],
          "rejected": [{"role": "assistant", "content": doc(json.dumps)}], "meta": {}},
     ])
-    assert make_step("pair_refusal", {}).apply(table).reasons == [None, "refusal"]
+    assert make_step("pair_refusal", {}).ensure_setup().apply(table).reasons == [None, "refusal"]
 
 
 def test_rows_without_a_pair_are_dropped_and_named():
@@ -94,4 +94,4 @@ def test_rows_without_a_pair_are_dropped_and_named():
     with pytest.raises(ValueError, match="EXAMPLE"):
         from instruct.schema import documents_table
 
-        make_step("pair_answer", {}).apply(documents_table([{"id": "d", "text": "x"}]))
+        make_step("pair_answer", {}).ensure_setup().apply(documents_table([{"id": "d", "text": "x"}]))

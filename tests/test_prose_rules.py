@@ -57,6 +57,6 @@ def test_fineweb_line_rules_on_prose_lines():
 
 def test_language_on_prose_lines():
     page = PROSE.split(". ")[0] + ".\n" + CODE
-    assert Language(prose_only=True).judge(page)[0] is None
-    assert Language(prose_only=True).judge(CODE + "\nDie Verbindung wird beim Start des Programms aus der "
-                                        "Dienstdatei gelesen und danach nicht mehr geändert.")[0] is not None
+    assert Language(prose_only=True).ensure_setup().judge(page)[0] is None
+    assert Language(prose_only=True).ensure_setup().judge(CODE + "\nDie Verbindung wird beim Start des Programms aus der "
+                                                         "Dienstdatei gelesen und danach nicht mehr geändert.")[0] is not None

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 
 from instruct.cli import main
+from instruct.executor.local_shuffle import decide_table
 from instruct.io.shards import read_shards
 from instruct.pipeline.recipe import load_recipe
 from instruct.pipeline.runner import build
@@ -141,7 +142,7 @@ def test_perplexity_buckets_per_source():
                          "meta": {"perplexity": {"perplexity": scale * (i + 1)}}})
     rows.append({"id": "few0", "text": "x", "source": "rare", "meta": {"perplexity": {"perplexity": 1e6}}})
     step = PerplexityBuckets(percentiles=[50.0, 90.0], min_docs=100)
-    decision = step.decide([step.signatures(documents_table(rows))])
+    decision = decide_table(step, documents_table(rows))
     assert set(decision.drop) == {f"web{i}" for i in range(135, 150)} | {f"books{i}" for i in range(135, 150)}
     assert decision.report["cutoffs"]["books"][1] == pytest.approx(10 * decision.report["cutoffs"]["web"][1])
     assert decision.counters["unbucketed_rare"] == 1 and "few0" not in decision.drop

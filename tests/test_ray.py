@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import sys
 from pathlib import Path
@@ -11,18 +12,24 @@ import pyarrow as pa
 import pytest
 
 from instruct.config import ConfigError
+from instruct.errors import UnitError
+from instruct.filters.sentence_dedup import span_hash, spans
 from instruct.io.readers.base import InputError
 from instruct.io.shards import read_shards, read_table, shard_paths
 from instruct.pipeline.recipe import load_recipe
 from instruct.pipeline.runner import build
+
+TESTS = Path(__file__).resolve().parent
 
 
 @pytest.fixture(scope="module")
 def ray_cluster():
     ray = pytest.importorskip("ray")
     started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
+    if started:  # workers import the user steps of tests/build_steps.py, as a user's would from PYTHONPATH
+        path = os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])
+        ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False,
+                 runtime_env={"env_vars": {"PYTHONPATH": path}})
     yield ray
     if started:
         ray.shutdown()
@@ -126,10 +133,10 @@ def test_ray_output_identical_to_local(ray_cluster, corpus, tmp_path):
 def test_connected_components_match_union_find(executor, tmp_path, request):
     """One connected-components module, the same labels as union-find on both shuffles."""
     from instruct.dedup.components import connected_components
-    from instruct.dedup.unionfind import components
     from instruct.executor.layout import RunLayout
     from instruct.executor.local_shuffle import ROWS_PER_PARTITION, LocalShuffle
     from instruct.executor.ray_shuffle import RayShuffle
+    from tests.union_find import components
 
     rng = np.random.default_rng(3)
     n = 400
@@ -162,6 +169,72 @@ def test_strict_input_error_surfaces_from_a_worker(ray_cluster, corpus, tmp_path
     data["steps"] = ["pii"]
     with pytest.raises(InputError, match=r"part\d\.jsonl:127"):
         _build(data)
+
+
+BOILERPLATE = ["Subscribe to our newsletter. You will get the weekly digest. Unsubscribe at any time.",
+               "This site uses cookies. By browsing you accept them. Read the policy for details."]
+
+
+@pytest.fixture(scope="module")
+def topics_corpus(tmp_path_factory, docstrings) -> Path:
+    """Three JSONL files of docstrings with shared boilerplate lines, perplexity scores and topics."""
+    folder = tmp_path_factory.mktemp("topics_corpus")
+    rng = random.Random(11)
+    texts = [d for _, d in docstrings if len(d.split()) > 60][:150]
+
+    def record(f: int, k: int, text: str) -> dict:
+        lines = [text] + [b for b in BOILERPLATE if rng.random() < 0.4]
+        topic = f"t{rng.randrange(12)}" if k % 9 else f"rare{f}{k}"  # a few topics of one document
+        shared = {"id": "shared"} if rng.random() < 0.05 else {}
+        return {"text": "\n".join(lines), "topic": topic, "perplexity": {"perplexity": rng.uniform(5, 500)}, **shared}
+
+    for f in range(3):
+        (folder / f"part{f}.jsonl").write_text("".join(json.dumps(record(f, k, text)) + "\n"
+                                                       for k, text in enumerate(texts[f::3])), encoding="utf-8")
+    return folder
+
+
+@pytest.mark.slow
+def test_reduce_steps_decide_the_same_on_ray_as_locally(ray_cluster, topics_corpus, tmp_path):
+    """sentence_dedup, perplexity_buckets and a user step with only map + reduce, on both executors."""
+    steps = [{"sentence_dedup": {"min_docs": 3, "min_words": 70}}, {"build_steps:RareTopics": {"min_docs": 2}},
+             {"perplexity_buckets": {"min_docs": 20}}]
+    results = {}
+    for executor, workers in (("local", 1), ("ray", 2)):
+        data = {"read": {"paths": [str(topics_corpus / "*.jsonl")]}, "steps": steps,
+                "write": {"output": str(tmp_path / executor), "shard_size": 40}, "executor": executor,
+                "workers": workers}
+        results[executor] = _build(data)
+    local, distributed = results["local"], results["ray"]
+    assert read_shards(tmp_path / "local").equals(read_shards(tmp_path / "ray"))
+    assert _tables(tmp_path / "local" / "rejected") == _tables(tmp_path / "ray" / "rejected")
+    assert _decisions(tmp_path / "local") == _decisions(tmp_path / "ray")
+    assert local["counts"] == distributed["counts"] and local["global_steps"] == distributed["global_steps"]
+    assert _side_rows(tmp_path / "local", "sentence_dedup", "repeated_spans") == \
+        _side_rows(tmp_path / "ray", "sentence_dedup", "repeated_spans")
+    drops = {s["step"]: s["dropped"] for s in local["counts"]["steps"]}
+    assert drops["sentence_dedup"]["sentence_dedup_too_short"] > 0 and drops["RareTopics"]["rare_topic"] > 0
+    assert drops["perplexity_buckets"]["bucket_tail"] > 0
+    rare = local["global_steps"]["RareTopics"]
+    assert rare["counters"]["rare_topics"] == len(rare["report"]["rare"]) >= 3  # a topic per file at least
+    repeated = {row["hash"] for row in _side_rows(tmp_path / "local", "sentence_dedup", "repeated_spans")}
+    assert {span_hash(s) for line in BOILERPLATE for _, _, s in spans(line, 3)} <= repeated
+
+
+@pytest.mark.parametrize("executor,workers", [("local", 2), ("ray", 2)])
+def test_a_failing_step_names_itself_the_unit_and_the_worker_traceback(executor, workers, corpus, tmp_path,
+                                                                       request):
+    if executor == "ray":
+        request.getfixturevalue("ray_cluster")
+    data = _recipe(corpus, tmp_path / "failing", executor, workers)
+    data["steps"] = ["pii", {"build_steps:FailOn": {"file": "part2.jsonl"}}]
+    with pytest.raises(UnitError) as raised:
+        _build(data)
+    error = raised.value
+    assert error.step == "FailOn" and error.unit.startswith("part2_jsonl-")
+    assert error.error == "ZeroDivisionError: cannot judge part2.jsonl"
+    assert 'build_steps.py", line' in error.traceback and "raise ZeroDivisionError" in error.traceback
+    assert str(error).startswith(f"step FailOn failed on unit {error.unit}: ZeroDivisionError: cannot judge")
 
 
 def test_missing_ray_says_how_to_install(monkeypatch):

@@ -76,9 +76,9 @@ def test_chunked_token_logps_equal_the_full_log_softmax(head_kind, chunk):
 def test_loss_sum_through_peft_equals_cross_entropy_on_full_logits(tiny_model, tiny_data):
     from instruct.tune.config import MethodConfig
     from instruct.tune.data import IGNORE, load_examples, tokenize_table
-    from instruct.tune.loop import loss_sum
     from instruct.tune.methods import apply_method, load_base
     from instruct.tune.packing import collate
+    from instruct.tune.training import loss_sum
 
     model, tokenizer = load_base(tiny_model, attn_implementation="sdpa")
     model = apply_method(model, MethodConfig(dropout=0.0))
@@ -149,10 +149,10 @@ def test_recipe_values_win_over_the_rule():
 
 def test_the_memory_plan_changes_with_the_budget(tiny_model):
     from instruct.tune.config import MethodConfig
-    from instruct.tune.loop import loss_sum
     from instruct.tune.memory import SAFETY
     from instruct.tune.methods import apply_method, load_base
     from instruct.tune.run_plan import probe_batch
+    from instruct.tune.training import loss_sum
 
     model, _ = load_base(tiny_model, attn_implementation="sdpa")
     model = apply_method(model, MethodConfig()).train()

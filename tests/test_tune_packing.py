@@ -7,8 +7,9 @@ import torch
 from test_tune_support import tiny_model  # noqa: F401  (fixture)
 
 from instruct.tune.data import IGNORE, TokenizedSet
-from instruct.tune.loop import Distributed, accumulate_gradients, loss_sum
+from instruct.tune.loop import Distributed, accumulate_gradients
 from instruct.tune.packing import BatchPlan, collate, plan_epoch
+from instruct.tune.training import loss_sum
 
 
 def random_set(count: int, seed: int = 0) -> TokenizedSet:

@@ -17,8 +17,8 @@ from instruct.schema import documents_table
 from instruct.tune import train
 from instruct.tune.data import IGNORE, TokenizedSet, tokenize_table
 from instruct.tune.documents import document_windows, end_of_text_id
-from instruct.tune.loop import loss_sum
 from instruct.tune.packing import collate
+from instruct.tune.training import loss_sum
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,14 +7,11 @@ from __future__ import annotations
 
 import json
 import math
-from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
 import pyarrow as pa
-
-from instruct.pipeline.step import Decision
 
 KeepPolicy = Literal["first", "longest", "score"]
 CLUSTERS = pa.schema([("id", pa.string()), ("cluster", pa.string()), ("size", pa.int64()), ("kept", pa.bool_())])
@@ -63,46 +60,3 @@ def priority(signatures: pa.Table, config: KeepConfig) -> np.ndarray:
         scores = signatures.column("score").to_numpy(zero_copy_only=False).astype(np.float64)
         return np.where(np.isnan(scores), np.inf, -scores)  # rows without a score lose
     return np.zeros(signatures.num_rows)
-
-
-def choose_keep(labels: np.ndarray, rank: np.ndarray) -> np.ndarray:
-    """Representative of each row's cluster: the member with the lowest (rank, index)."""
-    n = len(labels)
-    index = np.arange(n)
-    order = np.lexsort((index, rank, labels))
-    sorted_labels = labels[order]
-    first = np.ones(n, dtype=bool)
-    first[1:] = sorted_labels[1:] != sorted_labels[:-1]
-    representative_of_label = np.empty(n, dtype=np.int64)
-    representative_of_label[sorted_labels[first]] = order[first]
-    return representative_of_label[labels]
-
-
-def cluster_decision(ids: list[str], labels: np.ndarray, rank: np.ndarray, reason: str,
-                     report: dict[str, Any]) -> Decision:
-    """Drop every non-representative; side table `clusters` lists members of clusters of size > 1."""
-    representative = choose_keep(labels, rank)
-    sizes = np.bincount(labels, minlength=len(labels))[labels]
-    kept = representative == np.arange(len(labels))
-    kept_ids = {ids[i] for i in np.flatnonzero(kept)}
-    # rows sharing an id share their fate: an id some kept row carries is never dropped
-    drop = {ids[i]: reason for i in np.flatnonzero(~kept) if ids[i] not in kept_ids}
-    members = np.flatnonzero(sizes > 1)
-    clusters = pa.table({
-        "id": pa.array([ids[i] for i in members], pa.string()),
-        "cluster": pa.array([ids[representative[i]] for i in members], pa.string()),
-        "size": pa.array(sizes[members], pa.int64()),
-        "kept": pa.array(kept[members]),
-    })
-    n_clusters = int(np.count_nonzero(kept[members]))
-    shared = sum(n - 1 for n in Counter(ids).values() if n > 1)
-    report = {**report, "records": len(ids), "clusters": n_clusters, "records_in_clusters": len(members),
-              "dropped": len(drop), "shared_ids": shared}
-    return Decision(drop=drop, counters=Counter({"clusters": n_clusters, reason: len(drop)}),
-                    side_tables={"clusters": clusters}, report=report)
-
-
-def concat_signatures(tables: Any) -> pa.Table | None:
-    """All signature tables in shard order as one table (None when there were no rows)."""
-    tables = [t for t in tables if t.num_rows]
-    return pa.concat_tables(tables) if tables else None

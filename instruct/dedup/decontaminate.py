@@ -14,25 +14,23 @@ counted. The driver reports which eval items were hit (report + side tables).
 """
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Literal
+from typing import Any, Iterator, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from instruct.config import ConfigError
-from instruct.dedup.clusters import concat_signatures
-from instruct.dedup.fate import drop_rows
 from instruct.dedup.text import WORD, Shingling, conversation_text, record_texts, shingle_hashes, sorted_unique
 from instruct.io.readers.base import InputError, expand_paths
 from instruct.io.records import read_records
 from instruct.io.shards import write_table
+from instruct.pipeline.drops import drop_rows
 from instruct.pipeline.shuffle import Shuffle, global_rows, side_part
-from instruct.pipeline.step import Decision, GlobalStep
+from instruct.pipeline.step import GlobalStep
 
 
 @dataclass
@@ -124,7 +122,6 @@ class Decontaminate(GlobalStep):
 
     def signatures(self, table: pa.Table) -> pa.Table:
         """Per record: the eval items it overlaps past the threshold, and the score of each."""
-        self.ensure_setup()
         texts = record_texts(table)
         hits: list[list[int]] = [[] for _ in texts]
         scores: list[list[float]] = [[] for _ in texts]
@@ -171,33 +168,6 @@ class Decontaminate(GlobalStep):
                 "eval_items_hit": len(hit_count), "records_dropped": dropped, "eval_sets": per_set,
                 "hit_items": hit_items}
 
-    def decide(self, signatures: Iterable[pa.Table]) -> Decision:
-        self.ensure_setup()
-        items = self.index.items
-        table = concat_signatures(signatures)
-        rows = table.to_pylist() if table is not None else []
-        drop: dict[str, str] = {}
-        contaminated = []
-        hit_count: Counter = Counter()
-        for row in rows:
-            if not row["hits"]:
-                continue
-            drop[row["id"]] = "contaminated"
-            best = max(range(len(row["hits"])), key=lambda k: row["scores"][k])
-            item = items[row["hits"][best]]
-            contaminated.append({"id": row["id"], "eval_set": item.eval_set, "eval_id": item.eval_id,
-                                 "score": row["scores"][best], "items_hit": len(row["hits"])})
-            hit_count.update(row["hits"])
-        hit_items = [{"eval_set": items[i].eval_set, "eval_id": items[i].eval_id, "records": n}
-                     for i, n in sorted(hit_count.items())]
-        report = self._report(dict(hit_count), len(drop), hit_items[:1000])
-        side = {"contaminated": pa.Table.from_pylist(contaminated, schema=CONTAMINATED),
-                "eval_hits": _table(hit_items, {"eval_set": pa.string(), "eval_id": pa.string(),
-                                                "records": pa.int64()})}
-        return Decision(drop=drop, counters=Counter({"contaminated": len(drop), "eval_items_hit": len(hit_count)}),
-                        side_tables=side, report=report)
-
-
 def _hit_rows(table: pa.Table, base: int) -> pa.Table:
     """The rows of a unit that overlap some eval item past the threshold."""
     hit = pc.greater(pc.list_value_length(table.column("hits")), 0)
@@ -226,11 +196,6 @@ def _hit_items(batch: pa.Table) -> pa.Table:
 def _count_items(batch: pa.Table) -> pa.Table:
     items, counts = np.unique(batch.column("item").to_numpy(), return_counts=True)
     return pa.table({"item": pa.array(items, pa.int64()), "records": pa.array(counts, pa.int64())})
-
-
-def _table(rows: list[dict[str, Any]], types: dict[str, pa.DataType]) -> pa.Table:
-    schema = pa.schema(list(types.items()))
-    return pa.Table.from_pylist(rows, schema=schema)
 
 
 # --- eval sets ----------------------------------------------------------------------------------

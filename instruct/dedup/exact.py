@@ -1,32 +1,24 @@
 """`exact_dedup`: one record per group of identical texts after a configurable normalisation.
 
-Workers hash the normalised text (BLAKE2b, 128 bits); the driver groups equal hashes in shard
-order and keeps one member per group by the keep policy. A DOCUMENT is compared by `text`, an
+Workers hash the normalised text (BLAKE2b, 128 bits); pass 2 shuffles rows by hash, groups equal
+hashes and keeps one member per group by the keep policy (`dedup.fate`). A DOCUMENT is compared by `text`, an
 EXAMPLE by its whole conversation.
 """
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 
 from instruct.config import ConfigError
-from instruct.dedup.clusters import (
-    CLUSTERS,
-    KeepConfig,
-    check_keep,
-    cluster_decision,
-    concat_signatures,
-    priority,
-    priority_columns,
-)
+from instruct.dedup.clusters import CLUSTERS, KeepConfig, check_keep, priority_columns
 from instruct.dedup.fate import decide_clusters
 from instruct.dedup.text import NORMALISATIONS, normalise, record_texts
 from instruct.pipeline.shuffle import Shuffle, columns, global_rows
-from instruct.pipeline.step import Decision, GlobalStep
+from instruct.pipeline.step import GlobalStep
 
 
 class ExactDedup(GlobalStep):
@@ -64,15 +56,6 @@ class ExactDedup(GlobalStep):
         return decide_clusters(shuffle, self, labelled, "exact_duplicate",
                                {"normalise": self.config.normalise, "keep": self.config.keep})
 
-    def decide(self, signatures: Iterable[pa.Table]) -> Decision:
-        table = concat_signatures(signatures)
-        if table is None:
-            return Decision(drop={})
-        labels = hash_groups(table.column("hash"))
-        return cluster_decision(table.column("id").to_pylist(), labels, priority(table, self.config),
-                                "exact_duplicate", {"normalise": self.config.normalise, "keep": self.config.keep})
-
-
 def _hash_rows(table: pa.Table, base: int) -> pa.Table:
     digests = table.column("hash").combine_chunks()
     words = np.frombuffer(digests.buffers()[1], dtype=">u8")[2 * digests.offset:2 * (digests.offset + len(digests))]
@@ -89,10 +72,3 @@ def _same_hash(batch: pa.Table) -> pa.Table:
     new[1:] = (h0[1:] != h0[:-1]) | (h1[1:] != h1[:-1])
     first = row[np.maximum.accumulate(np.where(new, np.arange(len(row)), 0))]
     return pa.table({"u": pa.array(row[~new], pa.int64()), "v": pa.array(first[~new], pa.int64())})
-
-
-def hash_groups(hashes: pa.ChunkedArray) -> np.ndarray:
-    """Label of each row = index of the first row with the same hash."""
-    first: dict[bytes, int] = {}
-    return np.fromiter((first.setdefault(h, i) for i, h in enumerate(hashes.to_pylist())), dtype=np.int64,
-                       count=len(hashes))

@@ -1,11 +1,11 @@
 """The near-dup decision as small pure functions over numpy arrays, in pipeline order:
 
     minhash rows ─band_keys─▶ (row, band) keys ─candidate_pairs─▶ pairs
-      ─verified_components (exact Jaccard or signature agreement, union-find)─▶ components
+      ─the check (`jaccard_check` or `signature_check`)─▶ edges ─connected components─▶ components
       ─split_by_representative─▶ clusters whose every member is similar to its kept member
 
-A distributed executor reuses them piecewise: shuffle rows by `band_keys`, run
-`candidate_pairs` inside each key group, verify there, and merge edges into components.
+`minhash_dedup`'s pass 2 runs them piecewise on a shuffle: rows by `band_keys`, `candidate_pairs`
+inside each key group, the check per pair, components in `dedup.components`.
 """
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from typing import Callable
 import numpy as np
 
 from instruct.dedup.text import ShingleBatch, fmix, jaccard, sorted_unique
-from instruct.dedup.unionfind import UnionFind
 
 _MIX = np.uint64(0x9E3779B97F4A7C15)
 SMALL_BUCKET = 16  # buckets up to this size give all pairs; larger ones a star and a chain
@@ -109,26 +108,6 @@ def jaccard_check(shingles: ShingleBatch, threshold: float) -> Callable[[int, in
 def signature_check(minhashes: np.ndarray, threshold: float) -> Callable[[int, int], bool]:
     """Estimated Jaccard (share of equal minhash values) against the threshold."""
     return lambda i, j: float(np.mean(minhashes[i] == minhashes[j])) >= threshold
-
-
-def verified_components(n: int, pairs: np.ndarray,
-                        similar: Callable[[int, int], bool] | None) -> tuple[np.ndarray, dict[str, int]]:
-    """Union the pairs that pass `similar` (all of them when None); labels = smallest member.
-
-    A pair already inside one component is not checked: its answer cannot change the clusters.
-    Pairs are visited in sorted order, so the result is deterministic.
-    """
-    sets = UnionFind(n)
-    stats = {"candidate_pairs": int(len(pairs)), "verified_pairs": 0, "rejected_pairs": 0, "skipped_pairs": 0}
-    for i, j in pairs.tolist():
-        if sets.connected(i, j):
-            stats["skipped_pairs"] += 1
-        elif similar is None or similar(i, j):
-            sets.union(i, j)
-            stats["verified_pairs"] += 1
-        else:
-            stats["rejected_pairs"] += 1
-    return sets.labels(), stats
 
 
 def split_by_representative(labels: np.ndarray, rank: np.ndarray,

@@ -1,32 +1,24 @@
-"""`minhash_dedup`: near-duplicate removal with MinHash LSH, verified pairs and union-find clusters.
+"""`minhash_dedup`: near-duplicate removal with MinHash LSH, verified pairs and connected components.
 
 Workers turn each record into shingles (word n-grams or character n-grams) and a MinHash
 signature computed in bulk: all shingles of a batch go through datasketch's permutation family
 (`affine32`: MurmurHash3 finaliser, then a*h+b mod 2^32) as one numpy matrix, reduced per
-record with `np.minimum.reduceat`; no Python call per shingle. The driver bands the signatures,
-collects candidate pairs, checks each against the threshold (exact Jaccard of the stored
-shingle sets by default, so chains of look-alikes cannot merge unrelated records), unions the
-survivors and keeps one member per cluster. See `instruct.dedup.lsh` for the pieces.
+record with `np.minimum.reduceat`; no Python call per shingle. Pass 2 (on the executor's shuffle)
+bands the signatures, collects candidate pairs, checks each against the threshold (exact Jaccard
+of the stored shingle sets by default, so chains of look-alikes cannot merge unrelated records),
+joins the survivors into components and keeps one member per cluster. See `instruct.dedup.lsh` for the pieces.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, Callable, Iterable, Literal
+from typing import Any, Callable, Literal
 
 import numpy as np
 import pyarrow as pa
 
 from instruct.config import ConfigError
-from instruct.dedup.clusters import (
-    CLUSTERS,
-    KeepConfig,
-    check_keep,
-    cluster_decision,
-    concat_signatures,
-    priority,
-    priority_columns,
-)
+from instruct.dedup.clusters import CLUSTERS, KeepConfig, check_keep, priority_columns
 from instruct.dedup.components import connected_components
 from instruct.dedup.fate import decide_clusters
 from instruct.dedup.lsh import (
@@ -36,12 +28,10 @@ from instruct.dedup.lsh import (
     jaccard_check,
     lsh_params,
     signature_check,
-    split_by_representative,
-    verified_components,
 )
 from instruct.dedup.text import ShingleBatch, Shingling, fmix, record_texts, shingle_hashes
 from instruct.pipeline.shuffle import Shuffle, SignatureStore, columns, edge_table, segments
-from instruct.pipeline.step import Decision, GlobalStep
+from instruct.pipeline.step import GlobalStep
 
 CHUNK_ROWS = 1 << 15  # shingles per (rows x num_perm) block: 16 MB at 128 permutations
 
@@ -120,7 +110,6 @@ class MinHashDedup(GlobalStep):
         return (c.bands, c.rows) if c.bands else lsh_params(c.threshold, c.num_perm, c.verify != "none")
 
     def signatures(self, table: pa.Table) -> pa.Table:
-        self.ensure_setup()
         texts = record_texts(table)
         shingles = shingle_hashes(texts, self.shingling)
         minhashes = minhash_signatures(shingles, self._perms)
@@ -163,38 +152,6 @@ class MinHashDedup(GlobalStep):
                   "candidate_pairs": candidates, "verified_pairs": verified, "rejected_pairs": candidates - verified,
                   "skipped_pairs": 0}
         return decide_clusters(shuffle, self, labelled, "near_duplicate", report)
-
-    def decide(self, signatures: Iterable[pa.Table]) -> Decision:
-        table = concat_signatures(signatures)
-        if table is None:
-            return Decision(drop={})
-        rank = priority(table, self.config)
-        labels, stats = self.cluster(table, rank)
-        bands, rows = self.banding
-        c = self.config
-        report = {"threshold": c.threshold, "ngram": c.ngram, "unit": c.unit, "num_perm": c.num_perm,
-                  "bands": bands, "rows": rows, "verify": c.verify, "keep": c.keep,
-                  "candidate_probability_at_threshold": round(candidate_probability(c.threshold, bands, rows), 4),
-                  **stats}
-        return cluster_decision(table.column("id").to_pylist(), labels, rank, "near_duplicate", report)
-
-    def cluster(self, table: pa.Table, rank: np.ndarray) -> tuple[np.ndarray, dict[str, int]]:
-        """Cluster label of every row of the concatenated signature table (rank: keep priority)."""
-        n = table.num_rows
-        minhashes = minhash_matrix(table.column("minhash"), self.config.num_perm)
-        present = np.flatnonzero(table.column("shingle_count").to_numpy() > 0)
-        bands, rows = self.banding
-        pairs = candidate_pairs(band_keys(minhashes[present], bands, rows), present)
-        if self.config.verify == "jaccard":
-            check = jaccard_check(ShingleBatch.from_arrow(table.column("shingles")), self.config.threshold)
-        elif self.config.verify == "signature":
-            check = signature_check(minhashes, self.config.threshold)
-        else:
-            return verified_components(n, pairs, None)
-        labels, stats = verified_components(n, pairs, check)
-        labels, stats["chain_splits"] = split_by_representative(labels, rank, check)
-        return labels, stats
-
 
 def _band_rows(num_perm: int, bands: int, rows: int, table: pa.Table, base: int) -> pa.Table:
     present = np.flatnonzero(table.column("shingle_count").to_numpy() > 0)

@@ -1,7 +1,8 @@
 """Executors: schedule a pipeline's units and global decisions on some compute; they know no step.
 
 Above `instruct.pipeline` (steps, recipes, the per-unit processing) as datatrove keeps
-`executor/` above `pipeline/`: a step never imports from here. `build` picks one by the
+`executor/` above `pipeline/`: a step never imports from here (only `GlobalStep.apply`, the
+single-table convenience, borrows the in-process shuffle, in a function-local import). `build` picks one by the
 recipe's `executor` name from EXECUTORS, so the heavy Ray module is imported only when used.
 """
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """The one executor interface: the stage loop, resume by unit, and where a global decision runs.
 
 `Executor.run` walks the stages; a subclass only says how to run a batch of units (`execute`)
-and which `Shuffle` a global step's decision runs on (`shuffle`). A step whose decision is
-written against the shuffle interface runs on it; any other global step decides in this
-process over every signature (`decide_on_driver`). Units that finished in an earlier run (their
-stats file exists) are not redone, and a decision whose done marker exists is not recomputed.
+and which `Shuffle` a global step's decision runs on (`shuffle`). Every global step decides on
+it (`run_decision`), so no decision gathers the signatures in this process. Units that finished
+in an earlier run (their stats file exists) are not redone, and a decision whose done marker
+exists is not recomputed.
 """
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ from typing import Any, Iterable, Iterator
 
 from instruct.executor.layout import RunLayout
 from instruct.io.readers import WorkUnit
-from instruct.io.shards import read_json, read_table, write_json, write_table
-from instruct.pipeline.shuffle import Shuffle, merge_side_parts, write_drops
+from instruct.io.shards import read_json, write_json
+from instruct.pipeline.shuffle import Shuffle, merge_side_parts
 from instruct.progress import progress_bar
 
 
@@ -55,16 +55,8 @@ class Executor:
     def decide(self, pipeline: Any, stage: Any, units: list[WorkUnit], layout: RunLayout,
                stats: list[dict[str, Any]]) -> None:
         """Compute and store the decision of the global step closing `stage`, marking it done last."""
-        step = stage.closing
-        if not step.shuffled:
-            decide_on_driver(stage, units, layout)
-            return
-        side_dir = layout.side_dir(step.label)
-        shutil.rmtree(layout.decision_dir(stage.index), ignore_errors=True)  # a half-done attempt
-        shutil.rmtree(side_dir, ignore_errors=True)
         with self.shuffle(stage, units, layout, sum(unit["kept"] for unit in stats)) as shuffle:
-            counters, report = step.decide_by_shuffle(shuffle)
-        merge_side_parts(side_dir, step.side_schemas)
+            counters, report = run_decision(stage.closing, shuffle)
         write_json({"counters": counters, "report": report}, layout.decision_done(stage.index))
 
     def _run_stage(self, pipeline: Any, stage: Any, units: list[WorkUnit], layout: RunLayout) -> list[dict[str, Any]]:
@@ -88,16 +80,11 @@ class Executor:
         return [done[unit.key] for unit in units]
 
 
-def decide_on_driver(stage: Any, units: list[WorkUnit], layout: RunLayout) -> None:
-    """A global step's second pass in this process, over every unit's signatures in unit order."""
-    step = stage.closing
-    signature_paths = [layout.signatures(stage.index, unit.key) for unit in units]
-    decision = step.decide(read_table(p) for p in signature_paths if p.exists())
-    for name, table in decision.side_tables.items():
-        write_table(table, layout.side_dir(step.label) / f"{name}.arrow")
-    for unit, path in zip(units, signature_paths):
-        ids = read_table(path).column("id").to_pylist() if path.exists() else []
-        dropped = [i for i in ids if i in decision.drop]
-        if dropped:
-            write_drops(layout.decision(stage.index, unit.key), dropped, [decision.drop[i] for i in dropped])
-    write_json({"counters": dict(decision.counters), "report": decision.report}, layout.decision_done(stage.index))
+def run_decision(step: Any, shuffle: Shuffle) -> tuple[dict[str, int], dict[str, Any]]:
+    """A global step's pass 2 on `shuffle`: clears a half-done attempt's files, decides, joins the
+    side-table parts; returns (counters, report)."""
+    shutil.rmtree(shuffle.decision_dir, ignore_errors=True)
+    shutil.rmtree(shuffle.side_dir, ignore_errors=True)
+    counters, report = step.decide_by_shuffle(shuffle)
+    merge_side_parts(shuffle.side_dir, step.side_schemas)
+    return counters, report

@@ -16,21 +16,18 @@ input and output folders on a shared filesystem.
 from __future__ import annotations
 
 import json
-import logging
 from contextlib import contextmanager
 from typing import Any, Iterator
 
 import pyarrow as pa
 
-from instruct.errors import USER_ERRORS
+from instruct.errors import CROSSING_ERRORS, error_from_state, error_state
 from instruct.executor.base import Executor
 from instruct.executor.layout import RunLayout
 from instruct.executor.ray_cluster import cluster_cpus, connect
 from instruct.executor.ray_shuffle import RayShuffle
 from instruct.io.readers import WorkUnit
 from instruct.pipeline.runner import Pipeline, Stage, run_unit
-
-log = logging.getLogger(__name__)
 
 
 class UnitWorker:
@@ -40,13 +37,16 @@ class UnitWorker:
         self.pipeline, self.stage_index, self.layout = pipeline, stage_index, layout
 
     def __call__(self, batch: pa.Table) -> pa.Table:
-        results = []
+        stats, errors = [], []
         for key, paths in zip(batch.column("key").to_pylist(), batch.column("paths").to_pylist()):
             try:
-                results.append(run_unit(self.pipeline, self.stage_index, WorkUnit(key, tuple(paths)), self.layout))
-            except USER_ERRORS as error:  # returned as data: Ray would wrap it beyond recognition
-                results.append({"error": type(error).__name__, "message": str(error)})
-        return pa.table({"stats": pa.array([json.dumps(r) for r in results], pa.string())})
+                stats.append(json.dumps(run_unit(self.pipeline, self.stage_index, WorkUnit(key, tuple(paths)),
+                                                 self.layout)))
+                errors.append(None)
+            except CROSSING_ERRORS as error:  # handed back as data: Ray Data keeps only an exception's text
+                stats.append(None)
+                errors.append(json.dumps(error_state(error)))
+        return pa.table({"stats": pa.array(stats, pa.string()), "error": pa.array(errors, pa.string())})
 
 
 class RayExecutor(Executor):
@@ -64,12 +64,6 @@ class RayExecutor(Executor):
         return RayShuffle(self.ray, layout, stage.index, units, layout.side_dir(stage.closing.label), records,
                           self.cpus)
 
-    def decide(self, pipeline: Pipeline, stage: Stage, units: list[WorkUnit], layout: RunLayout,
-               stats: list[dict[str, Any]]) -> None:
-        if not stage.closing.shuffled:
-            log.warning("%s has no shuffled second pass; deciding on the driver", stage.closing.label)
-        super().decide(pipeline, stage, units, layout, stats)
-
     def execute(self, pipeline: Pipeline, stage: Stage, todo: list[WorkUnit],
                 layout: RunLayout) -> Iterator[dict[str, Any]]:
         ray = self.ray
@@ -79,8 +73,7 @@ class RayExecutor(Executor):
             compute=ray.data.ActorPoolStrategy(min_size=1, max_size=min(self.cpus, len(todo))),
             fn_constructor_kwargs={"pipeline": pipeline, "stage_index": stage.index, "layout": layout})
         for batch in dataset.iter_batches(batch_format="pyarrow", batch_size=None):
-            for text in batch.column("stats").to_pylist():
-                stats = json.loads(text)
-                if "error" in stats:  # a bad input in strict mode, a bad config: the same one-line error
-                    raise next(kind for kind in USER_ERRORS if kind.__name__ == stats["error"])(stats["message"])
-                yield stats
+            for text, error in zip(batch.column("stats").to_pylist(), batch.column("error").to_pylist()):
+                if error is not None:  # the exception the unit raised, as the local executor raises it
+                    raise error_from_state(json.loads(error))
+                yield json.loads(text)

@@ -34,7 +34,7 @@ class RayShuffle(Shuffle):
                        (("read", read_units), ("apply", _apply), ("split", _split), ("reduce", _reduce),
                         ("sum", column_sum))}
 
-    def rows(self, fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema) -> Blocks:
+    def rows(self, fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema | None) -> Blocks:
         return [self._tasks["read"].remote(fn, schema, group) for group in self.unit_groups()]
 
     def map(self, blocks: Blocks, fn: Callable[[pa.Table], pa.Table]) -> Blocks:

@@ -54,11 +54,11 @@ class GopherQuality(DocumentFilter):
         stop_words: list[str] = field(default_factory=lambda: list(GOPHER_STOP_WORDS))
         prose_only: bool = False  # statistics on prose lines only (technical pages; see filters/prose.py)
 
-    def setup(self) -> None:
-        self._stop_words = frozenset(word.lower() for word in self.config.stop_words)
+    def __init__(self, config=None, **params) -> None:
+        super().__init__(config, **params)
+        self._stop_words = frozenset(word.lower() for word in self.config.stop_words)  # from config: no setup
 
     def judge(self, text: str) -> tuple[str | None, dict[str, Any]]:
-        self.ensure_setup()
         c = self.config
         if c.prose_only:
             text = prose_text(text)

@@ -50,7 +50,6 @@ class Language(DocumentFilter):
 
     def predict(self, text: str) -> tuple[str, float]:
         """(ISO code, probability) of the most likely language of `text`."""
-        self.ensure_setup()
         text = " ".join(text[: self.config.max_chars].split())
         if text.isupper():
             text = text.lower()  # all-caps text is otherwise often taken for another language

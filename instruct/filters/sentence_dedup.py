@@ -3,7 +3,7 @@
 Boilerplate that survives extraction (cookie banners, licence headers, "subscribe to our
 newsletter", shared sidebars) repeats across many documents of a crawl, never within one. A
 global step: workers hash each document's spans (every line cut into runs of `span_sentences`
-sentences, normalised), `decide` counts in how many documents each span occurs and drops the
+sentences, normalised), pass 2 counts in how many documents each span occurs and drops the
 documents that would be left with fewer than `min_words` words once the spans seen in at least
 `min_docs` documents are removed (`sentence_dedup_too_short`). The repeated spans go to the side
 table `DIR/sentence_dedup/repeated_spans.arrow`; `sentence_dedup_strip` removes them from the
@@ -18,13 +18,19 @@ import hashlib
 import re
 from collections import Counter
 from dataclasses import dataclass
-from typing import Iterable, Iterator
+from functools import partial
+from pathlib import Path
+from typing import Any, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from instruct.config import ConfigError
-from instruct.pipeline.step import Decision, GlobalStep, TextTransform
+from instruct.io.shards import write_table
+from instruct.pipeline.drops import drop_rows
+from instruct.pipeline.shuffle import Shuffle, global_rows, segments, side_part
+from instruct.pipeline.step import GlobalStep, TextTransform
 
 SENTENCE_SPLIT_RE = re.compile(r"(?<=[.!?])\s+(?=\S)")
 SPACES_RE = re.compile(r"\s+")
@@ -57,8 +63,14 @@ def span_hash(normalised: str) -> int:
     return int.from_bytes(hashlib.blake2b(normalised.encode("utf-8", "surrogatepass"), digest_size=8).digest(), "little")
 
 
+REPEATED_SPANS = pa.schema([("hash", pa.uint64()), ("documents", pa.int64())])
+DOCUMENT_WORDS = pa.schema([("row", pa.int64()), ("id", pa.string()), ("words", pa.int64()), ("removed", pa.int64())])
+_SIGN = np.uint64(1 << 63)  # uint64 ^ _SIGN, read as int64, sorts as the uint64 does
+
+
 class SentenceDedup(GlobalStep):
     name = "sentence_dedup"
+    side_schemas = {"repeated_spans": REPEATED_SPANS}
 
     @dataclass
     class Config:
@@ -84,29 +96,71 @@ class SentenceDedup(GlobalStep):
         return pa.table({"id": table.column("id"), "hashes": pa.array(hashes, pa.list_(pa.uint64())),
                          "span_words": pa.array(words, pa.list_(pa.int32())), "words": pa.array(totals, pa.int64())})
 
-    def decide(self, signatures: Iterable[pa.Table]) -> Decision:
-        tables = [t for t in signatures if t.num_rows]
-        if not tables:
-            return Decision(drop={})
-        table = pa.concat_tables(tables)
-        flat = table.column("hashes").combine_chunks().flatten().to_numpy()
-        values, counts = np.unique(flat, return_counts=True)
-        repeated = values[counts >= self.config.min_docs]
-        drop, counters = {}, Counter()
-        repeated_set = set(repeated.tolist())
-        for row_id, hashes, words, total in zip(table.column("id").to_pylist(), table.column("hashes").to_pylist(),
-                                                table.column("span_words").to_pylist(), table.column("words").to_pylist()):
-            removed = sum(w for h, w in zip(hashes, words) if h in repeated_set)
-            if removed:
-                counters["documents_with_repeated_spans"] += 1
-                counters["repeated_span_words"] += removed
-                if total - removed < self.config.min_words:
-                    drop[row_id] = "sentence_dedup_too_short"
-        counters["repeated_spans"] = len(repeated)
-        side = pa.table({"hash": pa.array(repeated, pa.uint64()),
-                         "documents": pa.array(counts[counts >= self.config.min_docs], pa.int64())})
-        return Decision(drop=drop, counters=counters, side_tables={"repeated_spans": side},
-                        report={"repeated_spans": len(repeated), "min_docs": self.config.min_docs})
+    def decide_by_shuffle(self, shuffle: Shuffle) -> tuple[dict[str, int], dict[str, Any]]:
+        """Spans ─shuffle by hash─▶ repeated spans (in >= min_docs documents) and their words per
+        document ─shuffle by document─▶ documents left too short ─▶ drops (every row of their id)."""
+        spans_schema = pa.schema([("row", pa.int64()), ("hash", pa.uint64()), ("span_words", pa.int64())])
+        found = shuffle.rows(_span_rows, spans_schema)
+        repeated = shuffle.shuffle(found, "hash", partial(_repeated_spans, self.config.min_docs,
+                                                          str(shuffle.side_dir)))
+        documents = shuffle.rows(_document_rows, DOCUMENT_WORDS) + shuffle.map(repeated, _removed_words)
+        judged = shuffle.shuffle(documents, "row", partial(_too_short, self.config.min_words))
+        with_spans = shuffle.count(judged)
+        counters = {"documents_with_repeated_spans": with_spans,
+                    "repeated_span_words": shuffle.total(judged, "removed")} if with_spans else {}
+        counters["repeated_spans"] = shuffle.total(repeated, "first")
+        drop_rows(shuffle, shuffle.map(judged, _dropped), "sentence_dedup_too_short", drop_if_any=True)
+        return counters, {"repeated_spans": counters["repeated_spans"], "min_docs": self.config.min_docs}
+
+
+def _span_rows(table: pa.Table, base: int) -> pa.Table:
+    hashes = table.column("hashes").combine_chunks()
+    rows = base + np.repeat(np.arange(table.num_rows, dtype=np.int64), pc.list_value_length(hashes).to_numpy())
+    return pa.table({"row": rows, "hash": hashes.flatten().cast(pa.uint64()),
+                     "span_words": table.column("span_words").combine_chunks().flatten().cast(pa.int64())})
+
+
+def _repeated_spans(min_docs: int, side_dir: str, batch: pa.Table) -> pa.Table:
+    """The occurrences (row, words) of spans seen in at least `min_docs` documents; their part of
+    the `repeated_spans` side table."""
+    row, keys, words = (batch.column(name).to_numpy() for name in ("row", "hash", "span_words"))
+    order = np.lexsort((row, keys))
+    row, keys, words = row[order], keys[order], words[order]
+    starts, sizes = segments(keys)
+    repeated = sizes >= min_docs
+    keep = np.repeat(repeated, sizes)
+    first = np.zeros(len(row), np.int64)
+    first[starts[repeated]] = 1
+    if repeated.any():
+        hashes = keys[starts[repeated]]
+        write_table(pa.table({"row": pa.array((hashes ^ _SIGN).view(np.int64)), "hash": pa.array(hashes, pa.uint64()),
+                              "documents": pa.array(sizes[repeated], pa.int64())}),
+                    side_part(Path(side_dir), "repeated_spans", int(hashes[0])))
+    return pa.table({"row": pa.array(row[keep], pa.int64()), "removed": pa.array(words[keep], pa.int64()),
+                     "first": pa.array(first[keep], pa.int64())})
+
+
+def _document_rows(table: pa.Table, base: int) -> pa.Table:
+    return pa.table({"row": global_rows(table, base), "id": table.column("id"), "words": table.column("words"),
+                     "removed": pa.array(np.zeros(table.num_rows, np.int64))})
+
+
+def _removed_words(batch: pa.Table) -> pa.Table:
+    return pa.table({"row": batch.column("row"), "id": pa.nulls(batch.num_rows, pa.string()),
+                     "words": pa.array(np.zeros(batch.num_rows, np.int64)), "removed": batch.column("removed")})
+
+
+def _too_short(min_words: int, batch: pa.Table) -> pa.Table:
+    """Per document with repeated spans: the words they take, and whether too few words are left."""
+    grouped = batch.group_by("row").aggregate([("id", "max"), ("words", "sum"), ("removed", "sum")])
+    grouped = grouped.filter(pc.greater(grouped.column("removed_sum"), 0))
+    left = pc.subtract(grouped.column("words_sum"), grouped.column("removed_sum"))
+    return pa.table({"row": grouped.column("row"), "id": grouped.column("id_max"),
+                     "removed": grouped.column("removed_sum"), "drop": pc.less(left, min_words)})
+
+
+def _dropped(batch: pa.Table) -> pa.Table:
+    return batch.filter(batch.column("drop")).select(["row", "id"])
 
 
 class SentenceDedupStrip(TextTransform):
@@ -128,7 +182,6 @@ class SentenceDedupStrip(TextTransform):
             raise ConfigError(f"{self.name}.spans: cannot read {self.config.spans} ({error})") from None
 
     def transform(self, text: str) -> tuple[str, Counter]:
-        self.ensure_setup()
         cuts = [(start, end) for start, end, s in spans(text, self.config.span_sentences)
                 if span_hash(s) in self._repeated]
         if not cuts:

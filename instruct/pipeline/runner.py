@@ -22,6 +22,7 @@ from typing import Any, Iterator
 import numpy as np
 import pyarrow as pa
 
+from instruct.errors import USER_ERRORS, UnitError
 from instruct.executor import make_executor
 from instruct.executor.layout import RunLayout, unit_shards
 from instruct.executor.stats import UnitStats, add_lengths
@@ -64,8 +65,8 @@ class Pipeline:
         steps = [make_step(name, params) for name, params in recipe.step_specs()]
         seen: Counter = Counter()
         for step in steps:
-            seen[step.name] += 1
-            step.label = step.name if seen[step.name] == 1 else f"{step.name}#{seen[step.name]}"
+            seen[step.label] += 1
+            step.label = step.label if seen[step.label] == 1 else f"{step.label}#{seen[step.label]}"
         return cls(open_reader(recipe.read, strict=recipe.strict), split_stages(steps), recipe.write)
 
     @property
@@ -97,6 +98,7 @@ class UnitRun:
                                            pipeline.write.shard_size) if pipeline.write.keep_rejected else None
         self.signatures: list[pa.Table] = []
         self.read_rejects: list[pa.Table] = []
+        self.current = "read"  # what runs now: the step an error is reported against
 
     def run(self) -> UnitStats:
         started = time.perf_counter()
@@ -107,6 +109,8 @@ class UnitRun:
             self.stats.kept += table.num_rows
             add_lengths(self.stats.lengths_kept, table)
             if self.stage.closing is not None and table.num_rows:
+                self.current = self.stage.closing.label
+                self.stage.closing.ensure_setup()
                 self.signatures.append(self.stage.closing.signatures(table))
         kept = self.kept_writer.close()
         rejected = self.rejected_writer.close() if self.rejected_writer else []
@@ -139,6 +143,7 @@ class UnitRun:
         self.stats.step_in[step.label] = self.stats.step_in.get(step.label, 0) + table.num_rows
         if table.num_rows == 0:
             return table
+        self.current = step.label
         step.ensure_setup()
         result = step.apply(table)
         added = result.table.num_rows - table.num_rows  # a step may expand rows (and change the schema)
@@ -194,7 +199,12 @@ def run_unit(pipeline: Pipeline, stage_index: int, unit: WorkUnit, layout: RunLa
     unit_run = UnitRun(pipeline, stage, unit, layout)
     if stage_index == 0:
         unit_run.stats.fingerprint = unit_fingerprint(unit)  # before reading: a change while reading shows next run
-    stats = unit_run.run()
+    try:
+        stats = unit_run.run()
+    except USER_ERRORS:
+        raise
+    except Exception as error:  # the one message whichever executor ran the unit
+        raise UnitError.from_exception(unit_run.current, unit.key, error) from None
     if stage_index == 0:
         unit_run.flush_read_rejects()
     data = stats.__dict__

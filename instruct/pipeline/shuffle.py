@@ -53,8 +53,9 @@ class Shuffle:
     def close(self) -> None:
         """Release what the decision's blocks hold (spill files, object refs)."""
 
-    def rows(self, fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema) -> Blocks:
-        """`fn(signature table of a unit, its first global row number)` over every unit."""
+    def rows(self, fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema | None) -> Blocks:
+        """`fn(signature table of a unit, its first global row number)` over every unit (`schema`: of
+        fn's tables, None when only fn knows it)."""
         raise NotImplementedError
 
     def map(self, blocks: Blocks, fn: Callable[[pa.Table], pa.Table]) -> Blocks:
@@ -80,10 +81,11 @@ class Shuffle:
         return [present[i::self.partitions] for i in range(min(self.partitions, len(present)))]
 
 
-def read_units(fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema, units: list[tuple[int, str]]
+def read_units(fn: Callable[[pa.Table, int], pa.Table], schema: pa.Schema | None, units: list[tuple[int, str]]
                ) -> pa.Table:
-    return pa.concat_tables([schema.empty_table()] + [fn(read_table(path), position << ROW_BITS)
-                                                       for position, path in units])
+    """fn over these units (a group of `Shuffle.unit_groups`, never empty), as one block."""
+    return pa.concat_tables(([schema.empty_table()] if schema else [])
+                            + [fn(read_table(path), position << ROW_BITS) for position, path in units])
 
 
 def split_by_key(block: pa.Table, key: str, partitions: int) -> tuple[pa.Table, ...]:
@@ -130,9 +132,21 @@ class SignatureStore:
         rows = np.asarray(rows, dtype=np.int64)
         units = rows >> ROW_BITS
         starts, sizes = segments(units)
-        parts = [self._table(int(units[start])).select(columns).take(
-                 pa.array(rows[start:start + size] & ((1 << ROW_BITS) - 1))) for start, size in zip(starts, sizes)]
+        parts = [self._unit_rows(int(units[start]), rows[start:start + size] & ((1 << ROW_BITS) - 1), columns)
+                 for start, size in zip(starts, sizes)]
         return pa.concat_tables(parts) if parts else self._table(0).select(columns).slice(0, 0)
+
+    def _unit_rows(self, unit: int, rows: np.ndarray, columns: list[str]) -> pa.Table:
+        """Rows (ascending) of one unit, taken batch by batch: a take over the table would first join the
+        column's chunks into one copy (a whole unit's shingle sets for a few rows)."""
+        table = self._table(unit).select(columns)
+        batches = table.to_batches()
+        ends = np.cumsum([batch.num_rows for batch in batches])
+        which = np.searchsorted(ends, rows, side="right")
+        starts, sizes = segments(which)
+        return pa.Table.from_batches([batches[which[start]].take(pa.array(
+            rows[start:start + size] - (ends[which[start]] - batches[which[start]].num_rows)))
+            for start, size in zip(starts, sizes)], schema=table.schema)
 
     def _table(self, unit: int) -> pa.Table:
         if unit not in self._open:

@@ -7,7 +7,8 @@ not the step, removes dropped rows, counts them per step and reason and writes t
 under Ray, or in a test.
 
 Global steps (dedup, decontamination) need every shard before deciding; they split into
-`signatures` (per shard, in workers) and `decide` (over all signatures), see `GlobalStep`.
+`signatures` (per shard, in workers) and a pass 2 over all signatures on the executor's
+shuffle (`reduce` per group, or `decide_by_shuffle`), see `GlobalStep`.
 """
 from __future__ import annotations
 
@@ -15,11 +16,12 @@ import dataclasses
 import json
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Iterable, Mapping
+from typing import Any, ClassVar, Mapping, Self
 
 import pyarrow as pa
 
 from instruct.config import from_dict
+from instruct.pipeline.grouped import Decision, decide_by_groups
 from instruct.provenance import referenced_files
 from instruct.schema import MESSAGE_COLUMNS
 
@@ -48,21 +50,27 @@ class Step:
         elif params:
             config = dataclasses.replace(config, **params)
         self.config = config
-        self.label = self.name  # unique name within a pipeline (e.g. "c4#2"), used for counts
+        # unique name within a pipeline (e.g. "c4#2"), used for counts and a global step's side folder;
+        # a user step without a `name` goes by its class name
+        self.label = self.name or type(self).__name__
         self._ready = False
 
     def setup(self) -> None:
-        """Load heavy resources (models, tables). Called once per worker process before use."""
+        """Load heavy resources (models, tables). The runner calls it (through `ensure_setup`) once per
+        worker process before the step's first table; a step never calls it on itself, so a
+        caller outside a build (a test, a bench) calls `ensure_setup` first."""
 
     def input_files(self) -> list[str]:
         """Files this step reads (templates, models, eval sets): their fingerprints join the resume identity,
         so a changed file redoes the build. By default every parameter that names an existing path."""
         return referenced_files(dataclasses.asdict(self.config) if dataclasses.is_dataclass(self.config) else {})
 
-    def ensure_setup(self) -> None:
+    def ensure_setup(self) -> Self:
+        """`setup` once: what the runner (and a caller outside a build) calls before `apply`; returns the step."""
         if not self._ready:
             self.setup()
             self._ready = True
+        return self
 
     def apply(self, table: pa.Table) -> StepOutput:
         raise NotImplementedError
@@ -149,50 +157,48 @@ class GlobalStep(Step):
     """A step that must see the whole dataset before dropping anything.
 
     Pass 1 (`signatures`, run per shard in workers) returns a small table with an `id` column
-    plus whatever the step needs (hashes, MinHash signatures). Pass 2 (`decide`, run once over
-    the signature tables in shard order) returns the ids to drop with their reasons, plus
-    optional side tables (e.g. clusters) that the runner writes next to the output.
+    plus whatever the step needs (hashes, MinHash signatures). Pass 2 runs once per build on
+    the executor's `pipeline.shuffle.Shuffle` (spilled partitions locally, tasks on Ray), so no
+    process gathers every signature. It drops rows by id: rows sharing an id share their fate.
     Deterministic decisions must depend only on shard order and row order, never on timing.
 
-    A step that overrides `decide_by_shuffle` instead writes its pass 2 against the
-    `pipeline.shuffle.Shuffle` interface: executors then run it in bounded memory (spilled
-    partitions locally, shuffles on Ray) rather than gathering every signature in one process.
-    Its side tables written in parts (`side_part`) are named with their schemas in `side_schemas`.
+    A step writes pass 2 in one of two ways:
+
+    - `reduce(group) -> Decision`, the hook for most steps (and user steps): `group` is every
+      signature row with one value of the signature column `group_by` (every row of the run
+      when `group_by` is None), in shard and row order; the Decision names the ids to drop with
+      their reasons, counters, a report and side tables (`pipeline.grouped` says how groups
+      merge). With `group_by` set, memory is bounded by the largest group.
+    - `decide_by_shuffle(shuffle) -> (counters, report)`, for decisions that need more than one
+      grouping (dedup clusters): the step writes its dataflow against the `Shuffle` interface,
+      per-unit decision files through `pipeline.drops.drop_rows` and side tables in parts
+      (`side_part`).
+
+    Side tables written either way are named with their schemas in `side_schemas`; the runner
+    joins each into DIR/STEP/NAME.arrow.
     """
 
     side_schemas: ClassVar[dict[str, pa.Schema]] = {}
+    group_by: ClassVar[str | None] = None  # the signature column whose values `reduce` groups by
 
     def signatures(self, table: pa.Table) -> pa.Table:
         raise NotImplementedError
 
-    def decide(self, signatures: Iterable[pa.Table]) -> "Decision":
-        raise NotImplementedError
+    def reduce(self, group: pa.Table) -> Decision:
+        raise NotImplementedError(f"{type(self).__name__} implements neither reduce nor decide_by_shuffle")
 
     def decide_by_shuffle(self, shuffle: Any) -> tuple[dict[str, int], dict[str, Any]]:
         """Pass 2 over a `Shuffle`: writes per-unit decision files and side tables through it and
-        returns (counters, report)."""
-        raise NotImplementedError
-
-    @property
-    def shuffled(self) -> bool:
-        """Whether this step's pass 2 is written against the shuffle interface."""
-        return type(self).decide_by_shuffle is not GlobalStep.decide_by_shuffle
+        returns (counters, report). By default: `reduce` per `group_by` group."""
+        return decide_by_groups(self, shuffle)
 
     def apply(self, table: pa.Table) -> StepOutput:
-        """Run both passes on one table, for tests and single-table use."""
-        decision = self.decide([self.signatures(table)])
+        """Run both passes on one table (tests, single-table use), through the same pass 2 as a build."""
+        from instruct.executor.local_shuffle import decide_table  # the in-process shuffle, in a scratch folder
+
+        decision = decide_table(self, table)
         reasons = [decision.drop.get(row_id) for row_id in table.column("id").to_pylist()]
         return StepOutput(table, reasons, decision.counters)
-
-
-@dataclass
-class Decision:
-    """Outcome of a global step: id -> drop reason, extra tallies, and named side tables."""
-
-    drop: dict[str, str]
-    counters: Counter = field(default_factory=Counter)
-    side_tables: dict[str, pa.Table] = field(default_factory=dict)
-    report: dict[str, Any] = field(default_factory=dict)  # goes into the manifest under the step
 
 
 # --- small helpers steps share ----------------------------------------------------------------

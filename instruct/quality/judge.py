@@ -68,7 +68,6 @@ class PairJudge(Step):
         return [r.text if r.ok else None for r in responses]
 
     def apply(self, table: pa.Table) -> StepOutput:
-        self.ensure_setup()
         pairs = pair_texts(table)
         requests = [r for pair in pairs if pair for r in self.requests(*pair)]
         replies = iter(asyncio.run(self._complete(requests)) if requests else [])

@@ -112,6 +112,7 @@ class PairLanguage(PairFilter):
         from instruct.filters.language import Language
 
         self._language = Language(languages=[], prose_only=True)
+        self._language.setup()  # a step used as a library: its setup is part of ours
 
     def predict(self, text: str) -> tuple[str, float]:
         from instruct.filters.prose import prose_text
@@ -119,7 +120,6 @@ class PairLanguage(PairFilter):
         return self._language.predict(prose_text(text) or text)
 
     def judge(self, instruction: str, answer: str, meta: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-        self.ensure_setup()
         if min(len(instruction.strip()), len(answer.strip())) < self.config.min_chars:
             return None, {}
         (asked, asked_score), (said, said_score) = self.predict(instruction), self.predict(answer)
@@ -150,11 +150,11 @@ class PairRefusal(PairFilter):
         extra_phrases: list[str] = field(default_factory=list)  # added to the defaults
         window: int | None = 400  # look in the answer's first N characters (None: everywhere)
 
-    def setup(self) -> None:
+    def __init__(self, config=None, **params) -> None:
+        super().__init__(config, **params)
         self._phrases = [p.lower() for p in [*self.config.phrases, *self.config.extra_phrases]]
 
     def judge(self, instruction: str, answer: str, meta: dict[str, Any]) -> tuple[str | None, dict[str, Any]]:
-        self.ensure_setup()
         head = answer[: self.config.window].lower().replace("’", "'")
         found = next((p for p in self._phrases if p in head), None)
         return ("refusal", {"phrase": found}) if found else (None, {})

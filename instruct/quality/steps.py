@@ -9,10 +9,10 @@ import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Iterable
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from instruct.config import ConfigError
 from instruct.pipeline.step import Decision, GlobalStep, Step, StepOutput, merge_meta, replace_column
@@ -133,6 +133,7 @@ class PerplexityBuckets(GlobalStep):
     """
 
     name = "perplexity_buckets"
+    group_by = "source"
 
     @dataclass
     class Config:
@@ -150,29 +151,19 @@ class PerplexityBuckets(GlobalStep):
         for meta in table.column("meta").to_pylist():
             value = (json.loads(meta) if meta else {}).get(self.config.score_step, {}).get("perplexity")
             values.append(math.nan if value is None else float(value))
-        return pa.table({"id": table.column("id"), "source": table.column("source"),
+        return pa.table({"id": table.column("id"), "source": pc.fill_null(table.column("source"), ""),
                          "perplexity": pa.array(values, pa.float64())})
 
-    def decide(self, signatures: Iterable[pa.Table]) -> Decision:
-        tables = list(signatures)
-        if not tables:
-            return Decision(drop={})
-        table = pa.concat_tables(tables)
-        ids = np.asarray(table.column("id").to_pylist(), dtype=object)
-        sources = np.asarray([s or "" for s in table.column("source").to_pylist()], dtype=object)
-        values = table.column("perplexity").to_numpy(zero_copy_only=False)
-        drop, counters, cutoffs = {}, Counter(), {}
-        for source in sorted(set(sources)):
-            rows = (sources == source) & ~np.isnan(values)
-            if rows.sum() < self.config.min_docs:
-                counters[f"unbucketed_{source}"] += int(rows.sum())
-                continue
-            edges = np.percentile(values[rows], self.config.percentiles)
-            cutoffs[source] = [round(float(e), 3) for e in edges]
-            buckets = np.searchsorted(edges, values[rows], side="left")
-            for row_id, bucket in zip(ids[rows], buckets):
-                name = BUCKETS[int(bucket)]
-                counters[name] += 1
-                if name in self.config.drop_buckets:
-                    drop[row_id] = f"bucket_{name}"
-        return Decision(drop=drop, counters=counters, report={"cutoffs": cutoffs})
+    def reduce(self, group: pa.Table) -> Decision:
+        """One source's documents: its percentile cutoffs and each scored document's bucket."""
+        source = group.column("source")[0].as_py()
+        values = group.column("perplexity").to_numpy(zero_copy_only=False)
+        scored = ~np.isnan(values)
+        if scored.sum() < self.config.min_docs:
+            return Decision(drop={}, counters=Counter({f"unbucketed_{source}": int(scored.sum())}))
+        edges = np.percentile(values[scored], self.config.percentiles)
+        names = [BUCKETS[int(b)] for b in np.searchsorted(edges, values[scored], side="left")]
+        ids = np.asarray(group.column("id").to_pylist(), dtype=object)[scored]
+        drop = {row_id: f"bucket_{name}" for row_id, name in zip(ids, names) if name in self.config.drop_buckets}
+        return Decision(drop=drop, counters=Counter(names),
+                        report={"cutoffs": {source: [round(float(e), 3) for e in edges]}})

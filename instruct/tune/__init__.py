@@ -12,8 +12,9 @@ from instruct.tune.config import (
            TuneConfig,
            load_config,
 )
-from instruct.tune.loop import TrainResult, evaluate, prepare_data, train
+from instruct.tune.loop import evaluate, train
 from instruct.tune.methods import load_base, load_model, merge_adapter
+from instruct.tune.training import TrainResult, prepare_data
 
 __all__ = ["DataConfig", "MethodConfig", "TrainConfig", "TuneConfig", "TrainResult", "load_config", "train",
            "evaluate", "prepare_data", "load_model", "load_base", "merge_adapter"]

@@ -26,6 +26,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from instruct.config import ConfigError, from_dict
+from instruct.tune.layers import decoder_layers
 
 CONFIG_NAME = "bottleneck_adapter.json"
 WEIGHTS_NAME = "bottleneck_adapter.safetensors"
@@ -139,8 +140,6 @@ class GatedPrefix(nn.Module):
 
 def inject(model: nn.Module, method: Any) -> nn.Module:
     """Freeze `model` and insert the adapters of `method.name` into every decoder block."""
-    from instruct.tune.methods import decoder_layers
-
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     size = model.config.hidden_size

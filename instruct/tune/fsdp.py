@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from instruct.tune.config import FSDPConfig
-from instruct.tune.methods import decoder_layers
+from instruct.tune.layers import decoder_layers
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

@@ -15,7 +15,8 @@ from torch import nn
 
 from instruct.config import ConfigError
 from instruct.tune.config import MethodConfig, TuneConfig, adalora_schedule_error
-from instruct.tune.methods import decoder_layers, unfreeze_top_layers
+from instruct.tune.layers import decoder_layers
+from instruct.tune.methods import unfreeze_top_layers
 
 ADALORA_AVERAGES = ("ipt", "exp_avg_ipt", "exp_avg_unc")  # the rank allocator's per-weight statistics
 

@@ -26,6 +26,7 @@ from instruct.tune.config import (
     PEFT_ADAPTERS,
     MethodConfig,
 )
+from instruct.tune.layers import decoder_layers
 
 
 def compute_dtype(setting: str = "auto") -> torch.dtype:
@@ -189,14 +190,6 @@ def peft_config(method: MethodConfig, model: nn.Module, total_steps: int | None 
         init = {"prompt_tuning_init": peft.PromptTuningInit.TEXT, "prompt_tuning_init_text": method.prompt_init_text,
                 "tokenizer_name_or_path": str(model.config._name_or_path)}
     return peft.PromptTuningConfig(num_virtual_tokens=method.num_virtual_tokens, task_type="CAUSAL_LM", **init)
-
-
-def decoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The stack of transformer blocks: the longest ModuleList in the model."""
-    lists = [m for m in model.modules() if isinstance(m, nn.ModuleList)]
-    if not lists:
-        raise ConfigError("method freeze: cannot find the decoder layers of this model")
-    return max(lists, key=len)
 
 
 def parameter_groups(model: nn.Module, method: MethodConfig, lr: float) -> list[dict[str, Any]]:

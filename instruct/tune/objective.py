@@ -38,7 +38,7 @@ class Objective:
         """Called on the loaded base, before the method wraps it (e.g. to keep a frozen reference)."""
 
     def prepare(self, tokenizer: Any, show_progress: bool) -> tuple[Any, Any]:
-        from instruct.tune.loop import prepare_data
+        from instruct.tune.training import prepare_data
 
         return prepare_data(self.config, tokenizer, show_progress, self.tables)
 
@@ -48,7 +48,7 @@ class Objective:
         return collate(data, indices, self.config.packing)
 
     def loss_sum(self, model: nn.Module, batch: Any, select_logits: bool) -> torch.Tensor:
-        from instruct.tune.loop import loss_sum
+        from instruct.tune.training import loss_sum
 
         return loss_sum(model, batch, select_logits, self.config.train.loss_chunk_tokens, self.teacher,
                         self.config.distill)
@@ -64,19 +64,3 @@ class Objective:
         self._sums.clear()
         self._counts.clear()
         return means
-
-
-def objective_for(config: TuneConfig, data_kind: str | None = None) -> Objective:
-    """The objective a recipe names (`data.objective`); `auto` is dpo on PREFERENCE data, else sft."""
-    name = config.data.objective
-    if name == "auto":
-        name = "dpo" if data_kind == "PREFERENCE" else "sft"
-    if name == "dpo":
-        from instruct.tune.dpo import PreferenceObjective
-
-        return PreferenceObjective(config)
-    if name == "reward":
-        from instruct.tune.reward import RewardObjective
-
-        return RewardObjective(config)
-    return Objective(config)

@@ -194,10 +194,10 @@ def _masked_mean(values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 def train_online(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | None = None,
                  show_progress: bool = True) -> Any:
     """PPO or GRPO (`data.objective`) from `rl.prompts` against `rl.reward`; writes what SFT writes."""
-    from instruct.tune.loop import TrainResult, build_optimizer, seed_everything, warmup_cosine
     from instruct.tune.methods import apply_method, compute_dtype, default_device, load_base, trainable_parameters
     from instruct.tune.report import JsonLog, peak_rss_mb, plot_losses
     from instruct.tune.templates import select_template
+    from instruct.tune.training import TrainResult, build_optimizer, seed_everything, warmup_cosine
 
     rl, ppo = config.rl, config.data.objective == "ppo"
     prompts = load_prompts(rl.prompts)
@@ -325,7 +325,7 @@ def train_online(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None
 
 def _ptx_data(config: TuneConfig, tokenizer: Any) -> Any:
     """PPO-ptx: the SFT examples of `data.path`, tokenised as for SFT."""
-    from instruct.tune.loop import prepare_data
+    from instruct.tune.training import prepare_data
 
     if not config.data.path:
         raise ConfigError("rl.ptx_coef > 0 needs SFT/pretraining examples in data.path (--data)")
@@ -334,8 +334,8 @@ def _ptx_data(config: TuneConfig, tokenizer: Any) -> Any:
 
 def _ptx_loss(model: nn.Module, data: Any, step: int, config: TuneConfig, device: torch.device) -> torch.Tensor:
     """Mean next-token loss on one packed micro-batch of SFT examples (the step picks which)."""
-    from instruct.tune.loop import loss_sum
     from instruct.tune.packing import BatchPlan, collate
+    from instruct.tune.training import loss_sum
 
     plan = BatchPlan(data.lengths, config.train.micro_batch_tokens, True, config.train.seed)
     batch = collate(data, plan.micro_batch(step - 1)[1], True).to(device)

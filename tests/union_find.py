@@ -1,7 +1,7 @@
 """Union-find over row indices, deterministic: the root of a set is always its smallest index.
 
-Used by near-dup clustering (verified candidate pairs become unions) and reusable by a
-distributed executor that merges per-partition components.
+The reference the shuffled connected components (`instruct.dedup.components`) are checked
+against: the package itself never gathers every edge in one process.
 """
 from __future__ import annotations
 
