@@ -133,6 +133,28 @@ def test_qlora_step_on_cpu_and_merge_dequantises(tiny_model, tiny_data, tmp_path
     assert (merged - four_bit).abs().max() < 0.3 * (logits(unquantized, ids) - four_bit).abs().max()
 
 
+def test_qlora_gradients_survive_an_eval_pass(tiny_model):
+    """bitsandbytes repacks 4-bit weights for a CPU inference kernel without autograd on an eval forward;
+    the run's held-out eval must not leave the training matmuls on that kernel."""
+    from instruct.tune.config import MethodConfig
+
+    def gradients(evaluate_first: bool) -> dict[str, torch.Tensor]:
+        torch.manual_seed(0)
+        model = apply_method(load_base(tiny_model, quantize_4bit=True)[0], MethodConfig(name="qlora", r=4))
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):  # bnb repacks on bf16 CPUs
+            model.eval()(input_ids=ids) if evaluate_first else None
+        model.train()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            model(input_ids=ids, labels=ids).loss.backward()
+        return {n: p.grad for n, p in model.named_parameters() if p.grad is not None}
+
+    ids = torch.randint(0, 1000, (1, 16))
+    straight, after_eval = gradients(False), gradients(True)
+    assert straight.keys() == after_eval.keys() and straight
+    for name, grad in straight.items():
+        assert torch.allclose(grad, after_eval[name], atol=1e-6), name
+
+
 @pytest.mark.parametrize("recipe", sorted((ROOT / "trainer").glob("*.yaml")), ids=lambda p: p.name)
 def test_every_recipe_loads_and_validates(recipe):
     teacher = {"distill.teacher": "t"} if "distill:" in recipe.read_text() else {}

@@ -105,6 +105,7 @@ def _make_trainable(model: nn.Module, method: MethodConfig, grad_checkpointing: 
 
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=grad_checkpointing,
                                                 gradient_checkpointing_kwargs={"use_reentrant": False})
+        keep_4bit_differentiable(model)
     if grad_checkpointing:
         enable_checkpointing(model)
     if method.name in PEFT_ADAPTERS:
@@ -133,6 +134,19 @@ def _make_trainable(model: nn.Module, method: MethodConfig, grad_checkpointing: 
         hint = " (this model has no bias terms: set method.include_norms=true or use ia3)" if method.name == "bitfit" else ""
         raise ConfigError(f"method {method.name}: no trainable parameters{hint}")
     return model
+
+
+def keep_4bit_differentiable(model: nn.Module) -> None:
+    """Stop bitsandbytes repacking 4-bit weights for its CPU inference kernel during a training run.
+
+    On an AVX512-BF16 CPU, a Linear4bit forward in eval mode (the run's held-out eval, PPO's sampling)
+    repacks the weight for `gemv_4bit` and keeps it so; back in train mode every matmul then runs that
+    kernel, which has no autograd formula, so the gradient through each frozen 4-bit weight is silently
+    wrong (QLoRA learnt almost nothing after the first eval). The plain 4-bit matmul is differentiable.
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def enable_checkpointing(model: nn.Module) -> None:
