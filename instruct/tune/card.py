@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from instruct.io.shards import write_json
+from instruct.tune.config import ONLINE_OBJECTIVES
 
 BASE_FILE = "base_model.json"
 
@@ -26,9 +27,8 @@ def label_base(model: Any, base: dict[str, Any]) -> None:
 def write_card(folder: Path, config: Any, result: Any, base: dict[str, Any]) -> None:
     """Write `base_model.json` and `README.md` (a model card with YAML metadata) into `folder`."""
     write_json(base, folder / BASE_FILE)
-    rl = getattr(config, "rl", None)
-    paths = (config.data.path, config.data.eval_path, rl.prompts if rl is not None and result.objective in
-             ("ppo", "grpo") else "")
+    prompts = config.rl.prompts if result.objective in ONLINE_OBJECTIVES else ""  # what PPO/GRPO sampled from
+    paths = (config.data.path, config.data.eval_path, prompts)
     data = [data_source(path) for path in paths if path]
     (folder / "README.md").write_text(card_text(config, result, base, data), encoding="utf-8")
 
