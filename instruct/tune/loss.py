@@ -132,12 +132,12 @@ def _fused_chunks(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Ten
         w = weight.to(dtype)
         for rows in _spans(hidden, chunk):
             h, t = hidden[rows].to(dtype), targets[rows]
-            logits = (h @ w.T).to(torch.promote_types(dtype, torch.float32))
-            log_z = torch.logsumexp(logits, dim=-1)
-            logps = logits.gather(1, t[:, None]).squeeze(1) - log_z
+            # one fused kernel casts the low-precision logits up and normalises them
+            log_probs = torch.log_softmax(h @ w.T, dim=-1, dtype=torch.promote_types(dtype, torch.float32))
+            logps = log_probs.gather(1, t[:, None]).squeeze(1)
             grad = None
             if gradients:
-                grad = logits.sub_(log_z[:, None]).exp_()  # softmax, in place of the logits
+                grad = log_probs.exp_()  # softmax, in place of the log-probs
                 grad[torch.arange(len(t), device=t.device), t] -= 1
                 grad = grad.to(dtype)
             yield rows, logps, h, grad, w
