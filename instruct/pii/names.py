@@ -25,6 +25,7 @@ from instruct.pii.name_context import (  # common_words: importable from here as
     runs,
     trim,
 )
+from instruct.pii.name_lexicon import available, common_noun, given_name, product_shaped, rare_words
 from instruct.pii.span import Span
 
 MODELS = {  # name_model: the packages that carry it, spaCy's own name first, then its PyPI re-upload
@@ -71,8 +72,8 @@ def looks_like_name(text: str, start: int, value: str) -> bool:
     if name_length(words) != len(words) or product_context(text, start, start + len(value)):
         return False
     cued = person_cue(text, start, start + len(value))
-    if ends_in_common_noun(value) and not cued:
-        return False  # "Jupyter Notebook"
+    if not cued and (ends_in_common_noun(value) or (available() and product_shaped(words))):
+        return False  # "Jupyter Notebook", "Xcode Cloud"
     return len(words) >= 2 or cued or STRONG_CUE.search(text[max(0, start - 16):start]) is not None
 
 
@@ -81,6 +82,20 @@ def cue_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[tupl
     for run in readings:
         for start, end in run:
             if person_cue(text, start, end) and not product_context(text, start, end):
+                yield start, end
+                break
+
+
+def lexicon_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[tuple[int, int]]:
+    """(start, end) of the first reading of each run that starts with a given name and does not
+    end in a common noun ("Irina Palu", not "Jasper Reports"), or whose words English hardly
+    knows ("Modupe Olabode"), outside product context: names the model has no PERSON label for
+    ("Congratulations to Irina Palu")."""
+    for run in readings:
+        for start, end in run:
+            words = text[start:end].split()
+            known = not words[0].endswith(".") and given_name(words[0]) and not common_noun(words[-1])
+            if len(words) >= 2 and (known or rare_words(words)) and not product_context(text, start, end):
                 yield start, end
                 break
 
@@ -110,6 +125,9 @@ class NameDetector:
         for start, end in cue_names(text, readings):  # first: find_pii keeps the first of overlapping spans
             yield Span(start, end, self.type)
         if self.model:
+            if available():
+                for start, end in lexicon_names(text, readings):
+                    yield Span(start, end, self.type)
             yield from self.model_names(text, readings)
 
     def model_names(self, text: str, readings: list[list[tuple[int, int]]] | None = None) -> Iterator[Any]:
