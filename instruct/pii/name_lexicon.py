@@ -18,7 +18,7 @@ from pathlib import Path
 from instruct.pii.name_context import PARTICLES
 
 LOWER_MARGIN = 1.0  # nats: the lower-case form this much likelier than the capitalised one makes a common noun
-BRAND_MIN = -13.5  # log probability: "Samsung" -11.3, "Canon" -12.4; given names the list lacks are rarer
+BRAND_MIN = -14.0  # log probability: "Samsung" -11.3, "Apache" -13.6; given names the list lacks are rarer
 RARE_MAX = -15.5  # log probability under which a word is rare in English ("Olabode"; "Atlassian" -17.3)
 UNSEEN = -20.0  # log probability of a form the table lacks (its rarest entries are near -20)
 
@@ -77,12 +77,13 @@ def common_noun(word: str) -> bool:
 
 
 def rare_words(words: list[str]) -> bool:
-    """Two or more words (particles and initials aside) that English text almost never has, in
-    either case ("Shohjahon Zayidov", "Modupe Olabode"): names of other languages, not the
-    brands and nouns English writes about."""
+    """Words that English text almost never has, in either case: two or more ("Shohjahon Zayidov",
+    "Modupe Olabode"), or one after initials ("T. Talts"), particles aside: names of other
+    languages, not the brands and nouns English writes about."""
     probs = word_log_probs()
     rest = [w for w in words if not initial(w) and w.lower() not in PARTICLES]
-    return len(rest) >= 2 and all(max(probs.get(w, UNSEEN), probs.get(w.lower(), UNSEEN)) < RARE_MAX for w in rest)
+    enough = len(rest) >= 2 or (len(rest) == 1 and len(words) >= 2 and initial(words[0]))
+    return enough and all(max(probs.get(w, UNSEEN), probs.get(w.lower(), UNSEEN)) < RARE_MAX for w in rest)
 
 
 def product_shaped(words: list[str]) -> bool:
