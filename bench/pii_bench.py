@@ -31,12 +31,16 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import string
+import subprocess
 import time
 import unicodedata
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from instruct.corpus import stdlib_docstrings
 from instruct.pii.detectors import (
@@ -333,6 +337,7 @@ class Label:
     end: int
     kind: str  # a PII type, or "decoy:<class>"
     subtype: str = ""
+    form: str = "v"  # NAME: as written, v "Given Family", rev "FAMILY Given", cite "Family, G."
 
 
 def build_set(docs: int, seed: int) -> tuple[list[str], list[list[Label]], list[str]]:
@@ -486,7 +491,8 @@ NAME_TEMPLATE_SETS = {"1_written_before_cues": NAME_TEMPLATES, "2_held_out": NAM
                       "3_held_out_round_2": NAME_HELDOUT_2_TEMPLATES, "4_styles_faker": NAME_STYLE_TEMPLATES,
                       "5_final_faker_dev": NAME_FINAL_TEMPLATES, "6_held_out": NAME_HELD_OUT_6_TEMPLATES}
 FAKER_SETS = ("4_styles_faker", "5_final_faker_dev", "6_held_out")  # the others draw from GIVEN x FAMILY
-HELD_OUT = ("6_held_out", "product_name_6")  # drawn from their own random stream: sets 1-5 stay as they were
+HELD_OUT = ("6_held_out", "product_name_6", "debian_held_out")  # own random streams: sets 1-5 stay as they were
+DEBIAN = ("debian_dev", "debian_held_out")
 # Latin-script Faker locales (romanized names for Japanese and Chinese); names of every origin
 FAKER_LOCALES = ["en_US", "en_GB", "en_IE", "en_IN", "en_NG", "en_AU", "nl_NL", "nl_BE", "de_DE", "de_AT", "fr_FR",
                  "fr_CA", "pt_BR", "pt_PT", "it_IT", "es_ES", "es_MX", "es_AR", "ga_IE", "fi_FI", "hu_HU", "cs_CZ",
@@ -534,6 +540,39 @@ DECOY_CLASSES = {  # class: (values, templates)
                                     "Has anyone tried {v} over a VPN?", "The {v} integration is still in beta.",
                                     "- [x] replace {v} with the in-house one"]),
 }
+
+
+APT_LISTS = Path("/var/lib/apt/lists")
+CAPITALISED_PAIR = re.compile(r"(?<![\w.])[A-Z][a-z]+ [A-Z][a-z]+(?![\w])")
+
+
+@lru_cache(maxsize=1)
+def debian_lines() -> dict[str, list[str]]:
+    """Debian's package short descriptions with a capitalised pair of words ("Claws Mail plugin
+    ..."): real text about software nobody wrote against the detectors, split in halves by a hash
+    of the line (debian_dev, debian_held_out); empty without apt lists and the lz4 tool."""
+    halves: dict[str, list[str]] = {name: [] for name in DEBIAN}
+    for path in sorted(APT_LISTS.glob("*_Packages.lz4")):
+        try:
+            listing = subprocess.run(["lz4", "-dc", str(path)], capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            continue
+        lines = {line[13:].strip() for line in listing.splitlines() if line.startswith("Description: ")}
+        for line in sorted(lines):
+            if CAPITALISED_PAIR.search(line):
+                halves[DEBIAN[zlib.crc32(line.encode()) % 2]].append(line)
+    return halves
+
+
+def decoy_pick(rng: random.Random, decoy_class: str) -> tuple[str, str]:
+    """(value, template) of one decoy: a listed value in one of its class's templates, or a Debian
+    description line with its first capitalised pair as the value."""
+    if decoy_class in DEBIAN:
+        line = rng.choice(debian_lines()[decoy_class])
+        match = CAPITALISED_PAIR.search(line)
+        return match.group(), line[:match.start()] + "{v}" + line[match.end():]
+    values, templates = DECOY_CLASSES[decoy_class]
+    return rng.choice(values), rng.choice(templates)
 
 
 def spec_iban(rng: random.Random) -> tuple[str, str]:
@@ -617,14 +656,14 @@ def spec_name(rng: random.Random, template_set: str) -> tuple[str, str]:
     return faker_name(rng) if template_set in FAKER_SETS else (rng.choice(GIVEN), rng.choice(FAMILY))
 
 
-def name_in_template(given: str, family: str, template: str) -> tuple[str, str]:
-    """(the name written as the template's slot asks, the template with that slot as {v}): {v}
-    "Given Family", {rev} "FAMILY Given", {cite} "Family, G."."""
+def name_in_template(given: str, family: str, template: str) -> tuple[str, str, str]:
+    """(the name written as the template's slot asks, the template with that slot as {v}, the
+    form): {v} "Given Family", {rev} "FAMILY Given", {cite} "Family, G."."""
     forms = {"rev": f"{family.upper()} {given}", "cite": f"{family}, " + " ".join(f"{w[0]}." for w in given.split())}
     form = next((f for f in forms if "{" + f + "}" in template), None)
     if form is None:
-        return f"{given} {family}", template
-    return forms[form], template.replace("{" + form + "}", "{v}")
+        return f"{given} {family}", template, "v"
+    return forms[form], template.replace("{" + form + "}", "{v}"), form
 
 
 REAL_GENERATORS = {"IBAN": spec_iban, "PHONE": spec_nanp, "IP_ADDRESS": spec_ip}
@@ -633,31 +672,31 @@ REAL_GENERATORS = {"IBAN": spec_iban, "PHONE": spec_nanp, "IP_ADDRESS": spec_ip}
 def real_world_set(docs: int, seed: int, names: bool) -> tuple[list[str], list[list[Label]]]:
     """Each carrier docstring gets one value of each type (NAME: one per template set) and one decoy
     of each class, as lines after its first paragraph."""
-    rng, held_out_rng = random.Random(seed), random.Random(seed + 6)
+    rng, held_out_rng, debian_rng = random.Random(seed), random.Random(seed + 6), random.Random(seed + 7)
     items = [(kind, "") for kind in ("IBAN", "PHONE", "SECRET", "IP_ADDRESS")]
     if names:
-        items += [("NAME", s) for s in NAME_TEMPLATE_SETS] + [(f"decoy:{d}", d) for d in DECOY_CLASSES]
+        debian = [d for d in DEBIAN if debian_lines()[d]]
+        items += [("NAME", s) for s in NAME_TEMPLATE_SETS] + [(f"decoy:{d}", d) for d in [*DECOY_CLASSES, *debian]]
     texts, labels = [], []
     for carrier in (doc for _, doc in stdlib_docstrings(limit=docs)):
         first, _, rest = carrier.partition("\n\n")
         pieces, doc_labels, position = [first + "\n\n"], [], len(first) + 2
         for kind, subtype in items:
-            r = held_out_rng if subtype in HELD_OUT else rng
+            r, form = held_out_rng if subtype in HELD_OUT else rng, "v"
             if kind == "SECRET":
                 subtype, value, template = spec_secret(rng)
             elif kind == "NAME":
                 given, family = spec_name(r, subtype)
-                value, template = name_in_template(given, family, r.choice(NAME_TEMPLATE_SETS[subtype]))
+                value, template, form = name_in_template(given, family, r.choice(NAME_TEMPLATE_SETS[subtype]))
             elif kind.startswith("decoy:"):
-                values, templates = DECOY_CLASSES[subtype]
-                value, template = r.choice(values), r.choice(templates)
+                value, template = decoy_pick(debian_rng if subtype in DEBIAN else r, subtype)
             else:
                 subtype, value = REAL_GENERATORS[kind](rng)
                 template = rng.choice(TEMPLATES[kind])
             before, _, after = template.partition("{v}")
             pieces.append(before)
             position += len(before)
-            doc_labels.append(Label(position, position + len(value), kind, subtype))
+            doc_labels.append(Label(position, position + len(value), kind, subtype, form))
             pieces.append(value + after + "\n")
             position += len(value) + len(after) + 1
         pieces.append(rest)
@@ -730,26 +769,33 @@ def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: floa
     candidates = [(f"{MODELS[m][0]} alone (PERSON + name shape)", SpacyOnly(name_model=m)) for m in models]
     candidates += [("cue patterns only (no model)", NameDetector(model=False))]
     candidates += [(f"cues + {MODELS[m][0]} (name_model: {m})", NameDetector(name_model=m)) for m in models]
+    decoy_classes = [*DECOY_CLASSES, *(d for d in DEBIAN if debian_lines()[d])]
     print("\n| NAME detector | recall: " + " / ".join(NAME_TEMPLATE_SETS) + " | precision | decoys altered: "
-          + " / ".join(DECOY_CLASSES) + " | MB/s |\n|---|---|---|---|---|")
+          + " / ".join(decoy_classes) + " | MB/s |\n|---|---|---|---|---|")
     for label, detector in candidates:
         spans, seconds = run_detectors(texts, [detector])
-        found, total, missed = Counter(), Counter(), []
+        found, total, missed, by_form = Counter(), Counter(), [], Counter()
         for text, doc_spans, doc_labels in zip(texts, spans, labels):
             for lab in doc_labels:
                 if lab.kind == "NAME":
                     total[lab.subtype] += 1
                     hit = any(s.start <= lab.start and s.end >= lab.end for s in doc_spans)
                     found[lab.subtype] += hit
+                    by_form[lab.subtype, lab.form, hit] += 1
                     if not hit and lab.subtype in misses:
                         missed.append(f"{lab.subtype}: {own_line(text, lab)!r}")
                 elif lab.subtype in misses and any(s.start < lab.end and s.end > lab.start for s in doc_spans):
                     missed.append(f"{lab.subtype} altered: {own_line(text, lab)!r}")
         row = score(spans, labels, ("NAME",))
-        decoys = " / ".join(f"{hit} of {n}" for hit, n in (row["decoys"][d] for d in DECOY_CLASSES))
+        decoys = " / ".join(f"{hit} of {n}" for hit, n in (row["decoys"].get(d, (0, 0)) for d in decoy_classes))
         recall = " / ".join(f"{found[k] / max(1, total[k]):.3f}" for k in NAME_TEMPLATE_SETS)
         print(f"| {label} | {recall} | {row['types']['NAME']['precision']:.3f} | {decoys} | "
               f"{megabytes / seconds:.3f} |")
+        forms = [(subtype, form) for subtype, form, _ in sorted(by_form) if form != "v"]
+        for subtype in dict.fromkeys(subtype for subtype, _ in forms):
+            print(f"    {subtype} by name form: " + ", ".join(
+                f"{form} {by_form[subtype, form, True]} of {by_form[subtype, form, True] + by_form[subtype, form, False]}"
+                for form in ("v", "rev", "cite")))
         for context in missed:
             print(f"    missed {context}")
 

@@ -102,11 +102,16 @@ def runs(text: str) -> Iterator[list[tuple[int, int]]]:
             for first in range(length):
                 rest = name_length(words[first:length])
                 start = run[first][0]
-                if rest >= 2 or (rest == 1 and STRONG_CUE.search(text[max(0, start - 16):start])):
+                if rest >= 2 or (rest == 1 and strong_cue(text, start)):
                     readings.append((start, start + len(trim(text[start:run[first + rest - 1][1]]))))
             if readings:
                 yield readings
             index += max(length, 1)
+
+
+def strong_cue(text: str, start: int) -> bool:
+    """A title or "my name is" right before `start`: one word is a name, whatever else says."""
+    return STRONG_CUE.search(text[max(0, start - 16):start]) is not None
 
 
 def line_before(text: str, start: int) -> str:

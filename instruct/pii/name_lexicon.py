@@ -87,11 +87,10 @@ def rare_words(words: list[str]) -> bool:
 
 
 def product_shaped(words: list[str]) -> bool:
-    """A brand and a common noun or a brand English writes often ("Xcode Cloud", "Samsung
-    Bixby"): the first word no given name or initial, and the last mostly written in lower case,
-    or the first a capitalised word more frequent than given names outside the list are."""
+    """A brand or a phrase, not a person ("Xcode Cloud", "Samsung Bixby", "Template Haskell"):
+    the first word no given name or initial, and either word mostly written in lower case, or the
+    first a word English writes more often than given names outside the list."""
     first = words[0]
     if initial(first) or first in given_names():
         return False
-    frequent = word_log_probs().get(first, UNSEEN) > BRAND_MIN and not common_noun(first)
-    return frequent or common_noun(words[-1])
+    return word_log_probs().get(first, UNSEEN) > BRAND_MIN or common_noun(first) or common_noun(words[-1])

@@ -16,13 +16,13 @@ from typing import Any
 
 from instruct.config import ConfigError
 from instruct.pii.name_context import (  # common_words: importable from here as before the split
-    STRONG_CUE,
     common_words,  # noqa: F401
     ends_in_common_noun,
     name_length,
     person_cue,
     product_context,
     runs,
+    strong_cue,
     trim,
 )
 from instruct.pii.name_lexicon import available, common_noun, given_name, product_shaped, rare_words
@@ -71,19 +71,26 @@ def looks_like_name(text: str, start: int, value: str) -> bool:
     words = value.split()
     if name_length(words) != len(words) or product_context(text, start, start + len(value)):
         return False
-    cued = person_cue(text, start, start + len(value))
-    if not cued and (ends_in_common_noun(value) or (available() and product_shaped(words))):
-        return False  # "Jupyter Notebook", "Xcode Cloud"
-    return len(words) >= 2 or cued or STRONG_CUE.search(text[max(0, start - 16):start]) is not None
+    cued, titled = person_cue(text, start, start + len(value)), strong_cue(text, start)
+    if (ends_in_common_noun(value) and not cued) or (lexicon_product(words) and not titled):
+        return False  # "Jupyter Notebook", "Xcode Cloud", "by Eclipse Paho"
+    return len(words) >= 2 or cued or titled
 
 
 def cue_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[tuple[int, int]]:
-    """(start, end) of the first reading of each run that a cue marks as a person's name."""
+    """(start, end) of the first reading of each run that a cue marks as a person's name; a weak
+    cue ("by") does not make a brand a person ("by Eclipse Paho"), a title does."""
     for run in readings:
         for start, end in run:
-            if person_cue(text, start, end) and not product_context(text, start, end):
+            if person_cue(text, start, end) and not product_context(text, start, end) and (
+                    strong_cue(text, start) or not lexicon_product(text[start:end].split())):
                 yield start, end
                 break
+
+
+def lexicon_product(words: list[str]) -> bool:
+    """The word lists, where installed, say the words name a brand or a phrase."""
+    return available() and product_shaped(words)
 
 
 def lexicon_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[tuple[int, int]]:
