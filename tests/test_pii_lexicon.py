@@ -62,3 +62,17 @@ def test_brand_and_noun_products_are_left_alone(scrubber, sentence):
 def test_an_author_list_in_code_is_a_cue():
     clean, counts = PiiScrub(types=["NAME"], name_model="cues").scrub('authors = ["Lorenzo Guerra"]')
     assert clean == 'authors = ["<NAME>"]' and counts == {"NAME": 1}
+
+
+@pytest.mark.parametrize("sentence,names", [
+    ("Okonkwo, C. and Lindqvist, M. E. (2020). Hashing at scale.", ["Okonkwo, C.", "Lindqvist, M. E."]),
+    ("Passenger: NAKAMURA Hiroshi, seat 14C", ["NAKAMURA Hiroshi"])])
+def test_family_name_first_forms_are_found(sentence, names):
+    clean, counts = PiiScrub(types=["NAME"]).scrub(sentence)
+    assert not any(name in clean for name in names) and counts == {"NAME": len(names)}, clean
+
+
+@pytest.mark.parametrize("sentence", ["Use the HTTP Server module.", "NASA Apollo missions", "WARNING Do not edit",
+                                      "Table, A. and B. show it", "IBAN: PS76 U7W6 3WLK J680 XMPU ASFO BECI M."])
+def test_acronyms_tables_and_iban_groups_are_no_family_names(sentence):
+    assert PiiScrub(types=["NAME"]).scrub(sentence) == (sentence, {})

@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from instruct.config import ConfigError
@@ -25,6 +26,7 @@ from instruct.pii.name_context import (  # common_words: importable from here as
     strong_cue,
     trim,
 )
+from instruct.pii.name_forms import citation_names, upper_family_names
 from instruct.pii.name_lexicon import available, common_noun, given_name, product_shaped, rare_words
 from instruct.pii.span import Span
 
@@ -139,7 +141,7 @@ class NameDetector:
             yield Span(start, end, self.type)
         if self.model:
             if available():
-                for start, end in lexicon_names(text, readings):
+                for start, end in chain(lexicon_names(text, readings), citation_names(text), upper_family_names(text)):
                     yield Span(start, end, self.type)
             yield from self.model_names(text, readings)
 
