@@ -127,7 +127,10 @@ def person_cue(text: str, start: int, end: int) -> bool:
 
 def product_context(text: str, start: int, end: int) -> bool:
     """The words of [start, end) or next to it, on its line, speak of software or goods; after a
-    possessive they are the owner's ("Tea Buljan's laptop"), not what the words name."""
+    possessive they are the owner's ("Tea Buljan's laptop"), not what the words name, and a
+    person's verb right after ("X wrote the software") outweighs them."""
+    if PERSON_AFTER.match(text, end):
+        return False
     line_start = max(text.rfind("\n", 0, start) + 1, start - PRODUCT_REACH)
     if POSSESSIVE.match(text, end):
         return bool(PRODUCT_CONTEXT.search(text[line_start:end]))
