@@ -76,3 +76,16 @@ def test_family_name_first_forms_are_found(sentence, names):
                                       "Table, A. and B. show it", "IBAN: PS76 U7W6 3WLK J680 XMPU ASFO BECI M."])
 def test_acronyms_tables_and_iban_groups_are_no_family_names(sentence):
     assert PiiScrub(types=["NAME"]).scrub(sentence) == (sentence, {})
+
+
+def test_without_the_word_lists_names_still_come_from_cues_and_the_model():
+    import subprocess
+    import sys
+
+    code = ("import sys; sys.modules['gender_guesser'] = None\n"  # the list not installed: its import fails
+            "from instruct.pii.name_lexicon import available\n"
+            "from instruct.pii.step import PiiScrub\n"
+            "assert not available()\n"
+            "print(PiiScrub(types=['NAME']).scrub('Thanks to Kenji Tanaka for the report.')[0])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "Thanks to <NAME> for the report."
