@@ -17,11 +17,13 @@ detectors were written against: IBANs of every country of the registry (random a
 ISO 7064 check digits; compact and grouped), NANP numbers with any area/exchange code the NANP
 plan allows (assigned or not) in every common notation, AWS secret keys next to a cue word and
 high-entropy values assigned to key/secret/token/password names in Python, YAML, JSON, shell and
-.env lines, public and private IPv4, and person names in five template sets: (1) the ones the name
+.env lines, public and private IPv4, and person names in six template sets: (1) the ones the name
 cues were written against, (2, 3) written after them, (4) letters, tickets, commit messages,
-bylines, cc lines and code, written before this round's detector changes, (5) written with (4) and
-never used to tune (names in 4 and 5 from Faker's 45 Latin-script locales: diacritics, particles,
-initials, hyphens). Decoys: product names (three lists, the last held out) and code identifiers.
+bylines, cc lines and code, (5) written with (4), held out for one round, since used to develop,
+(6) chat logs, CSV rows, legal text, datelines, citations, "FAMILY Given", quotes, signatures,
+dialogue: held out, measured and never looked at for misses (names in 4-6 from Faker's 45
+Latin-script locales: diacritics, particles, initials, hyphens). Decoys: product names (four lists,
+the last held out) and code identifiers.
 NAME needs the `ner` extra (spaCy) and Faker (`bench` extra); the NAME detectors are compared side
 by side (each installed spaCy model alone, cue patterns alone, cues + each model).
 """
@@ -29,12 +31,16 @@ from __future__ import annotations
 
 import argparse
 import random
+import re
 import string
+import subprocess
 import time
 import unicodedata
+import zlib
 from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from pathlib import Path
 
 from instruct.corpus import stdlib_docstrings
 from instruct.pii.detectors import (
@@ -331,6 +337,7 @@ class Label:
     end: int
     kind: str  # a PII type, or "decoy:<class>"
     subtype: str = ""
+    form: str = "v"  # NAME: as written, v "Given Family", rev "FAMILY Given", cite "Family, G."
 
 
 def build_set(docs: int, seed: int) -> tuple[list[str], list[list[Label]], list[str]]:
@@ -445,7 +452,7 @@ NAME_STYLE_TEMPLATES = ["From: {v}\nTo: release-team\nSubject: tarball checksums
                         "Story by {v}, edited by the night desk.", "{v} committed 3 days ago",
                         "Approved: {v} (release manager)", "Kind regards\n\n{v}\nSenior Support Engineer",
                         '__author__ = "{v}"', "# TODO({v}): drop this shim after 3.13"]
-# written with set 4 and kept out of every tuning decision: measured, never looked at for misses
+# written with set 4, held out for one round (measured, not looked at); since then a development set
 NAME_FINAL_TEMPLATES = ["Onboarding buddy: {v}", "{v} presented the quarterly numbers.",
                         "Letter to the editor from {v}, Leeds", "@here {v} is out of office until Monday.",
                         "Interview with {v}, founder of a small bakery.", "Moved to backlog by {v}.",
@@ -454,10 +461,38 @@ NAME_FINAL_TEMPLATES = ["Onboarding buddy: {v}", "{v} presented the quarterly nu
                         "Congratulations to {v} on the new role!", "Translated by {v}.",
                         "Call notes: {v} asked for a refund.", "With {v} on vocals, the band played two sets.",
                         "Patient name: {v}", 'authors = ["{v}"]']
+# written before the round that used set 5 for development, in styles none of sets 1-5 has (chat logs,
+# CSV and table rows, legal text, datelines, citations "Family, G.", "FAMILY Given", quotes, parentheses,
+# signatures with titles, dialogue, records in code); measured only, never looked at for misses.
+# {v}: "Given Family"; {rev}: "FAMILY Given"; {cite}: "Family, G."
+NAME_HELD_OUT_6_TEMPLATES = ["[14:02] {v}: anyone else seeing the timeout on staging?",
+                             "id,name,team,joined\n1042,{v},payments,2021-03-04",
+                             "| {v} | Backend | Berlin | on call |",
+                             'This Agreement is made between {v} (the "Licensee") and the Company.',
+                             "GENEVA, March 3 - {v}, the fund's treasurer, resigned on Tuesday.",
+                             "{cite} and Weber, K. (2019). Sparse hash tables. J. Algorithms 12(3).",
+                             "As shown by {cite} (2021), the bound is tight.",
+                             "Delegates: {rev} (Japan), and two observers.",
+                             "{rev}, born 1988, is listed as the second applicant.",
+                             'The form was signed "{v}" but the date is missing.',
+                             "The first draft ({v}, 2017) used a lookup table.",
+                             "--\n{v}, PhD\nHead of Research, Northwind Ltd.",
+                             "Prof. {v}\nDepartment of Physics",
+                             '"We ship on Friday," said {v}, "not a day later."',
+                             '{v}: "Not before the audit." Moderator: "Next question."',
+                             "The court heard evidence from {v}, a former employee.",
+                             "{v}, 54, of Dayton, died on Sunday after a short illness.",
+                             "Author: {v} <dev@example.org>\nDate: Mon Mar 4 10:12:01 2024",
+                             'user = Person(name="{v}", age=41)',
+                             "We are grateful to {v} for comments on an earlier draft.",
+                             "Witnessed before me, {v}, Notary Public.",
+                             "{v} scored twice in the second half."]
 NAME_TEMPLATE_SETS = {"1_written_before_cues": NAME_TEMPLATES, "2_held_out": NAME_HELDOUT_TEMPLATES,
                       "3_held_out_round_2": NAME_HELDOUT_2_TEMPLATES, "4_styles_faker": NAME_STYLE_TEMPLATES,
-                      "5_final_faker": NAME_FINAL_TEMPLATES}
-FAKER_SETS = ("4_styles_faker", "5_final_faker")  # the others draw from GIVEN x FAMILY
+                      "5_final_faker_dev": NAME_FINAL_TEMPLATES, "6_held_out": NAME_HELD_OUT_6_TEMPLATES}
+FAKER_SETS = ("4_styles_faker", "5_final_faker_dev", "6_held_out")  # the others draw from GIVEN x FAMILY
+HELD_OUT = ("6_held_out", "product_name_6", "debian_held_out")  # own random streams: sets 1-5 stay as they were
+DEBIAN = ("debian_dev", "debian_held_out")
 # Latin-script Faker locales (romanized names for Japanese and Chinese); names of every origin
 FAKER_LOCALES = ["en_US", "en_GB", "en_IE", "en_IN", "en_NG", "en_AU", "nl_NL", "nl_BE", "de_DE", "de_AT", "fr_FR",
                  "fr_CA", "pt_BR", "pt_PT", "it_IT", "es_ES", "es_MX", "es_AR", "ga_IE", "fi_FI", "hu_HU", "cs_CZ",
@@ -482,6 +517,13 @@ PRODUCTS_5 = ["Azure DevOps", "Apple Keynote", "Google Docs", "Microsoft Outlook
               "Fedora Silverblue", "Debian Bookworm", "Kubernetes Dashboard", "Tor Browser", "Brave Search",
               "Samsung Bixby", "Amazon Echo", "Garmin Connect", "Philips Hue", "Porsche Taycan", "Nikon Coolpix",
               "Canon Pixma", "Epson EcoTank"]
+# fresh products and templates for the held-out set 6, written before this round's detector changes
+PRODUCTS_6 = ["Microsoft Word", "Google Sheets", "Adobe InDesign", "Apple Numbers", "Dropbox Paper",
+              "Notion Calendar", "Slack Connect", "Zendesk Sell", "Shopify Plus", "Twilio Flex", "Heroku Postgres",
+              "Vercel Analytics", "Netlify Functions", "Cloudflare Workers", "Okta Verify", "Duolingo Max",
+              "Kindle Scribe", "Sonos Arc", "Fitbit Charge", "Peloton Tread", "Dyson Airwrap", "Subaru Outback",
+              "Kia Sorento", "Fujifilm Instax", "Bose QuietComfort", "Wacom Cintiq", "Arduino Nano",
+              "Jasper Reports", "Marshall Emberton", "Ford Ranger", "Mattermost Boards", "Grammarly Premium"]
 IDENTIFIER_DECOYS = ["get_user_name", "UserName", "parse_full_name()", "self.first_name", "JohnDoeFactory",
                      "NameResolver", "person.last_name", "DEFAULT_AUTHOR", "set_display_name", "AuthorSerializer"]
 DECOY_CLASSES = {  # class: (values, templates)
@@ -493,7 +535,44 @@ DECOY_CLASSES = {  # class: (values, templates)
     "product_name_5": (PRODUCTS_5, ["Is {v} supported on ARM?", "{v} now ships with a dark theme.",
                                     "I switched from {v} to something lighter.", "Export the file from {v} as CSV.",
                                     "Support for {v} ends next quarter."]),
+    "product_name_6": (PRODUCTS_6, ["Our team pays for {v} per seat.", "Works with {v} out of the box.",
+                                    "{v} keeps logging me out since Tuesday.", "Migrating from {v} took a weekend.",
+                                    "Has anyone tried {v} over a VPN?", "The {v} integration is still in beta.",
+                                    "- [x] replace {v} with the in-house one"]),
 }
+
+
+APT_LISTS = Path("/var/lib/apt/lists")
+CAPITALISED_PAIR = re.compile(r"(?<![\w.])[A-Z][a-z]+ [A-Z][a-z]+(?![\w])")
+
+
+@lru_cache(maxsize=1)
+def debian_lines() -> dict[str, list[str]]:
+    """Debian's package short descriptions with a capitalised pair of words ("Claws Mail plugin
+    ..."): real text about software nobody wrote against the detectors, split in halves by a hash
+    of the line (debian_dev, debian_held_out); empty without apt lists and the lz4 tool."""
+    halves: dict[str, list[str]] = {name: [] for name in DEBIAN}
+    for path in sorted(APT_LISTS.glob("*_Packages.lz4")):
+        try:
+            listing = subprocess.run(["lz4", "-dc", str(path)], capture_output=True, text=True, check=True).stdout
+        except (OSError, subprocess.CalledProcessError):
+            continue
+        lines = {line[13:].strip() for line in listing.splitlines() if line.startswith("Description: ")}
+        for line in sorted(lines):
+            if CAPITALISED_PAIR.search(line):
+                halves[DEBIAN[zlib.crc32(line.encode()) % 2]].append(line)
+    return halves
+
+
+def decoy_pick(rng: random.Random, decoy_class: str) -> tuple[str, str]:
+    """(value, template) of one decoy: a listed value in one of its class's templates, or a Debian
+    description line with its first capitalised pair as the value."""
+    if decoy_class in DEBIAN:
+        line = rng.choice(debian_lines()[decoy_class])
+        match = CAPITALISED_PAIR.search(line)
+        return match.group(), line[:match.start()] + "{v}" + line[match.end():]
+    values, templates = DECOY_CLASSES[decoy_class]
+    return rng.choice(values), rng.choice(templates)
 
 
 def spec_iban(rng: random.Random) -> tuple[str, str]:
@@ -550,9 +629,9 @@ def latin(text: str) -> bool:
     return all(c in " .'’-" or unicodedata.name(c, "").startswith("LATIN") for c in text)
 
 
-def faker_name(rng: random.Random) -> str:
-    """A person's name from one of Faker's locales, in the shapes people write: plain, a middle
-    initial, an initial for the given name, a middle name, a double-barrelled family name."""
+def faker_name(rng: random.Random) -> tuple[str, str]:
+    """(given, family) of a person from one of Faker's locales, in the shapes people write: plain,
+    a middle initial, an initial for the given name, a middle name, a double-barrelled family name."""
     while True:
         locale = rng.choice(FAKER_LOCALES)
         fake = faker_for(locale)
@@ -569,13 +648,22 @@ def faker_name(rng: random.Random) -> str:
             given = f"{given} {given_of()}"
         elif shape < 0.38:
             family = f"{family}-{family_of()}"
-        name = f"{given} {family}"
-        if latin(name):
-            return name
+        if latin(f"{given} {family}"):
+            return given, family
 
 
-def spec_name(rng: random.Random, template_set: str) -> str:
-    return faker_name(rng) if template_set in FAKER_SETS else f"{rng.choice(GIVEN)} {rng.choice(FAMILY)}"
+def spec_name(rng: random.Random, template_set: str) -> tuple[str, str]:
+    return faker_name(rng) if template_set in FAKER_SETS else (rng.choice(GIVEN), rng.choice(FAMILY))
+
+
+def name_in_template(given: str, family: str, template: str) -> tuple[str, str, str]:
+    """(the name written as the template's slot asks, the template with that slot as {v}, the
+    form): {v} "Given Family", {rev} "FAMILY Given", {cite} "Family, G."."""
+    forms = {"rev": f"{family.upper()} {given}", "cite": f"{family}, " + " ".join(f"{w[0]}." for w in given.split())}
+    form = next((f for f in forms if "{" + f + "}" in template), None)
+    if form is None:
+        return f"{given} {family}", template, "v"
+    return forms[form], template.replace("{" + form + "}", "{v}"), form
 
 
 REAL_GENERATORS = {"IBAN": spec_iban, "PHONE": spec_nanp, "IP_ADDRESS": spec_ip}
@@ -584,29 +672,31 @@ REAL_GENERATORS = {"IBAN": spec_iban, "PHONE": spec_nanp, "IP_ADDRESS": spec_ip}
 def real_world_set(docs: int, seed: int, names: bool) -> tuple[list[str], list[list[Label]]]:
     """Each carrier docstring gets one value of each type (NAME: one per template set) and one decoy
     of each class, as lines after its first paragraph."""
-    rng = random.Random(seed)
+    rng, held_out_rng, debian_rng = random.Random(seed), random.Random(seed + 6), random.Random(seed + 7)
     items = [(kind, "") for kind in ("IBAN", "PHONE", "SECRET", "IP_ADDRESS")]
     if names:
-        items += [("NAME", s) for s in NAME_TEMPLATE_SETS] + [(f"decoy:{d}", d) for d in DECOY_CLASSES]
+        debian = [d for d in DEBIAN if debian_lines()[d]]
+        items += [("NAME", s) for s in NAME_TEMPLATE_SETS] + [(f"decoy:{d}", d) for d in [*DECOY_CLASSES, *debian]]
     texts, labels = [], []
     for carrier in (doc for _, doc in stdlib_docstrings(limit=docs)):
         first, _, rest = carrier.partition("\n\n")
         pieces, doc_labels, position = [first + "\n\n"], [], len(first) + 2
         for kind, subtype in items:
+            r, form = held_out_rng if subtype in HELD_OUT else rng, "v"
             if kind == "SECRET":
                 subtype, value, template = spec_secret(rng)
             elif kind == "NAME":
-                value, template = spec_name(rng, subtype), rng.choice(NAME_TEMPLATE_SETS[subtype])
+                given, family = spec_name(r, subtype)
+                value, template, form = name_in_template(given, family, r.choice(NAME_TEMPLATE_SETS[subtype]))
             elif kind.startswith("decoy:"):
-                values, templates = DECOY_CLASSES[subtype]
-                value, template = rng.choice(values), rng.choice(templates)
+                value, template = decoy_pick(debian_rng if subtype in DEBIAN else r, subtype)
             else:
                 subtype, value = REAL_GENERATORS[kind](rng)
                 template = rng.choice(TEMPLATES[kind])
             before, _, after = template.partition("{v}")
             pieces.append(before)
             position += len(before)
-            doc_labels.append(Label(position, position + len(value), kind, subtype))
+            doc_labels.append(Label(position, position + len(value), kind, subtype, form))
             pieces.append(value + after + "\n")
             position += len(value) + len(after) + 1
         pieces.append(rest)
@@ -655,9 +745,16 @@ def real_main(args: argparse.Namespace) -> None:
         name_candidates(texts, labels, megabytes, args.misses)
 
 
-def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: float, misses: str | None) -> None:
-    """NAME detectors side by side: each spaCy model alone, cue patterns alone, cues + each model."""
-    from instruct.pii.names import MODELS, NameDetector, load_ner
+def own_line(text: str, label: Label) -> str:
+    """The label's line: what --misses prints, so that no neighbouring (held-out) line shows."""
+    end = text.find("\n", label.end)
+    return text[text.rfind("\n", 0, label.start) + 1:end if end >= 0 else len(text)]
+
+
+def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: float, misses: list[str]) -> None:
+    """NAME detectors side by side: each spaCy model alone, cue patterns alone, cues + each model
+    (and the word lists, where installed), cues + both models."""
+    from instruct.pii.names import ENSEMBLES, MODELS, NameDetector, load_ner
 
     class SpacyOnly(NameDetector):
         def find(self, text):
@@ -673,26 +770,37 @@ def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: floa
     candidates = [(f"{MODELS[m][0]} alone (PERSON + name shape)", SpacyOnly(name_model=m)) for m in models]
     candidates += [("cue patterns only (no model)", NameDetector(model=False))]
     candidates += [(f"cues + {MODELS[m][0]} (name_model: {m})", NameDetector(name_model=m)) for m in models]
+    candidates += [(f"cues + {' + '.join(MODELS[m][0] for m in both)} (name_model: {name})", NameDetector(name_model=name))
+                   for name, both in ENSEMBLES.items() if set(both) <= set(models)]
+    decoy_classes = [*DECOY_CLASSES, *(d for d in DEBIAN if debian_lines()[d])]
     print("\n| NAME detector | recall: " + " / ".join(NAME_TEMPLATE_SETS) + " | precision | decoys altered: "
-          + " / ".join(DECOY_CLASSES) + " | MB/s |\n|---|---|---|---|---|")
+          + " / ".join(decoy_classes) + " | MB/s |\n|---|---|---|---|---|")
     for label, detector in candidates:
         spans, seconds = run_detectors(texts, [detector])
-        found, total, missed = Counter(), Counter(), []
+        found, total, missed, by_form = Counter(), Counter(), [], Counter()
         for text, doc_spans, doc_labels in zip(texts, spans, labels):
             for lab in doc_labels:
                 if lab.kind == "NAME":
                     total[lab.subtype] += 1
                     hit = any(s.start <= lab.start and s.end >= lab.end for s in doc_spans)
                     found[lab.subtype] += hit
-                    if not hit and lab.subtype == misses:
-                        missed.append(text[max(0, lab.start - 30):lab.end + 30])
+                    by_form[lab.subtype, lab.form, hit] += 1
+                    if not hit and lab.subtype in misses:
+                        missed.append(f"{lab.subtype}: {own_line(text, lab)!r}")
+                elif lab.subtype in misses and any(s.start < lab.end and s.end > lab.start for s in doc_spans):
+                    missed.append(f"{lab.subtype} altered: {own_line(text, lab)!r}")
         row = score(spans, labels, ("NAME",))
-        decoys = " / ".join(f"{hit} of {n}" for hit, n in (row["decoys"][d] for d in DECOY_CLASSES))
+        decoys = " / ".join(f"{hit} of {n}" for hit, n in (row["decoys"].get(d, (0, 0)) for d in decoy_classes))
         recall = " / ".join(f"{found[k] / max(1, total[k]):.3f}" for k in NAME_TEMPLATE_SETS)
         print(f"| {label} | {recall} | {row['types']['NAME']['precision']:.3f} | {decoys} | "
               f"{megabytes / seconds:.3f} |")
+        forms = [(subtype, form) for subtype, form, _ in sorted(by_form) if form != "v"]
+        for subtype in dict.fromkeys(subtype for subtype, _ in forms):
+            print(f"    {subtype} by name form: " + ", ".join(
+                f"{form} {by_form[subtype, form, True]} of {by_form[subtype, form, True] + by_form[subtype, form, False]}"
+                for form in ("v", "rev", "cite")))
         for context in missed:
-            print(f"    missed: {context!r}")
+            print(f"    missed {context}")
 
 
 def main() -> None:
@@ -700,8 +808,13 @@ def main() -> None:
     parser.add_argument("--docs", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--real", action="store_true", help="real-world formats per subtype, and person names")
-    parser.add_argument("--misses", metavar="SET", help="--real: print the names each NAME detector missed in SET")
+    parser.add_argument("--misses", metavar="SET", action="append", default=[],
+                        help="--real: print the names each NAME detector missed in SET (or the decoys of class SET "
+                             "it altered); "
+                             "not for the held-out " + " / ".join(HELD_OUT))
     args = parser.parse_args()
+    if set(args.misses) & set(HELD_OUT):
+        parser.error(f"--misses {' '.join(args.misses)}: a held-out set is measured, never looked at for misses")
     if args.real:
         return real_main(args)
     texts, labels, clean = build_set(args.docs, args.seed)

@@ -80,3 +80,15 @@ def test_the_md_candidate_finds_the_names_and_leaves_the_products():
         assert name not in scrubber.scrub(sentence)[0], sentence
     for sentence in PRODUCTS:
         assert scrubber.scrub(sentence) == (sentence, {})
+
+
+@pytest.mark.parametrize("sentence,name", [("Hannah Schneider wrote the software.", "Hannah Schneider"),
+                                           ("Kenji Tanaka, who maintains the tool, agreed.", "Kenji Tanaka")])
+def test_a_persons_verb_outweighs_product_words_on_the_line(sentence, name):
+    clean, counts = PiiScrub(types=["NAME"], name_model="cues").scrub(sentence)
+    assert name not in clean and counts == {"NAME": 1}, clean
+
+
+def test_product_words_still_veto_without_a_persons_verb():
+    sentence = "Install Adobe Illustrator, which crashed."
+    assert PiiScrub(types=["NAME"], name_model="cues").scrub(sentence) == (sentence, {})

@@ -447,7 +447,7 @@ def _address(text: str, match: re.Match) -> tuple[int, int] | None:
 
 def detectors(phone_validator: str = "phonenumbers", types: tuple[str, ...] | list[str] = DEFAULT_TYPES,
               name_model: str = "spacy") -> list:
-    """The detectors of the wanted types, in TYPES priority order (`name_model`: spacy, spacy-md or cues)."""
+    """The detectors of the wanted types, in TYPES priority order (`name_model`: spacy, spacy-md, spacy-sm+md or cues)."""
     phone = _phone_metadata if phone_validator == "phonenumbers" else _phone_pattern
     wanted = []
     for detector in _all_detectors(phone, types, name_model):

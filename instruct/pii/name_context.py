@@ -15,6 +15,9 @@ from functools import lru_cache
 PARTICLES = frozenset("van der den de del della di da das dos du la le von zu ter ten bin ibn al el y".split())
 SUFFIXES = frozenset({"Jr.", "Jr", "Sr.", "Sr", "II", "III", "IV"})
 MAX_WORDS = 6
+# a capital inside a family name follows one of these ("McGann", "DeShawn", "LeBlanc"); "EcoTank",
+# "DevOps", "YouTube" are brands
+INNER_CAPITAL_PREFIXES = frozenset("Mc Mac De Da Di Du La Le Van Von Fitz".split())
 _WORD = r"[A-Z\u00c0-\u00de\u0100-\u024f\u1e00-\u1eff][\w'’.-]*"  # Latin capitals first (a prefilter)
 _CAP = r"(?<![\w.@/#$-])" + _WORD
 _PARTICLE = "|".join(sorted(PARTICLES, key=len, reverse=True))
@@ -30,7 +33,7 @@ PERSON_BEFORE = re.compile(
     r"met|my name is|call me|named|called|i am|i'm|this is|e-?mail)\b\.?,?"
     r"|\b(?:from|to|cc|bcc|reply-to|by|authors?|maintainers?|owners?|assignee|assigned to|reporter|reviewers?|"
     r"approved|approver|attendees|participants|speakers?|host|credits?|photo|signed|customer|user|contact)\s*:"
-    r"|author\w*\s*=|\bTODO\()\s*[\"'“]?\s*$")
+    r"|author\w*[\"']?\s*[=:]\s*[\[(]?|\bTODO\()\s*[\"'“]?\s*$")  # authors = ["
 SIGN_OFF_LINE = re.compile(r"(?i)\b(?:regards|wishes|sincerely|cheers|thanks|best|yours|--)\W*\n\s*$")
 PERSON_AFTER = re.compile(
     r"(?:['’]s)?\s*(?:\((?:author|maintainer|reviewer|editor|chair|[\w ]*manager)\)|,?\s*(?:who|wrote|said|says|"
@@ -39,8 +42,9 @@ PERSON_AFTER = re.compile(
 PRONOUN_AFTER = re.compile(r"(?i)^[^.\n]{0,60}?\b(?:he|she|him|his|her|hers)\b")
 PRODUCT_CONTEXT = re.compile(
     r"(?i)\b(?:install\w*|download\w*|upgrad\w*|update[sd]?|release notes|"
-    r"licen[cs]\w*|apps?|application|browser|plugin|extension|software|tool|platform|editor|ide|sdk|api|"
+    r"licen[cs]\w*|apps?|application|browser|plugin|extension|software|tool|platform|ide|sdk|api|"
     r"device|laptop|firmware|settings|preferences|crash\w*|launch\w*|benchmark\w*|runs? on)\b|\bv?\d+\.\d+|[™®©]")
+POSSESSIVE = re.compile(r"['’]s?\b")
 PRODUCT_REACH = 24  # characters either side: "Install X first", not a version number at the end of the line
 LOWER_WORD = re.compile(r"(?<![\w.])[a-z]{3,}(?![\w(])")
 COMMON_MIN = 5  # lower-case occurrences in the stdlib sources that make a word a common noun
@@ -56,7 +60,7 @@ def name_word(word: str) -> bool:
     if len(core) == 1:
         return True
     inner = [i for i in range(1, len(core)) if core[i].isupper() and core[i - 1].islower()]
-    return any(c.islower() for c in core) and all(i <= 3 for i in inner)  # Mc-, Mac-, De-, La-
+    return any(c.islower() for c in core) and all(core[:i] in INNER_CAPITAL_PREFIXES for i in inner)
 
 
 def linked(word: str) -> bool:
@@ -98,11 +102,16 @@ def runs(text: str) -> Iterator[list[tuple[int, int]]]:
             for first in range(length):
                 rest = name_length(words[first:length])
                 start = run[first][0]
-                if rest >= 2 or (rest == 1 and STRONG_CUE.search(text[max(0, start - 16):start])):
+                if rest >= 2 or (rest == 1 and strong_cue(text, start)):
                     readings.append((start, start + len(trim(text[start:run[first + rest - 1][1]]))))
             if readings:
                 yield readings
             index += max(length, 1)
+
+
+def strong_cue(text: str, start: int) -> bool:
+    """A title or "my name is" right before `start`: one word is a name, whatever else says."""
+    return STRONG_CUE.search(text[max(0, start - 16):start]) is not None
 
 
 def line_before(text: str, start: int) -> str:
@@ -117,8 +126,14 @@ def person_cue(text: str, start: int, end: int) -> bool:
 
 
 def product_context(text: str, start: int, end: int) -> bool:
-    """The words of [start, end) or next to it, on its line, speak of software or goods."""
+    """The words of [start, end) or next to it, on its line, speak of software or goods; after a
+    possessive they are the owner's ("Tea Buljan's laptop"), not what the words name, and a
+    person's verb right after ("X wrote the software") outweighs them."""
+    if PERSON_AFTER.match(text, end):
+        return False
     line_start = max(text.rfind("\n", 0, start) + 1, start - PRODUCT_REACH)
+    if POSSESSIVE.match(text, end):
+        return bool(PRODUCT_CONTEXT.search(text[line_start:end]))
     line_end = text.find("\n", end, end + PRODUCT_REACH)
     return bool(PRODUCT_CONTEXT.search(text[line_start:line_end if line_end >= 0 else end + PRODUCT_REACH]))
 

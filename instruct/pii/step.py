@@ -22,7 +22,8 @@ class PiiScrub(TextTransform):
         types: list[str] = field(default_factory=lambda: list(DEFAULT_TYPES))  # + NAME with the `ner` extra
         placeholders: dict[str, str] = field(default_factory=dict)  # type -> replacement, e.g. EMAIL: "[email]"
         phone_validator: Literal["phonenumbers", "pattern"] = "phonenumbers"
-        name_model: Literal["spacy", "spacy-md", "cues"] = "spacy"  # NAME: spaCy sm or md NER + cues, or cues only
+        # NAME: spaCy sm, md or both (a PERSON from either) + cues and word lists, or cues only
+        name_model: Literal["spacy", "spacy-md", "spacy-sm+md", "cues"] = "spacy"
 
     def __init__(self, config=None, **params) -> None:
         super().__init__(config, **params)
@@ -33,9 +34,9 @@ class PiiScrub(TextTransform):
         self.placeholders = {**PLACEHOLDERS, **self.config.placeholders}
         self.active = detectors(self.config.phone_validator, self.config.types, self.config.name_model)
         if "NAME" in self.config.types and self.config.name_model != "cues":
-            from instruct.pii.names import load_ner
+            from instruct.pii.names import load_models
 
-            load_ner(self.config.name_model)  # a missing extra is a one-line error when the recipe loads, not mid-run
+            load_models(self.config.name_model)  # a missing extra is a one-line error when the recipe loads, not mid-run
 
     def scrub(self, text: str) -> tuple[str, Counter]:
         """The text with every PII span replaced, and the spans found per type."""

@@ -1,0 +1,96 @@
+"""What word lists say about a name-shaped run: is its first word a given name, its last a common noun?
+
+Two data files that well-kept packages ship as plain text (no pickle, nothing executes), read once
+per process, optional: without them `available()` is False and the NAME rules that use them are off.
+- Given names: `nam_dict.txt` of gender-guesser (~37,000 first names of 55 countries, Jörg
+  Michael's dictionary); not Faker's lists, which the bench draws its names from.
+- How English writes a word: spaCy's `en_lexeme_prob` table (spacy-lookups-data; 1M cased word
+  forms with log probabilities). "Cloud", "Studio", "Desktop" are written mostly in lower case
+  ("cloud"); surnames and brands are not. That tells "Xcode Cloud" from "Irina Palu".
+"""
+from __future__ import annotations
+
+import gzip
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from instruct.pii.name_context import PARTICLES
+
+LOWER_MARGIN = 1.0  # nats: the lower-case form this much likelier than the capitalised one makes a common noun
+BRAND_MIN = -14.0  # log probability: "Samsung" -11.3, "Apache" -13.6; given names the list lacks are rarer
+RARE_MAX = -15.5  # log probability under which a word is rare in English ("Olabode"; "Atlassian" -17.3)
+UNSEEN = -20.0  # log probability of a form the table lacks (its rarest entries are near -20)
+
+
+@lru_cache(maxsize=1)
+def given_names() -> frozenset[str]:
+    """First names of gender-guesser's dictionary (its "+" joins spellings: "Jean+Pierre")."""
+    try:
+        import gender_guesser
+    except ImportError:
+        return frozenset()
+    path = Path(gender_guesser.__file__).parent / "data" / "nam_dict.txt"
+    names = set()
+    with open(path, encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            if line[:1] not in "#=" and len(line.split()) > 1:
+                spelling = line.split()[1]
+                names.update({spelling.replace("+", joiner) for joiner in ("", " ", "-")})
+    return frozenset(names)
+
+
+@lru_cache(maxsize=1)
+def word_log_probs() -> dict[str, float]:
+    """spaCy's English cased word probabilities, or {} without spacy-lookups-data."""
+    try:
+        import spacy_lookups_data
+    except ImportError:
+        return {}
+    path = Path(spacy_lookups_data.__file__).parent / "data" / "en_lexeme_prob.json.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as table:
+        return json.load(table)
+
+
+def available() -> bool:
+    return bool(given_names()) and bool(word_log_probs())
+
+
+def initial(word: str) -> bool:
+    return len(word) == 2 and word[0].isupper() and word[1] == "."
+
+
+def given_name(word: str) -> bool:
+    """A first name that English writes capitalised ("Irina", "Jennifer"; not "Will", "Grace"
+    when "will", "grace" are the likelier forms), or an initial."""
+    if initial(word):
+        return True
+    probs = word_log_probs()
+    return word in given_names() and probs.get(word, UNSEEN) >= probs.get(word.lower(), UNSEEN)
+
+
+def common_noun(word: str) -> bool:
+    """English writes the word mostly in lower case: "Cloud", "Workplace", "Dashboard"."""
+    probs = word_log_probs()
+    lower = probs.get(word.lower())
+    return lower is not None and lower - probs.get(word, UNSEEN) > LOWER_MARGIN
+
+
+def rare_words(words: list[str]) -> bool:
+    """Words that English text almost never has, in either case: two or more ("Shohjahon Zayidov",
+    "Modupe Olabode"), or one after initials ("T. Talts"), particles aside: names of other
+    languages, not the brands and nouns English writes about."""
+    probs = word_log_probs()
+    rest = [w for w in words if not initial(w) and w.lower() not in PARTICLES]
+    enough = len(rest) >= 2 or (len(rest) == 1 and len(words) >= 2 and initial(words[0]))
+    return enough and all(max(probs.get(w, UNSEEN), probs.get(w.lower(), UNSEEN)) < RARE_MAX for w in rest)
+
+
+def product_shaped(words: list[str]) -> bool:
+    """A brand or a phrase, not a person ("Xcode Cloud", "Samsung Bixby", "Template Haskell"):
+    the first word no given name or initial, and either word mostly written in lower case, or the
+    first a word English writes more often than given names outside the list."""
+    first = words[0]
+    if initial(first) or first in given_names():
+        return False
+    return word_log_probs().get(first, UNSEEN) > BRAND_MIN or common_noun(first) or common_noun(words[-1])
