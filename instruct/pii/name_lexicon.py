@@ -11,6 +11,7 @@ per process, optional: without them `available()` is False and the NAME rules th
 from __future__ import annotations
 
 import gzip
+import importlib.util
 import json
 from functools import lru_cache
 from pathlib import Path
@@ -26,11 +27,9 @@ UNSEEN = -20.0  # log probability of a form the table lacks (its rarest entries 
 @lru_cache(maxsize=1)
 def given_names() -> frozenset[str]:
     """First names of gender-guesser's dictionary (its "+" joins spellings: "Jean+Pierre")."""
-    try:
-        import gender_guesser
-    except ImportError:
+    path = _package_data("gender_guesser", "nam_dict.txt")
+    if path is None:
         return frozenset()
-    path = Path(gender_guesser.__file__).parent / "data" / "nam_dict.txt"
     names = set()
     with open(path, encoding="utf-8", errors="replace") as lines:
         for line in lines:
@@ -43,13 +42,20 @@ def given_names() -> frozenset[str]:
 @lru_cache(maxsize=1)
 def word_log_probs() -> dict[str, float]:
     """spaCy's English cased word probabilities, or {} without spacy-lookups-data."""
-    try:
-        import spacy_lookups_data
-    except ImportError:
+    path = _package_data("spacy_lookups_data", "en_lexeme_prob.json.gz")
+    if path is None:
         return {}
-    path = Path(spacy_lookups_data.__file__).parent / "data" / "en_lexeme_prob.json.gz"
     with gzip.open(path, "rt", encoding="utf-8") as table:
         return json.load(table)
+
+
+def _package_data(package: str, name: str) -> Path | None:
+    """`package`/data/`name` of an installed package, found without importing (running) the package."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(list(spec.submodule_search_locations)[0]) / "data" / name
+    return path if path.is_file() else None
 
 
 def available() -> bool:
