@@ -76,7 +76,7 @@ def test_online_rl_raises_a_verifiable_reward(tiny_model, docstrings, tmp_path, 
     prompts.write_text("".join(json.dumps({"prompt": f"Describe {name} in three words."}) + "\n"
                                for name, _ in docstrings[:32]))
     config = load_config(None, [f"data.objective={objective}", "rl.max_new_tokens=8", "rl.prompts_per_step=4",
-                                "rl.num_generations=6", "train.lr=2e-2", "train.threads=1", "train.max_steps=14",
+                                "rl.num_generations=6", "train.lr=2e-2", "train.threads=1", "train.max_steps=10",
                                 "rl.kl_beta=0.01", "train.warmup_steps=0", "method.dropout=0.0"],
                          {"model": str(tiny_model), "output": str(tmp_path / objective),
                           "rl.prompts": str(prompts), "rl.reward": "test_tune_rl:three_words"})
