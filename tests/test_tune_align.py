@@ -222,12 +222,21 @@ def test_shared_prompt_gives_a_reward_model_the_same_rewards(policy_and_pairs, t
     assert expected.std() > 0 and torch.allclose(got, expected, atol=1e-5)
 
 
-def test_dpo_trains_against_a_frozen_reference(tiny_model, pairs_file, tmp_path):  # noqa: F811
+@pytest.fixture(scope="module")
+def dpo_run(tiny_model, pairs_file, tmp_path_factory):  # noqa: F811
+    """One 8-step DPO run (objective left on auto) that the DPO test and the pair-eval CLI test both read."""
+    return train(config_for(tiny_model, pairs_file, tmp_path_factory.mktemp("dpo") / "out", "train.max_steps=8"),
+                 show_progress=False)
+
+
+def test_dpo_trains_against_a_frozen_reference(dpo_run, tiny_model, pairs_file):  # noqa: F811
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    result = train(config_for(tiny_model, pairs_file, tmp_path / "dpo", "data.objective=dpo", "train.max_steps=8"),
-                   show_progress=False)
+    from instruct.tune.loop import objective_for
+
+    result = dpo_run  # trained with data.objective auto; spelt out, dpo picks the same objective
+    assert objective_for(config_for(tiny_model, pairs_file, "unused", "data.objective=dpo")).name == "dpo"
     assert result.objective == "dpo" and result.examples + result.eval_examples == 60
     assert result.eval_metrics["eval_reward_accuracy"] > result.initial_eval_metrics["eval_reward_accuracy"]
     assert result.eval_loss < result.initial_eval_loss < math.log(2) + 1e-6
@@ -296,11 +305,11 @@ def test_bad_preference_line_names_file_and_line(tmp_path):
         load_preferences(path)
 
 
-def test_eval_pairs_cli_reports_base_and_tuned_accuracy(tiny_model, pairs_file, tmp_path):  # noqa: F811
+def test_eval_pairs_cli_reports_base_and_tuned_accuracy(dpo_run, pairs_file, tmp_path):  # noqa: F811
     import subprocess
     import sys
 
-    result = train(config_for(tiny_model, pairs_file, tmp_path / "dpo", "train.max_steps=8"), show_progress=False)
+    result = dpo_run
     assert result.objective == "dpo"  # data.objective auto on PREFERENCE data
     process = subprocess.run([sys.executable, "-m", "instruct", "eval", "--pairs", str(pairs_file), "--adapter",
                               result.output, "--output", str(tmp_path / "eval"), "--limit", "20"],

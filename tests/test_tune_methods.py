@@ -218,9 +218,9 @@ def test_distillation_loss_equals_the_hand_computation(loss):
 @pytest.mark.slow
 def test_students_kl_to_the_teacher_falls(tiny_model, tiny_data, tmp_path):
     # a teacher that knows something the student does not: the student fully tuned on the data first
-    teacher = train(tiny_config(tiny_model, tiny_data, tmp_path / "teacher", "method.name=full", "train.max_steps=10"),
+    teacher = train(tiny_config(tiny_model, tiny_data, tmp_path / "teacher", "method.name=full", "train.max_steps=6"),
                     show_progress=False).output
-    config = tiny_config(tiny_model, tiny_data, tmp_path / "student", "train.max_steps=10", "method.name=full",
+    config = tiny_config(tiny_model, tiny_data, tmp_path / "student", "train.max_steps=6", "method.name=full",
                          f"distill.teacher={teacher}", "distill.alpha=1.0", "method.dropout=0.0")
     result = train(config, show_progress=False)
     losses = [r["loss"] for r in result.log if "loss" in r]  # with alpha=1 the loss is the T^2-scaled KL alone

@@ -10,7 +10,7 @@ import torch
 from test_tune_support import tiny_model  # noqa: F401  (fixture)
 
 from instruct.tune import load_config, train
-from instruct.tune.rl import AdaptiveKL, gae, group_advantages, kl_terms, load_prompts
+from instruct.tune.rl import AdaptiveKL, Policy, gae, group_advantages, kl_terms, load_prompts
 
 
 def three_words(prompts: list[str], completions: list[str]) -> list[float]:
@@ -49,6 +49,26 @@ def test_prompts_load_from_any_record(tmp_path):
     assert load_prompts(path) == [[{"role": "user", "content": "a"}], [{"role": "user", "content": "b"}]]
 
 
+def test_policy_log_probs_and_values_match_a_full_forward(tiny_model):  # noqa: F811
+    """The policy projects onto the vocabulary only where completion tokens are predicted: same numbers."""
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_model).eval()
+    torch.manual_seed(0)
+    ids = torch.randint(0, model.config.vocab_size, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[0, :4] = 0  # left padding
+    start = 9
+    head = torch.nn.Linear(model.config.hidden_size, 1)
+    with torch.no_grad():
+        logps, values = Policy(model, head)(ids, mask, start)
+        out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(1) - 1).clamp(min=0),
+                    output_hidden_states=True)
+    full = torch.log_softmax(out.logits[:, start - 1:-1].float(), -1).gather(2, ids[:, start:, None]).squeeze(-1)
+    assert logps.shape == (3, 3) and torch.allclose(logps, full, atol=1e-5)
+    assert torch.allclose(values, head(out.hidden_states[-1][:, start - 1:-1]).squeeze(-1), atol=1e-6)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("objective", ["grpo", "ppo"])
 def test_online_rl_raises_a_verifiable_reward(tiny_model, docstrings, tmp_path, objective):  # noqa: F811
@@ -56,7 +76,7 @@ def test_online_rl_raises_a_verifiable_reward(tiny_model, docstrings, tmp_path, 
     prompts.write_text("".join(json.dumps({"prompt": f"Describe {name} in three words."}) + "\n"
                                for name, _ in docstrings[:32]))
     config = load_config(None, [f"data.objective={objective}", "rl.max_new_tokens=8", "rl.prompts_per_step=4",
-                                "rl.num_generations=6", "train.lr=2e-2", "train.threads=1", "train.max_steps=14",
+                                "rl.num_generations=6", "train.lr=2e-2", "train.threads=1", "train.max_steps=10",
                                 "rl.kl_beta=0.01", "train.warmup_steps=0", "method.dropout=0.0"],
                          {"model": str(tiny_model), "output": str(tmp_path / objective),
                           "rl.prompts": str(prompts), "rl.reward": "test_tune_rl:three_words"})

@@ -19,7 +19,7 @@ def test_smollm2_lora_eval_loss_falls(docstrings, tmp_path):
     data = tmp_path / "templated.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
     config = load_config(None, ["data.max_length=128", "train.micro_batch_tokens=640", "train.grad_accum=1",
-                                "train.max_steps=6", "train.lr=1e-3", "train.warmup_steps=0", "data.eval_fraction=0.15",
+                                "train.max_steps=3", "train.lr=1e-3", "train.warmup_steps=0", "data.eval_fraction=0.15",
                                 "train.eval_every=3", "method.r=8", "method.alpha=16", "data.cache=false"],
                          {"data.path": str(data), "output": str(tmp_path / "out")})
     result = train(config, show_progress=False)

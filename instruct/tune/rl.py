@@ -146,9 +146,10 @@ class Policy(nn.Module):
     def forward(self, ids: torch.Tensor, mask: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Log-probs of tokens ids[:, start:] (and values at the positions predicting them)."""
         positions = (mask.cumsum(1) - 1).clamp(min=0)
+        keep = ids.shape[1] - start + 1  # the vocab projection only where a completion token is predicted
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=False,
-                         output_hidden_states=self.value_head is not None)
-        logits = out.logits[:, start - 1:-1].float()
+                         output_hidden_states=self.value_head is not None, logits_to_keep=keep)
+        logits = out.logits[:, -keep:-1].float()
         logps = -F.cross_entropy(logits.transpose(1, 2), ids[:, start:], reduction="none")
         if self.value_head is None:
             return logps, None
