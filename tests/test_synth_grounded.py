@@ -331,17 +331,19 @@ def test_backtranslate_answer_and_preference_with_the_embedded_model(tmp_path):
                 tmp_path / "docs" / "shards" / "part-0000.arrow")
     write_examples(tmp_path / "ex", count=2)
     short = {"max_tokens": 24, "temperature": 0.7}  # short answers are cut: keep them (keep_truncated)
+    # judgements are cut short too: SmolLM2 rambles past 48 tokens without a score anyway, so the
+    # unparsed-score path (and curation's follow-up turn) runs as it did with longer budgets
     with serve_in_thread(TransformersEngine(threads=1)) as server:  # one thread: no OpenMP spinning on a busy CPU
         common = {"progress": False, "client": {"base_url": server.base_url}}
         runs = {
             "backtranslate": {"documents": [str(tmp_path / "docs")], "num": 2,
                               "backtranslate": {"min_chars": 50, "max_chars": 160, "threshold": 1,
                                                 "instruction_params": {"max_tokens": 32},
-                                                "curation_params": {"max_tokens": 48}}},
+                                                "curation_params": {"max_tokens": 16}}},
             "answer": {"instructions": [str(tmp_path / "ex")], "answer": {"samples": 2, "params": short, "keep_truncated": True}},
             "preference": {"instructions": [str(tmp_path / "ex")],
                            "preference": {"samples": 2, "params": short, "keep_truncated": True,
-                                          "judge_params": {"max_tokens": 48}}},
+                                          "judge_params": {"max_tokens": 16}}},
         }
         manifests = {}
         for method, extra in runs.items():
