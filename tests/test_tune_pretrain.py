@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 from pathlib import Path
 
@@ -10,7 +9,13 @@ import numpy as np
 import pytest
 import torch
 from test_tune_packing import load
-from test_tune_support import conversations, tiny_config, tiny_data, tiny_model  # noqa: F401  (fixtures)
+from test_tune_support import (  # noqa: F401  (fixtures)
+    conversations,
+    run_together,
+    tiny_config,
+    tiny_data,
+    tiny_model,
+)
 
 from instruct.io.shards import write_table
 from instruct.schema import documents_table
@@ -138,25 +143,15 @@ def test_document_jsonl_pretrains_with_full_fine_tuning(tiny_model, docstrings, 
     check_pretrain_result(train(config, show_progress=False), tmp_path / "out")
 
 
-def run_clis(*commands: list[str]) -> list[subprocess.CompletedProcess]:
-    """Independent `instruct` processes started together: their imports overlap instead of queueing."""
-    processes = [subprocess.Popen([sys.executable, "-m", "instruct", *args], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True, cwd=ROOT) for args in commands]
-    finished = []
-    for process in processes:
-        stdout, stderr = process.communicate(timeout=300)
-        finished.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
-    return finished
-
-
 def test_objective_mismatch_is_one_line_before_the_model_loads(doc_shards, tiny_data, tmp_path):
     # the model does not exist: the objective check must come first
-    sft, pretrain, evaluation = run_clis(
-        ["tune", "--data", str(doc_shards), "--output", str(tmp_path / "a"), "data.objective=sft",
+    cli = [sys.executable, "-m", "instruct"]
+    sft, pretrain, evaluation = run_together(
+        [*cli, "tune", "--data", str(doc_shards), "--output", str(tmp_path / "a"), "data.objective=sft",
          "model=/nonexistent/model"],
-        ["tune", "trainer/pretrain.yaml", "--data", str(tiny_data), "--output", str(tmp_path / "b"),
+        [*cli, "tune", "trainer/pretrain.yaml", "--data", str(tiny_data), "--output", str(tmp_path / "b"),
          "model=/nonexistent/model"],
-        ["eval", "--data", str(doc_shards), "--output", str(tmp_path / "c")])
+        [*cli, "eval", "--data", str(doc_shards), "--output", str(tmp_path / "c")], timeout=300, cwd=ROOT)
     for process, key in ((sft, "data.objective=sft"), (pretrain, "data.objective=pretrain"), (evaluation, "EXAMPLE")):
         lines = process.stderr.strip().splitlines()
         assert process.returncode != 0 and len(lines) == 1 and "Traceback" not in process.stderr, process.stderr

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -82,3 +83,15 @@ def train_until_killed(model: Path, data: Path, output: Path, args: list[str], k
               "train(config, on_step=die, show_progress=False)\n")
     process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900)
     assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+
+
+def run_together(*commands: list[str], timeout: float = 600, **options) -> list[subprocess.CompletedProcess]:
+    """Independent processes started at once (text output captured): their imports and setup overlap
+    instead of queueing, on a machine with a core to spare."""
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
+                 for command in commands]
+    finished = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=timeout)
+        finished.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    return finished
