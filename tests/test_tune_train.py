@@ -12,10 +12,10 @@ import torch
 from test_tune_support import (  # noqa: F401  (fixtures)
     make_tiny_model,
     run_together,
+    start_until_killed,
     tiny_config,
     tiny_data,
     tiny_model,
-    train_until_killed,
 )
 
 from instruct.tune import load_config, load_model, train
@@ -45,10 +45,10 @@ def test_loss_falls_and_outputs_are_written(tiny_model, tiny_data, tmp_path):
 
 def test_resume_after_sigkill_is_exact(tiny_model, tiny_data, tmp_path):
     args = ["train.max_steps=10", "train.save_every=4", "train.eval_every=100"]
-    straight = train(tiny_config(tiny_model, tiny_data, tmp_path / "straight", *args), show_progress=False)
-
     killed = tmp_path / "killed"
-    train_until_killed(tiny_model, tiny_data, killed, args, kill_at_step=6)
+    wait = start_until_killed(tiny_model, tiny_data, killed, args, kill_at_step=6)
+    straight = train(tiny_config(tiny_model, tiny_data, tmp_path / "straight", *args), show_progress=False)
+    wait()  # the child trained alongside the straight run
     assert not (killed / "adapter_model.safetensors").exists()
 
     resumed = train(tiny_config(tiny_model, tiny_data, killed, *args), show_progress=False)
