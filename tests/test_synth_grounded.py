@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -345,10 +346,12 @@ def test_backtranslate_answer_and_preference_with_the_embedded_model(tmp_path):
                            "preference": {"samples": 2, "params": short, "keep_truncated": True,
                                           "judge_params": {"max_tokens": 16}}},
         }
-        manifests = {}
-        for method, extra in runs.items():
-            data = {"method": method, "output": str(tmp_path / method), **common, **extra}
-            manifests[method] = run_synth(load_synth_recipe(data, []), data)
+        datas = {method: {"method": method, "output": str(tmp_path / method), **common, **extra}
+                 for method, extra in runs.items()}
+        # the three runs at once, as three clients of one server: requests with the same sampling batch together
+        with ThreadPoolExecutor(len(datas)) as pool:
+            futures = {method: pool.submit(run_synth, load_synth_recipe(data, []), data) for method, data in datas.items()}
+            manifests = {method: future.result() for method, future in futures.items()}
     bt = manifests["backtranslate"]["counts"]
     assert bt["stages"]["passage"]["kept"] == 2 and sum(bt["stages"]["instruction"].values()) == 2  # one per paragraph
     assert sum(bt["stages"].get("curation", {}).values()) == bt["stages"]["instruction"].get("kept", 0)
