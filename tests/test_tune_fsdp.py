@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 import torch
@@ -40,16 +41,27 @@ train(tiny_config(model, data, output, *overrides), on_step=die, show_progress=F
 """
 
 
-def torchrun(model: Path, data: Path, output: Path, overrides: list[str], kill_at: int = 0) -> str:
-    """2 processes (gloo) under torchrun on a free port; rank 0 SIGKILLs itself after step `kill_at`."""
+def start_torchrun(model: Path, data: Path, output: Path, overrides: list[str],
+                   kill_at: int = 0) -> Callable[[], str]:
+    """2 processes (gloo) under torchrun on a free port; rank 0 SIGKILLs itself after step `kill_at`.
+    Returns the wait for it (its stderr), so the caller may work meanwhile."""
     script = output.parent / "driver.py"
     script.write_text(DRIVER.format(tests=str(TESTS)))
-    run = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                          str(script), str(model), str(data), str(output), str(kill_at), *overrides],
-                         capture_output=True, text=True, timeout=600, check=False,
-                         env={**os.environ, "INSTRUCT_NO_PROGRESS": "1"})
-    assert (run.returncode != 0) == bool(kill_at), run.stderr[-3000:]
-    return run.stderr
+    process = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                                str(script), str(model), str(data), str(output), str(kill_at), *overrides],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env={**os.environ, "INSTRUCT_NO_PROGRESS": "1"})
+
+    def wait() -> str:
+        _, stderr = process.communicate(timeout=600)
+        assert (process.returncode != 0) == bool(kill_at), stderr[-3000:]
+        return stderr
+
+    return wait
+
+
+def torchrun(model: Path, data: Path, output: Path, overrides: list[str], kill_at: int = 0) -> str:
+    return start_torchrun(model, data, output, overrides, kill_at)()
 
 
 def losses(output: Path) -> dict[int, float]:
@@ -59,15 +71,21 @@ def losses(output: Path) -> dict[int, float]:
 
 @pytest.fixture(scope="module")
 def two_process_runs(tiny_model, tiny_data, tmp_path_factory):  # noqa: F811
-    """method -> the output folder of an uninterrupted 2-process FSDP run (made once per method)."""
+    """method -> the output folder of an uninterrupted 2-process FSDP run (made once per method), and what
+    `alongside` returned: it runs here while the first run of that method trains."""
     made: dict[str, Path] = {}
 
-    def run(method: str) -> Path:
-        if method not in made:
-            output = tmp_path_factory.mktemp(f"fsdp-{method}") / "out"
-            torchrun(tiny_model, tiny_data, output, [*FSDP, *TWO, f"method.name={method}"])
-            made[method] = output
-        return made[method]
+    def run(method: str, alongside: Callable[[], Any] = lambda: None) -> tuple[Path, Any]:
+        if method in made:
+            return made[method], alongside()
+        output = tmp_path_factory.mktemp(f"fsdp-{method}") / "out"
+        wait = start_torchrun(tiny_model, tiny_data, output, [*FSDP, *TWO, f"method.name={method}"])
+        try:
+            value = alongside()
+        finally:
+            wait()
+        made[method] = output
+        return output, value
 
     return run
 
@@ -76,9 +94,8 @@ def two_process_runs(tiny_model, tiny_data, tmp_path_factory):  # noqa: F811
 @pytest.mark.parametrize("method, weights", [("lora", "adapter_model.safetensors"), ("full", "model.safetensors")])
 def test_fsdp_on_two_processes_matches_one_process(method, weights, two_process_runs, tiny_model, tiny_data,  # noqa: F811
                                                    tmp_path):
-    sharded = two_process_runs(method)
-    one = train(tiny_config(tiny_model, tiny_data, tmp_path / "one", *RUN, f"method.name={method}"),
-                show_progress=False)
+    sharded, one = two_process_runs(method, lambda: train(tiny_config(tiny_model, tiny_data, tmp_path / "one", *RUN,
+                                                                      f"method.name={method}"), show_progress=False))
     assert losses(sharded) == pytest.approx(losses(Path(one.output)), abs=LOSS_TOLERANCE)
     result = json.loads((sharded / "result.json").read_text())
     assert result["eval_loss"] == pytest.approx(one.eval_loss, abs=LOSS_TOLERANCE)
@@ -127,7 +144,7 @@ def without_last_checkpoint(source: Path, target: Path) -> Path:
 @pytest.mark.slow
 def test_resume_on_one_process_from_two_and_on_two_from_one(two_process_runs, tiny_model, tiny_data,  # noqa: F811
                                                             tmp_path):
-    two = two_process_runs("lora")
+    two, _ = two_process_runs("lora")
     resumed_on_one = train(tiny_config(tiny_model, tiny_data, without_last_checkpoint(two, tmp_path / "2to1"), *FSDP),
                            show_progress=False)
     assert resumed_on_one.resumed_from == 3

@@ -8,10 +8,10 @@ import pytest
 import torch
 from test_tune_support import (  # noqa: F401  (fixtures)
     make_tiny_model,
+    start_until_killed,
     tiny_config,
     tiny_data,
     tiny_model,
-    train_until_killed,
 )
 
 from instruct.tune import load_config, load_model, train
@@ -156,9 +156,10 @@ def test_unfreeze_schedule_thaws_blocks_top_down(tiny_model, tiny_data, tmp_path
 def test_unfreeze_schedule_resumes_exactly_after_sigkill(tiny_model, tiny_data, tmp_path):
     args = ["method.name=freeze", "train.max_steps=8", "train.save_every=3", "train.eval_every=100",
             "train.unfreeze_schedule.every_steps=4", "method.dropout=0.0"]
-    straight = train(tiny_config(tiny_model, tiny_data, tmp_path / "straight", *args), show_progress=False)
     killed = tmp_path / "killed"
-    train_until_killed(tiny_model, tiny_data, killed, args, kill_at_step=5)
+    wait = start_until_killed(tiny_model, tiny_data, killed, args, kill_at_step=5)
+    straight = train(tiny_config(tiny_model, tiny_data, tmp_path / "straight", *args), show_progress=False)
+    wait()  # the child trained alongside the straight run
     resumed = train(tiny_config(tiny_model, tiny_data, killed, *args), show_progress=False)
     assert resumed.resumed_from == 3  # before the schedule thawed block 0 at step 5
     losses = lambda r: {x["step"]: x["loss"] for x in r.log if "loss" in x}  # noqa: E731
@@ -171,9 +172,10 @@ def test_adalora_resumes_exactly_after_sigkill(tiny_model, tiny_data, tmp_path):
     resumed run masks other ranks than the straight one."""
     args = ["method.name=adalora", "method.r=6", "method.target_r=2", "train.max_steps=9", "method.tinit=1",
             "method.tfinal=3", "train.save_every=4", "train.eval_every=100", "train.lr=1e-2", "method.dropout=0.0"]
-    straight = train(tiny_config(tiny_model, tiny_data, tmp_path / "straight", *args), show_progress=False)
     killed = tmp_path / "killed"
-    train_until_killed(tiny_model, tiny_data, killed, args, kill_at_step=6)
+    wait = start_until_killed(tiny_model, tiny_data, killed, args, kill_at_step=6)
+    straight = train(tiny_config(tiny_model, tiny_data, tmp_path / "straight", *args), show_progress=False)
+    wait()  # the child trained alongside the straight run
     resumed = train(tiny_config(tiny_model, tiny_data, killed, *args), show_progress=False)
     assert resumed.resumed_from == 4
     losses = lambda r: {x["step"]: x["loss"] for x in r.log if "loss" in x}  # noqa: E731

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
+from typing import Callable
 
 import pytest
 
@@ -68,10 +70,11 @@ def tiny_config(model: Path, data: Path, output: Path, *overrides: str):
     return load_config(None, base + list(overrides), {"model": str(model), "data.path": str(data), "output": str(output)})
 
 
-def train_until_killed(model: Path, data: Path, output: Path, args: list[str], kill_at_step: int) -> None:
-    """Train in a child process that SIGKILLs itself right after optimizer step `kill_at_step`."""
+def start_until_killed(model: Path, data: Path, output: Path, args: list[str],
+                       kill_at_step: int) -> Callable[[], None]:
+    """Start training in a child process that SIGKILLs itself right after optimizer step `kill_at_step`;
+    returns the wait for it (which checks it died so), so the caller may train its reference meanwhile."""
     import signal
-    import subprocess
     import sys
 
     script = (f"import os, signal, sys; sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
@@ -80,5 +83,23 @@ def train_until_killed(model: Path, data: Path, output: Path, args: list[str], k
               "def die(record):\n"
               f"    if record['step'] == {kill_at_step}: os.kill(os.getpid(), signal.SIGKILL)\n"
               "train(config, on_step=die, show_progress=False)\n")
-    process = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=900)
-    assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                               text=True)
+
+    def wait() -> None:
+        _, stderr = process.communicate(timeout=900)
+        assert process.returncode == -signal.SIGKILL, stderr[-2000:]
+
+    return wait
+
+
+def run_together(*commands: list[str], timeout: float = 600, **options) -> list[subprocess.CompletedProcess]:
+    """Independent processes started at once (text output captured): their imports and setup overlap
+    instead of queueing, on a machine with a core to spare."""
+    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
+                 for command in commands]
+    finished = []
+    for process in processes:
+        stdout, stderr = process.communicate(timeout=timeout)
+        finished.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+    return finished

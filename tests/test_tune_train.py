@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 from pathlib import Path
 
@@ -12,10 +11,11 @@ import pytest
 import torch
 from test_tune_support import (  # noqa: F401  (fixtures)
     make_tiny_model,
+    run_together,
+    start_until_killed,
     tiny_config,
     tiny_data,
     tiny_model,
-    train_until_killed,
 )
 
 from instruct.tune import load_config, load_model, train
@@ -45,10 +45,10 @@ def test_loss_falls_and_outputs_are_written(tiny_model, tiny_data, tmp_path):
 
 def test_resume_after_sigkill_is_exact(tiny_model, tiny_data, tmp_path):
     args = ["train.max_steps=10", "train.save_every=4", "train.eval_every=100"]
-    straight = train(tiny_config(tiny_model, tiny_data, tmp_path / "straight", *args), show_progress=False)
-
     killed = tmp_path / "killed"
-    train_until_killed(tiny_model, tiny_data, killed, args, kill_at_step=6)
+    wait = start_until_killed(tiny_model, tiny_data, killed, args, kill_at_step=6)
+    straight = train(tiny_config(tiny_model, tiny_data, tmp_path / "straight", *args), show_progress=False)
+    wait()  # the child trained alongside the straight run
     assert not (killed / "adapter_model.safetensors").exists()
 
     resumed = train(tiny_config(tiny_model, tiny_data, killed, *args), show_progress=False)
@@ -193,13 +193,12 @@ def test_ddp_under_torchrun_matches_one_process(tiny_model, tiny_data, tmp_path)
     common = ["--max-steps", "3", f"model={tiny_model}", "data.max_length=256", "train.micro_batch_tokens=512",
               "method.dropout=0.0", "train.threads=1", "train.eval_every=100", "train.dtype=fp32"]
     env = {**os.environ, "INSTRUCT_NO_PROGRESS": "1"}
-    single = subprocess.run([sys.executable, "-m", "instruct", "tune", "--data", str(tiny_data), "--output",
-                             str(tmp_path / "one"), "train.grad_accum=2", *common], capture_output=True, text=True,
-                            env=env, timeout=600)
+    single, ddp = run_together(  # independent runs: started at once, their imports overlap
+        [sys.executable, "-m", "instruct", "tune", "--data", str(tiny_data), "--output", str(tmp_path / "one"),
+         "train.grad_accum=2", *common],
+        [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "instruct", "tune", "--data",
+         str(tiny_data), "--output", str(tmp_path / "two"), "train.grad_accum=1", *common], env=env)
     assert single.returncode == 0, single.stderr[-2000:]
-    ddp = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "instruct",
-                          "tune", "--data", str(tiny_data), "--output", str(tmp_path / "two"), "train.grad_accum=1",
-                          *common], capture_output=True, text=True, env=env, timeout=600)
     assert ddp.returncode == 0, ddp.stderr[-2000:]
     read = lambda d: [json.loads(l)["loss"] for l in (tmp_path / d / "train_log.jsonl").read_text().splitlines()
                       if "loss" in json.loads(l)]
