@@ -8,7 +8,6 @@ import pickle
 import re
 import shutil
 import signal
-import subprocess
 import sys
 from pathlib import Path
 from typing import Any, Callable
@@ -16,7 +15,7 @@ from typing import Any, Callable
 import pytest
 import torch
 from safetensors.torch import load_file
-from test_tune_support import tiny_config, tiny_data, tiny_model  # noqa: F401  (fixtures)
+from test_tune_support import started, tiny_config, tiny_data, tiny_model  # noqa: F401  (fixtures)
 
 from instruct.config import ConfigError
 from instruct.tune import load_config, train
@@ -47,15 +46,14 @@ def start_torchrun(model: Path, data: Path, output: Path, overrides: list[str],
     Returns the wait for it (its stderr), so the caller may work meanwhile."""
     script = output.parent / "driver.py"
     script.write_text(DRIVER.format(tests=str(TESTS)))
-    process = subprocess.Popen([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-                                str(script), str(model), str(data), str(output), str(kill_at), *overrides],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env={**os.environ, "INSTRUCT_NO_PROGRESS": "1"})
+    finished = started([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+                        str(script), str(model), str(data), str(output), str(kill_at), *overrides],
+                       env={**os.environ, "INSTRUCT_NO_PROGRESS": "1"})
 
     def wait() -> str:
-        _, stderr = process.communicate(timeout=600)
-        assert (process.returncode != 0) == bool(kill_at), stderr[-3000:]
-        return stderr
+        process = finished()
+        assert (process.returncode != 0) == bool(kill_at), process.stderr[-3000:]
+        return process.stderr
 
     return wait
 

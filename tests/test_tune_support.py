@@ -83,23 +83,28 @@ def start_until_killed(model: Path, data: Path, output: Path, args: list[str],
               "def die(record):\n"
               f"    if record['step'] == {kill_at_step}: os.kill(os.getpid(), signal.SIGKILL)\n"
               "train(config, on_step=die, show_progress=False)\n")
-    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               text=True)
+    finished = started([sys.executable, "-c", script], timeout=900)
 
     def wait() -> None:
-        _, stderr = process.communicate(timeout=900)
-        assert process.returncode == -signal.SIGKILL, stderr[-2000:]
+        process = finished()
+        assert process.returncode == -signal.SIGKILL, process.stderr[-2000:]
 
     return wait
 
 
-def run_together(*commands: list[str], timeout: float = 600, **options) -> list[subprocess.CompletedProcess]:
-    """Independent processes started at once (text output captured): their imports and setup overlap
-    instead of queueing, on a machine with a core to spare."""
-    processes = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
-                 for command in commands]
-    finished = []
-    for process in processes:
+def started(command: list[str], timeout: float = 600, **options) -> Callable[[], subprocess.CompletedProcess]:
+    """Start `command` (text output captured) and return the wait for it, so the caller may work meanwhile."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **options)
+
+    def finished() -> subprocess.CompletedProcess:
         stdout, stderr = process.communicate(timeout=timeout)
-        finished.append(subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr))
+        return subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+
     return finished
+
+
+def run_together(*commands: list[str], timeout: float = 600, **options) -> list[subprocess.CompletedProcess]:
+    """Independent processes started at once: their imports and setup overlap instead of queueing, on a
+    machine with a core to spare."""
+    waits = [started(command, timeout, **options) for command in commands]
+    return [wait() for wait in waits]
