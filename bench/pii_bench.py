@@ -467,7 +467,8 @@ NAME_FINAL_TEMPLATES = ["Onboarding buddy: {v}", "{v} presented the quarterly nu
                         "Patient name: {v}", 'authors = ["{v}"]']
 # written before the round that used set 5 for development, in styles none of sets 1-5 has (chat logs,
 # CSV and table rows, legal text, datelines, citations "Family, G.", "FAMILY Given", quotes, parentheses,
-# signatures with titles, dialogue, records in code); measured only, never looked at for misses.
+# signatures with titles, dialogue, records in code); measured only for one round, a development set
+# since round 4 (set 7 took its place).
 # {v}: "Given Family"; {rev}: "FAMILY Given"; {cite}: "Family, G."
 NAME_HELD_OUT_6_TEMPLATES = ["[14:02] {v}: anyone else seeing the timeout on staging?",
                              "id,name,team,joined\n1042,{v},payments,2021-03-04",
@@ -515,12 +516,12 @@ NAME_HELD_OUT_7_TEMPLATES = ["From: {v} <office@example.net>\nSubject: Re: the v
                              "Surname, given name: {lf}", "Nominated for the prize: {v} (Lisbon)"]
 NAME_TEMPLATE_SETS = {"1_written_before_cues": NAME_TEMPLATES, "2_held_out": NAME_HELDOUT_TEMPLATES,
                       "3_held_out_round_2": NAME_HELDOUT_2_TEMPLATES, "4_styles_faker": NAME_STYLE_TEMPLATES,
-                      "5_final_faker_dev": NAME_FINAL_TEMPLATES, "6_held_out": NAME_HELD_OUT_6_TEMPLATES,
+                      "5_final_faker_dev": NAME_FINAL_TEMPLATES, "6_dev": NAME_HELD_OUT_6_TEMPLATES,
                       "7_held_out": NAME_HELD_OUT_7_TEMPLATES}
-FAKER_SETS = ("4_styles_faker", "5_final_faker_dev", "6_held_out", "7_held_out")  # others: GIVEN x FAMILY
-HELD_OUT = ("6_held_out", "product_name_6", "debian_held_out", "7_held_out", "product_name_7", "place_7")
+FAKER_SETS = ("4_styles_faker", "5_final_faker_dev", "6_dev", "7_held_out")  # others: GIVEN x FAMILY
+HELD_OUT = ("7_held_out", "product_name_7", "place_7", "debian_held_out")  # set 6, products 6: dev since round 4
 # each later set its own random stream, so that adding one leaves the values of the earlier ones as they were
-STREAMS = {"6_held_out": 6, "product_name_6": 6, "7_held_out": 8, "product_name_7": 8, "place_7": 8}
+STREAMS = {"6_dev": 6, "product_name_6": 6, "7_held_out": 8, "product_name_7": 8, "place_7": 8, "place_dev": 9}
 DEBIAN = ("debian_dev", "debian_held_out")
 # Latin-script Faker locales (romanized names for Japanese and Chinese); names of every origin
 FAKER_LOCALES = ["en_US", "en_GB", "en_IE", "en_IN", "en_NG", "en_AU", "nl_NL", "nl_BE", "de_DE", "de_AT", "fr_FR",
@@ -592,7 +593,13 @@ PRODUCTS_7 = {
 PLACE_7_TEMPLATES = ["Flights to {v} were cancelled because of fog.", "The conference moves to {v} next year.",
                      "She grew up near {v}.", "Our warehouse in {v} is closed on Sundays.",
                      "Weather for {v}: light rain, 14 C."]
-SET_7_DECOYS = ("product_name_7", "place_7")  # decoy classes picked apart from DECOY_CLASSES' lists
+# place names for development (round 4), from Faker's lists of real towns (Germany, Italy, Poland, the
+# Netherlands) and countries, in templates of their own; place_7 stays held out
+PLACE_DEV_LOCALES = ("de_DE", "it_IT", "pl_PL", "nl_NL")
+PLACE_DEV_TEMPLATES = ["The train to {v} leaves at nine.", "He moved to {v} in 2015.",
+                       "Population of {v}: about 20,000.", "Hotels near {v} are booked out.",
+                       "{v} is twinned with a town in Wales."]
+SET_7_DECOYS = ("place_dev", "product_name_7", "place_7")  # decoy classes picked apart from DECOY_CLASSES' lists
 PLACE_NAME = re.compile(r"[A-Z][a-z]+(?: (?:[a-z]+ )?[A-Z][a-z]+)+")
 
 
@@ -603,6 +610,17 @@ def zone_places() -> list[str]:
 
     cities = {zone.split("/")[-1].replace("_", " ") for zone in zoneinfo.available_timezones()}
     return sorted(city for city in cities if PLACE_NAME.fullmatch(city))
+
+
+@lru_cache(maxsize=1)
+def dev_places() -> list[list[str]]:
+    """Town names of two or more capitalised words from Faker's address lists, one list per country,
+    and such country names (a country's list first, then a name: Italy's 16,000 towns do not crowd out
+    the rest)."""
+    address = "faker.providers.address"
+    lists = [faker_for(locale).provider(address).cities for locale in PLACE_DEV_LOCALES]
+    lists.append(faker_for("en_US").provider(address).countries)
+    return [sorted({name for name in names if PLACE_NAME.fullmatch(name)}) for names in lists]
 
 
 IDENTIFIER_DECOYS = ["get_user_name", "UserName", "parse_full_name()", "self.first_name", "JohnDoeFactory",
@@ -657,6 +675,8 @@ def decoy_pick(rng: random.Random, decoy_class: str) -> tuple[str, str]:
         return rng.choice(values), rng.choice(templates)
     if decoy_class == "place_7":
         return rng.choice(zone_places()), rng.choice(PLACE_7_TEMPLATES)
+    if decoy_class == "place_dev":
+        return rng.choice(rng.choice(dev_places())), rng.choice(PLACE_DEV_TEMPLATES)
     values, templates = DECOY_CLASSES[decoy_class]
     return rng.choice(values), rng.choice(templates)
 

@@ -3,7 +3,7 @@
 Shape is checked in Python, not with ASCII classes, so "Božičević", "Trần", "Ó Cathláin", "van der
 Sloot" and "O'Brien" qualify like "Smith"; acronyms, digits and code identifiers never do. Context
 is what text itself says about the words: a person cue before ("Dr.", "by", "cc:", "Dear", a
-sign-off line, an `author` key) or after ("wrote", "who", "(maintainer)", a later "she"), or product
+sign-off line, an `author` key) or after ("wrote", "who", "(maintainer)", an age ", 54,", a later "she"), or product
 context in the same line ("install", "download", a version number, "app", "™"), which vetoes.
 """
 from __future__ import annotations
@@ -38,11 +38,11 @@ SIGN_OFF_LINE = re.compile(r"(?i)\b(?:regards|wishes|sincerely|cheers|thanks|bes
 PERSON_AFTER = re.compile(
     r"(?:['’]s)?\s*(?:\((?:author|maintainer|reviewer|editor|chair|[\w ]*manager)\)|,?\s*(?:who|wrote|said|says|"
     r"writes|replied|commented|asked|explained|told|argued|agreed|disagreed|committed|joined|thinks|"
-    r"believes|reports|reported)\b)", re.IGNORECASE)
+    r"believes|reports|reported)\b|,\s*(?:aged\s+)?\d{1,3},)", re.IGNORECASE)  # "X, 54, of Dayton"
 PRONOUN_AFTER = re.compile(r"(?i)^[^.\n]{0,60}?\b(?:he|she|him|his|her|hers)\b")
 PRODUCT_CONTEXT = re.compile(
     r"(?i)\b(?:install\w*|download\w*|upgrad\w*|update[sd]?|release notes|"
-    r"licen[cs]\w*|apps?|application|browser|plugin|extension|software|tool|platform|ide|sdk|api|"
+    r"licen[cs](?:e[sd]?|ing)\b|apps?|application|browser|plugin|extension|software|tool|platform|ide|sdk|api|"
     r"device|laptop|firmware|settings|preferences|crash\w*|launch\w*|benchmark\w*|runs? on)\b|\bv?\d+\.\d+|[™®©]")
 POSSESSIVE = re.compile(r"['’]s?\b")
 PRODUCT_REACH = 24  # characters either side: "Install X first", not a version number at the end of the line

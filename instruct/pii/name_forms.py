@@ -10,11 +10,14 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from instruct.pii.name_context import name_length, name_word
-from instruct.pii.name_lexicon import RARE_MAX, UNSEEN, common_noun, given_name, initial, word_log_probs
+from instruct.pii.name_context import PARTICLES, name_length, name_word
+from instruct.pii.name_lexicon import RARE_MAX, UNSEEN, common_noun, given_name, initial, rare, word_log_probs
 
 _FAMILY = r"[^\W\d_][\w'’]*(?:-[^\W\d_][\w'’]*)?"
-CITATION = re.compile(rf"(?<![\w.])({_FAMILY}), ((?:[A-Z]\.[ -]?){{1,3}})(?=\s*(?:,|&|and\b|\(|et al\b|$))", re.M)
+_PARTICLES = "|".join(sorted(PARTICLES, key=len, reverse=True))
+CITATION = re.compile(rf"(?<![\w.])((?:(?i:{_PARTICLES}) )*{_FAMILY}), ((?:[A-Z]\.[ -]?){{1,3}})"
+                      r"(?=\s*(?:,|&|and\b|\(|et al\b|$))", re.M)  # "da Conceição, B. E. and"
+YEAR_AFTER = re.compile(r"\s*\(\d{4}")
 _UPPER = r"[A-Z\u00c0-\u00de\u0100-\u024f]"
 UPPER_FAMILY = re.compile(rf"(?<![\w.]){_UPPER}{{2,}}(?:-{_UPPER}{{2,}})?(?= [^\W\d_])")
 GIVEN_WORDS = re.compile(r"\S+")
@@ -22,12 +25,15 @@ MAX_GIVEN = 3
 
 
 def citation_names(text: str) -> Iterator[tuple[int, int]]:
-    """(start, end) of "Family, I." in a reference list: a name-shaped family name that is not a
-    common noun, its initials, and a list or a year after."""
+    """(start, end) of "Family, I." in a reference list: a name-shaped family name (particles
+    before it: "De Jonghe", "da Conceição"), its initials, and a list or a year after; a common noun
+    ("White") only with two initials or a year after, not "Table, A. and"."""
     for match in CITATION.finditer(text):
-        family = match.group(1)
-        if name_word(family.split("-")[0]) and not common_noun(family):
-            yield match.start(), match.start(1) + len(family) + 2 + len(match.group(2).rstrip())
+        family, initials = match.group(1), match.group(2).rstrip()
+        last = family.split()[-1]
+        if name_word(last.split("-")[0]) and (not common_noun(last) or initials.count(".") >= 2
+                                              or YEAR_AFTER.match(text, match.end())):
+            yield match.start(), match.start(1) + len(family) + 2 + len(initials)
 
 
 def upper_family_names(text: str) -> Iterator[tuple[int, int]]:
@@ -41,11 +47,10 @@ def upper_family_names(text: str) -> Iterator[tuple[int, int]]:
         tokens = list(GIVEN_WORDS.finditer(text, match.end(), line_end if line_end >= 0 else len(text)))[:MAX_GIVEN]
         words = [token.group().rstrip(",.;:)") if not initial(token.group()) else token.group() for token in tokens]
         length = name_length(words)
-        if length and not initial(words[0]) and all(given_word(word, probs) for word in words[:length]):
+        if length and not initial(words[0]) and all(given_word(word) for word in words[:length]):
             yield match.start(), tokens[length - 1].start() + len(words[length - 1])
 
 
-def given_word(word: str, probs: dict[str, float]) -> bool:
+def given_word(word: str) -> bool:
     """A given name or an initial, or a word English does not know in either case and is no noun."""
-    rare = max(probs.get(word, UNSEEN), probs.get(word.lower(), UNSEEN)) < RARE_MAX
-    return given_name(word) or (rare and not common_noun(word))
+    return given_name(word) or (rare(word) and not common_noun(word))
