@@ -107,6 +107,7 @@ def default():
     ("We are grateful to Lucas Nicolas da Luz for comments.",  # widened over the given name before it
      "We are grateful to <NAME> for comments."),
     ("Yesterday Anna Schmidt called.", "Yesterday <NAME> called."),  # ... not over a word English knows
+    ("Hi Anna Smith, the build is green.", "Hi <NAME>, the build is green."),  # ... nor over a cue
     ("Charity Obasanjo, 54, of Dayton, died on Sunday.", "<NAME>, 54, of Dayton, died on Sunday."),  # an age
     ("Grace Antwi presented the numbers.", "<NAME> presented the numbers."),  # a common given name + rare word
     ("| Jan Ooms | Backend | Berlin | on call |", "| <NAME> | Backend | Berlin | on call |")])  # model: a place
@@ -119,6 +120,7 @@ def test_round_4_rules_find_the_whole_name(default, sentence, clean):
     "Table, A. and B. show it",  # a noun with one initial and a list after is no citation
     "We compared Apache Kafka, 3, and Redis, 7, on one node.",  # a number between commas after a brand
     "I switched from Fedora Silverblue to something lighter.",  # "Fedora": a rare given name, English's hat
+    "The Kia Sorento integration is still in beta.",  # an article: a thing, not a person
     "Hotels near Petralia Sottana are booked out."])  # unknown words, but the model calls them a place
 def test_round_4_rules_leave_products_and_places_alone(default, sentence):
     assert default.scrub(sentence) == (sentence, {})

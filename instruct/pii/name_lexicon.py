@@ -17,7 +17,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from instruct.pii.name_context import PARTICLES
+from instruct.pii.name_context import PARTICLES, common_words
 
 LOWER_MARGIN = 1.0  # nats: the lower-case form this much likelier than the capitalised one makes a common noun
 BRAND_MIN = -14.0  # log probability: "Samsung" -11.3, "Apache" -13.6; given names the list lacks are rarer
@@ -90,9 +90,10 @@ def given_name(word: str) -> bool:
 
 
 def common_given_name(word: str) -> bool:
-    """A first name common in some country, whatever English does with the word ("Grace", "Mark",
-    "Jure"; not "Hope", "Fedora")."""
-    return given_name_frequencies().get(word, 0) >= COMMON_GIVEN_MIN
+    """A first name common in some country, whatever English does with the word ("Grace", "Jure";
+    not "Hope", "Fedora"), but no short or common English word ("In", "The", "Per" are names too)."""
+    return (given_name_frequencies().get(word, 0) >= COMMON_GIVEN_MIN and len(word) >= 3
+            and word.lower() not in common_words())
 
 
 def common_noun(word: str) -> bool:

@@ -20,9 +20,11 @@ from typing import Any
 from instruct.config import ConfigError
 from instruct.pii.name_context import (  # common_words: importable from here as before the split
     common_words,  # noqa: F401
+    cue_before,
     ends_in_common_noun,
     name_length,
     person_cue,
+    place_context,
     product_context,
     runs,
     strong_cue,
@@ -88,7 +90,8 @@ def looks_like_name(text: str, start: int, value: str) -> bool:
     """A model's PERSON entity at `start` is kept: two or more name words (one after a title or "my
     name is"), not a product's name or line."""
     words = value.split()
-    if name_length(words) != len(words) or product_context(text, start, start + len(value)):
+    if name_length(words) != len(words) or product_context(text, start, start + len(value)) or place_context(
+            text, start, start + len(value)):
         return False
     cued, titled = person_cue(text, start, start + len(value)), strong_cue(text, start)
     if (ends_in_common_noun(value) and not cued) or (lexicon_product(words) and not titled):
@@ -122,7 +125,8 @@ def lexicon_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[
             words = text[start:end].split()
             known = not words[0].endswith(".") and (given_name(words[0]) and not common_noun(words[-1]) or (
                 common_given_name(words[0]) and rare(words[-1])))  # "Grace Antwi", "Mark Olawale"
-            if len(words) >= 2 and (known or rare_words(words)) and not product_context(text, start, end):
+            if len(words) >= 2 and (known or rare_words(words)) and not (
+                    product_context(text, start, end) or place_context(text, start, end)):
                 yield start, end
                 break
 
@@ -148,16 +152,21 @@ def joined(spans: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
         yield current
 
 
-def extend_left(text: str, readings: list[list[tuple[int, int]]], start: int) -> int:
-    """The start of a name moved back over the words of its run before it that are given names or
-    words English does not know ("Jure" in "Jure Anica Glavor", "Gil" in "Gil Érica Branco"); a
-    word English knows ("Per", "Thanks", "Install") ends it."""
+def name_start(text: str, readings: list[list[tuple[int, int]]], start: int, end: int) -> int:
+    """Where the name at [start, end) begins: after a cue inside it ("Hi" of "Hi Anna Smith", which
+    a model's entity took in), else moved back over the words of its run before it that are given
+    names or words English does not know ("Jure" in "Jure Anica Glavor"); a word English knows
+    ("Per", "Thanks", "Install") or a cue ends it."""
     for run in readings:
         starts = [s for s, _ in run]
-        if start not in starts[1:]:
+        if start not in starts:
             continue
         index = starts.index(start)
-        while index and name_word_before(text[starts[index - 1]:starts[index]].strip()):
+        cued = [i for i in range(index + 1, len(starts)) if starts[i] < end and cue_before(text, starts[i])]
+        if cued:
+            return starts[cued[-1]]
+        while index and available() and not cue_before(text, starts[index]) and name_word_before(
+                text[starts[index - 1]:starts[index]].strip()):
             index -= 1
         return starts[index]
     return start
@@ -190,7 +199,7 @@ class NameDetector:
 
     def find(self, text: str) -> Iterator[Any]:
         """Each rule's names, overlapping ones joined ("Liliana H." and "NISTOR Liliana H." make one
-        name, not a part of it), each widened over the given names or unknown words before it.
+        name, not a part of it), each starting where `name_start` says.
         Words the model calls a place are no name by the word lists (`placed`)."""
         readings = list(runs(text))
         found = list(cue_names(text, readings))
@@ -201,7 +210,7 @@ class NameDetector:
             found += (span for span in (listed if available() else ()) if not placed(text, span, places))
             found += ((span.start, span.end) for span in self.model_names(text, readings, entities))
         for start, end in joined(found):
-            yield Span(extend_left(text, readings, start) if available() else start, end, self.type)
+            yield Span(name_start(text, readings, start, end), end, self.type)
 
     def entities(self, text: str) -> list[tuple[int, int, str]]:
         """(start, end, label) of each entity the model(s) find, read window by window."""
