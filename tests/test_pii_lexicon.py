@@ -110,7 +110,10 @@ def default():
     ("Hi Anna Smith, the build is green.", "Hi <NAME>, the build is green."),  # ... nor over a cue
     ("Charity Obasanjo, 54, of Dayton, died on Sunday.", "<NAME>, 54, of Dayton, died on Sunday."),  # an age
     ("Grace Antwi presented the numbers.", "<NAME> presented the numbers."),  # a common given name + rare word
-    ("| Jan Ooms | Backend | Berlin | on call |", "| <NAME> | Backend | Berlin | on call |")])  # model: a place
+    ("| Jan Ooms | Backend | Berlin | on call |", "| <NAME> | Backend | Berlin | on call |"),  # model: a place
+    ("Staff list: Vodopivec, Polona (HR)", "Staff list: <NAME> (HR)"),  # family name, given name
+    ("Contact: Dumitrescu, Ana Maria", "Contact: <NAME>"),
+    ("BY ANNA KOWALCZYK\nPublished today", "BY <NAME>\nPublished today")])  # a name in capitals
 def test_round_4_rules_find_the_whole_name(default, sentence, clean):
     assert default.scrub(sentence)[0] == clean
 
@@ -120,7 +123,10 @@ def test_round_4_rules_find_the_whole_name(default, sentence, clean):
     "Table, A. and B. show it",  # a noun with one initial and a list after is no citation
     "We compared Apache Kafka, 3, and Redis, 7, on one node.",  # a number between commas after a brand
     "I switched from Fedora Silverblue to something lighter.",  # "Fedora": a rare given name, English's hat
-    "The Kia Sorento integration is still in beta.",  # an article: a thing, not a person
-    "Hotels near Petralia Sottana are booked out."])  # unknown words, but the model calls them a place
+    "Hotels near Petralia Sottana are booked out.",  # unknown words, but the model calls them a place
+    "Nairobi, Kenya hosts the summit.",  # two places; "Kenya" is a rare given name
+    "Melbourne, Victoria is sunny.", "However, the plan failed.",  # a known city; a common word
+    "GRACE PERIOD ENDS", "TABLE OF CONTENTS",  # capitals: no given name first, or a noun last
+    "The Kia Sorento integration is still in beta."])  # an article: a thing, not a person
 def test_round_4_rules_leave_products_and_places_alone(default, sentence):
     assert default.scrub(sentence) == (sentence, {})

@@ -23,6 +23,7 @@ LOWER_MARGIN = 1.0  # nats: the lower-case form this much likelier than the capi
 BRAND_MIN = -14.0  # log probability: "Samsung" -11.3, "Apache" -13.6; given names the list lacks are rarer
 RARE_MAX = -15.5  # log probability under which a word is rare in English ("Olabode"; "Atlassian" -17.3)
 UNSEEN = -20.0  # log probability of a form the table lacks (its rarest entries are near -20)
+KNOWN_GIVEN_MIN = 3  # country frequency of a first name that outweighs the model's place label
 COMMON_GIVEN_MIN = 5  # country frequency (1-13) of a first name that is a name even where English has the word
 
 
@@ -87,6 +88,11 @@ def given_name(word: str) -> bool:
         return True
     probs = word_log_probs()
     return word in given_names() and probs.get(word, UNSEEN) >= probs.get(word.lower(), UNSEEN)
+
+
+def known_given_name(word: str) -> bool:
+    """A given name more than rare somewhere ("Lucas" 4, "Bianka"; not "Kenya" 2), or a common one."""
+    return (given_name(word) and given_name_frequencies().get(word, 0) >= KNOWN_GIVEN_MIN) or common_given_name(word)
 
 
 def common_given_name(word: str) -> bool:

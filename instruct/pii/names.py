@@ -30,12 +30,13 @@ from instruct.pii.name_context import (  # common_words: importable from here as
     strong_cue,
     trim,
 )
-from instruct.pii.name_forms import citation_names, upper_family_names
+from instruct.pii.name_forms import citation_names, family_comma_given, upper_case_names, upper_family_names
 from instruct.pii.name_lexicon import (
     available,
     common_given_name,
     common_noun,
     given_name,
+    known_given_name,
     product_shaped,
     rare,
     rare_words,
@@ -132,10 +133,11 @@ def lexicon_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[
 
 
 def placed(text: str, span: tuple[int, int], places: list[tuple[int, int]]) -> bool:
-    """The model calls the words a place and they do not start with a given name ("Nowa Ruda",
-    "Phnom Penh"; not "Jan Ooms", which the model also calls one)."""
+    """The model calls the words a place (or two) and none is a known given name ("Nowa Ruda",
+    "Nairobi, Kenya"; not "Jan Ooms" or "Vodopivec, Polona", which the model also calls places)."""
     start, end = span
-    return any(s <= start and e >= end for s, e in places) and not given_name(text[start:end].split()[0])
+    inside = any(s <= start < e for s, e in places) and any(s < end <= e for s, e in places)
+    return inside and not any(known_given_name(word.rstrip(",")) for word in text[start:end].split())
 
 
 def joined(spans: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
@@ -206,7 +208,8 @@ class NameDetector:
         if self.model:
             entities = self.entities(text)
             places = [(start, end) for start, end, label in entities if label in PLACE_LABELS]
-            listed = chain(lexicon_names(text, readings), citation_names(text), upper_family_names(text))
+            listed = chain(lexicon_names(text, readings), citation_names(text), upper_family_names(text),
+                           family_comma_given(text), upper_case_names(text))
             found += (span for span in (listed if available() else ()) if not placed(text, span, places))
             found += ((span.start, span.end) for span in self.model_names(text, readings, entities))
         for start, end in joined(found):
