@@ -113,7 +113,8 @@ def default():
     ("| Jan Ooms | Backend | Berlin | on call |", "| <NAME> | Backend | Berlin | on call |"),  # model: a place
     ("Staff list: Vodopivec, Polona (HR)", "Staff list: <NAME> (HR)"),  # family name, given name
     ("Contact: Dumitrescu, Ana Maria", "Contact: <NAME>"),
-    ("BY ANNA KOWALCZYK\nPublished today", "BY <NAME>\nPublished today")])  # a name in capitals
+    ("BY ANNA KOWALCZYK\nPublished today", "BY <NAME>\nPublished today"),  # a name in capitals
+    ("Onboarding buddy: Kenji Tanaka", "Onboarding buddy: <NAME>")])  # clusters: "Kenji", "Tanaka" people's
 def test_round_4_rules_find_the_whole_name(default, sentence, clean):
     assert default.scrub(sentence)[0] == clean
 
@@ -127,6 +128,7 @@ def test_round_4_rules_find_the_whole_name(default, sentence, clean):
     "Nairobi, Kenya hosts the summit.",  # two places; "Kenya" is a rare given name
     "Melbourne, Victoria is sunny.", "However, the plan failed.",  # a known city; a common word
     "GRACE PERIOD ENDS", "TABLE OF CONTENTS",  # capitals: no given name first, or a noun last
-    "The Kia Sorento integration is still in beta."])  # an article: a thing, not a person
+    "The Kia Sorento integration is still in beta.",  # an article: a thing, not a person
+    "He moved to Stalowa Wola in 2015.", "The train to Nowa Ruda leaves at nine."])  # English: a place, a word
 def test_round_4_rules_leave_products_and_places_alone(default, sentence):
     assert default.scrub(sentence) == (sentence, {})

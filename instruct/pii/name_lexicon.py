@@ -1,6 +1,6 @@
 """What word lists say about a name-shaped run: is its first word a given name, its last a common noun?
 
-Two data files that well-kept packages ship as plain text (no pickle, nothing executes), read once
+Data files that well-kept packages ship as plain text (no pickle, nothing executes), read once
 per process, optional: without them `available()` is False and the NAME rules that use them are off.
 - Given names: `nam_dict.txt` of gender-guesser (~37,000 first names of 55 countries, Jörg
   Michael's dictionary, with each name's frequency per country); not Faker's lists, which the
@@ -8,6 +8,8 @@ per process, optional: without them `available()` is False and the NAME rules th
 - How English writes a word: spaCy's `en_lexeme_prob` table (spacy-lookups-data; 1M cased word
   forms with log probabilities). "Cloud", "Studio", "Desktop" are written mostly in lower case
   ("cloud"); surnames and brands are not. That tells "Xcode Cloud" from "Irina Palu".
+- How English uses a word: the same package's Brown clusters (`en_lexeme_cluster`): people's
+  names, places and organisations, and other words fall in different subtrees ("Stalowa Wola").
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ LOWER_MARGIN = 1.0  # nats: the lower-case form this much likelier than the capi
 BRAND_MIN = -14.0  # log probability: "Samsung" -11.3, "Apache" -13.6; given names the list lacks are rarer
 RARE_MAX = -15.5  # log probability under which a word is rare in English ("Olabode"; "Atlassian" -17.3)
 UNSEEN = -20.0  # log probability of a form the table lacks (its rarest entries are near -20)
+PERSON_PATH = (0b10110, 0b11111)  # (bits, mask) of the Brown cluster subtree of people's names
+PROPER_PATH = (0b100110, 0b111111)  # ... of place and organisation names (the sibling subtree)
 KNOWN_GIVEN_MIN = 3  # country frequency of a first name that outweighs the model's place label
 COMMON_GIVEN_MIN = 5  # country frequency (1-13) of a first name that is a name even where English has the word
 
@@ -56,11 +60,43 @@ def given_names() -> frozenset[str]:
 @lru_cache(maxsize=1)
 def word_log_probs() -> dict[str, float]:
     """spaCy's English cased word probabilities, or {} without spacy-lookups-data."""
-    path = _package_data("spacy_lookups_data", "en_lexeme_prob.json.gz")
+    return _lookups_table("en_lexeme_prob")
+
+
+@lru_cache(maxsize=1)
+def word_clusters() -> dict[str, int]:
+    """spaCy's English Brown clusters of cased word forms, or {} without spacy-lookups-data."""
+    return _lookups_table("en_lexeme_cluster")
+
+
+def _lookups_table(name: str) -> dict:
+    """A gzipped JSON table of spacy-lookups-data (read as data; the package is not imported)."""
+    path = _package_data("spacy_lookups_data", f"{name}.json.gz")
     if path is None:
         return {}
     with gzip.open(path, "rt", encoding="utf-8") as table:
         return json.load(table)
+
+
+def cluster_kind(word: str) -> str:
+    """How English text uses the word, by its Brown cluster (a path read from the lowest bit):
+    "person" ("Smith", "Irina", "Tanaka"), "proper" (places and organisations: "Berlin", "Apache",
+    "Kia"), "common" (any other cluster: ordinary words, "Nowa") or "" (not in the table)."""
+    cluster = word_clusters().get(word, 0)
+    if not cluster:
+        return ""
+    if cluster & PERSON_PATH[1] == PERSON_PATH[0]:
+        return "person"
+    return "proper" if cluster & PROPER_PATH[1] == PROPER_PATH[0] else "common"
+
+
+def used_as_no_name(words: list[str]) -> bool:
+    """English uses the first word (initials and particles aside) as a place, an organisation or an
+    ordinary word, it is no given name, and no word is used as people's names are: "Stalowa Wola",
+    "Nowa Ruda"; not "Ama Kwaakye", "Irina Palu", "Kenji Tanaka"."""
+    rest = [w for w in words if not initial(w) and w.lower() not in PARTICLES]
+    kinds = [cluster_kind(w) for w in rest]
+    return bool(rest) and kinds[0] in ("proper", "common") and "person" not in kinds and not given_name(rest[0])
 
 
 def _package_data(package: str, name: str) -> Path | None:

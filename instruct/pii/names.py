@@ -40,6 +40,7 @@ from instruct.pii.name_lexicon import (
     product_shaped,
     rare,
     rare_words,
+    used_as_no_name,
 )
 from instruct.pii.span import Span
 
@@ -97,6 +98,8 @@ def looks_like_name(text: str, start: int, value: str) -> bool:
     cued, titled = person_cue(text, start, start + len(value)), strong_cue(text, start)
     if (ends_in_common_noun(value) and not cued) or (lexicon_product(words) and not titled):
         return False  # "Jupyter Notebook", "Xcode Cloud", "by Eclipse Paho"
+    if available() and used_as_no_name(words) and not (cued or titled):
+        return False  # "Stalowa Wola"
     return len(words) >= 2 or cued or titled
 
 
@@ -127,7 +130,7 @@ def lexicon_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[
             known = not words[0].endswith(".") and (given_name(words[0]) and not common_noun(words[-1]) or (
                 common_given_name(words[0]) and rare(words[-1])))  # "Grace Antwi", "Mark Olawale"
             if len(words) >= 2 and (known or rare_words(words)) and not (
-                    product_context(text, start, end) or place_context(text, start, end)):
+                    product_context(text, start, end) or place_context(text, start, end) or used_as_no_name(words)):
                 yield start, end
                 break
 
