@@ -129,6 +129,7 @@ def test_round_4_rules_find_the_whole_name(default, sentence, clean):
     "Melbourne, Victoria is sunny.", "However, the plan failed.",  # a known city; a common word
     "GRACE PERIOD ENDS", "TABLE OF CONTENTS",  # capitals: no given name first, or a noun last
     "The Kia Sorento integration is still in beta.",  # an article: a thing, not a person
-    "He moved to Stalowa Wola in 2015.", "The train to Nowa Ruda leaves at nine."])  # English: a place, a word
+    "He moved to Stalowa Wola in 2015.", "The train to Nowa Ruda leaves at nine.",  # English: a place, a word
+    "Kia Sorento keeps logging me out."])  # "Kia": a rare given name, in English a brand
 def test_round_4_rules_leave_products_and_places_alone(default, sentence):
     assert default.scrub(sentence) == (sentence, {})

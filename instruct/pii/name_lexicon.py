@@ -92,11 +92,11 @@ def cluster_kind(word: str) -> str:
 
 def used_as_no_name(words: list[str]) -> bool:
     """English uses the first word (initials and particles aside) as a place, an organisation or an
-    ordinary word, it is no given name, and no word is used as people's names are: "Stalowa Wola",
-    "Nowa Ruda"; not "Ama Kwaakye", "Irina Palu", "Kenji Tanaka"."""
+    ordinary word, it is no known given name ("Kia" is a rare one), and no word is used as people's
+    names are: "Stalowa Wola", "Nowa Ruda", "Kia Sorento"; not "Ama Kwaakye", "Kenji Tanaka"."""
     rest = [w for w in words if not initial(w) and w.lower() not in PARTICLES]
     kinds = [cluster_kind(w) for w in rest]
-    return bool(rest) and kinds[0] in ("proper", "common") and "person" not in kinds and not given_name(rest[0])
+    return bool(rest) and kinds[0] in ("proper", "common") and "person" not in kinds and not known_given_name(rest[0])
 
 
 def _package_data(package: str, name: str) -> Path | None:
