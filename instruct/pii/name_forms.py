@@ -1,7 +1,8 @@
-"""Names written family name first: reference lists ("Okafor, J. K. and ...", APA/Chicago style)
-and the upper-case family name of forms, passports and delegate lists ("TANAKA Kenji").
+"""Names written family name first or in capitals: reference lists ("Okafor, J. K. and ...",
+APA/Chicago style), directories ("Vodopivec, Polona"), the upper-case family name of forms,
+passports and delegate lists ("TANAKA Kenji") and upper-case bylines ("BY ANNA KOWALCZYK").
 
-Both need the word lists (name_lexicon): an upper-case word is a family name only where English
+All need the word lists (name_lexicon): an upper-case word is a family name only where English
 text hardly ever writes it so ("HTTP", "NASA", "TODO" are frequent), and what follows it must be
 a given name, an initial or a word English does not know.
 """

@@ -6,7 +6,9 @@ where the model says PERSON and the words look like a name; either way not in a 
 software or goods ("install", "download", a version number), where the model's PERSON label also
 fires on product names ("Autodesk Maya"). Code identifiers never have a name's shape. With the
 extra's word lists (name_lexicon) also names the model misses (a given name first, words English
-does not know, a family name first: name_forms), and no brand + noun ("Xcode Cloud").
+does not know, a family name first, capitals: name_forms), and no brand + noun ("Xcode Cloud"), no
+place ("near X", the model's place labels) and no words English uses as places, organisations or
+ordinary words (its Brown clusters).
 """
 from __future__ import annotations
 
