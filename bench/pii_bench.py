@@ -17,13 +17,17 @@ detectors were written against: IBANs of every country of the registry (random a
 ISO 7064 check digits; compact and grouped), NANP numbers with any area/exchange code the NANP
 plan allows (assigned or not) in every common notation, AWS secret keys next to a cue word and
 high-entropy values assigned to key/secret/token/password names in Python, YAML, JSON, shell and
-.env lines, public and private IPv4, and person names in six template sets: (1) the ones the name
+.env lines, public and private IPv4, and person names in seven template sets: (1) the ones the name
 cues were written against, (2, 3) written after them, (4) letters, tickets, commit messages,
 bylines, cc lines and code, (5) written with (4), held out for one round, since used to develop,
 (6) chat logs, CSV rows, legal text, datelines, citations, "FAMILY Given", quotes, signatures,
-dialogue: held out, measured and never looked at for misses (names in 4-6 from Faker's 45
-Latin-script locales: diacritics, particles, initials, hyphens). Decoys: product names (four lists,
-the last held out) and code identifiers.
+dialogue: held out for one round, a development set since round 4, (7) e-mail headers, minutes,
+upper-case bylines, review sign-offs "Given F.", forum posts, acknowledgements, envelopes, medical
+and HR notes, semicolon lists, "Family, Given": held out, measured and never looked at for misses
+(names in 4-7 from Faker's Latin-script locales: diacritics, particles, initials, hyphens; set 7
+half from 14 locales no other set uses). Decoys: product names (five lists; products 6 a
+development set since round 4, products 7 of software, hardware, companies and projects held out),
+place names of the time zone database (held out), Debian description pairs and code identifiers.
 NAME needs the `ner` extra (spaCy) and Faker (`bench` extra); the NAME detectors are compared side
 by side (each installed spaCy model alone, cue patterns alone, cues + each model).
 """
@@ -463,7 +467,8 @@ NAME_FINAL_TEMPLATES = ["Onboarding buddy: {v}", "{v} presented the quarterly nu
                         "Patient name: {v}", 'authors = ["{v}"]']
 # written before the round that used set 5 for development, in styles none of sets 1-5 has (chat logs,
 # CSV and table rows, legal text, datelines, citations "Family, G.", "FAMILY Given", quotes, parentheses,
-# signatures with titles, dialogue, records in code); measured only, never looked at for misses.
+# signatures with titles, dialogue, records in code); measured only for one round, a development set
+# since round 4 (set 7 took its place).
 # {v}: "Given Family"; {rev}: "FAMILY Given"; {cite}: "Family, G."
 NAME_HELD_OUT_6_TEMPLATES = ["[14:02] {v}: anyone else seeing the timeout on staging?",
                              "id,name,team,joined\n1042,{v},payments,2021-03-04",
@@ -487,11 +492,36 @@ NAME_HELD_OUT_6_TEMPLATES = ["[14:02] {v}: anyone else seeing the timeout on sta
                              "We are grateful to {v} for comments on an earlier draft.",
                              "Witnessed before me, {v}, Notary Public.",
                              "{v} scored twice in the second half."]
+# written before round 4's detector changes (2026-12-01 22:30 UTC), in styles none of sets 1-6 has:
+# e-mail headers with an address, minutes, upper-case bylines, review sign-offs "Given F.", forum
+# posts, acknowledgements, envelopes, medical and HR notes, semicolon lists, "Family, Given"
+# directories, case citations, JSON/package.json authors; Faker names, half of them from 14 locales
+# no other set draws from. Measured only, never looked at for misses.
+# {up}: "GIVEN FAMILY"; {short}: "Given F."; {lf}: "Family, Given"
+NAME_HELD_OUT_7_TEMPLATES = ["From: {v} <office@example.net>\nSubject: Re: the venue deposit",
+                             "Present: {v}, the treasurer and two volunteers. Apologies: none.",
+                             "BY {up}\nPublished 6:04 AM ET", "Great value, would buy again. \u2014 {short}",
+                             "Re: build fails on M1\nPosted by {v} \u00bb Tue Jan 09, 2024 8:14 pm",
+                             "We thank {v} and the anonymous referees for their comments.",
+                             "{v}\n42 Harbour Road\nGalway H91 E2K3", "Pt. {v}, DOB 04/11/1962, presented with chest pain.",
+                             "Employee: {v} - probation review passed; salary band B2.",
+                             "Judges this year: {v}; a retired teacher; two students.",
+                             "Directory\n{lf} .......... ext. 4471", "{v} v. Northwind Ltd [2019] EWHC 114 (Ch)",
+                             '"contact": {"name": "{v}", "email": "it@example.com"}',
+                             '"author": "{v} <dev@example.org> (https://example.org)"',
+                             "While you were out: {v} called about the lease.", "RSVP: {v} +1, vegetarian",
+                             "Consignee: {v}, Unit 4, Dock Road", "\u201cIt was chaos,\u201d {v} recalled.",
+                             "Name of applicant: {v}", "Attn: {v}, Accounts Payable",
+                             "This week's volunteer spotlight: {v}!", "thx {v} merged, will tag tonight",
+                             "Surname, given name: {lf}", "Nominated for the prize: {v} (Lisbon)"]
 NAME_TEMPLATE_SETS = {"1_written_before_cues": NAME_TEMPLATES, "2_held_out": NAME_HELDOUT_TEMPLATES,
                       "3_held_out_round_2": NAME_HELDOUT_2_TEMPLATES, "4_styles_faker": NAME_STYLE_TEMPLATES,
-                      "5_final_faker_dev": NAME_FINAL_TEMPLATES, "6_held_out": NAME_HELD_OUT_6_TEMPLATES}
-FAKER_SETS = ("4_styles_faker", "5_final_faker_dev", "6_held_out")  # the others draw from GIVEN x FAMILY
-HELD_OUT = ("6_held_out", "product_name_6", "debian_held_out")  # own random streams: sets 1-5 stay as they were
+                      "5_final_faker_dev": NAME_FINAL_TEMPLATES, "6_dev": NAME_HELD_OUT_6_TEMPLATES,
+                      "7_held_out": NAME_HELD_OUT_7_TEMPLATES}
+FAKER_SETS = ("4_styles_faker", "5_final_faker_dev", "6_dev", "7_held_out")  # others: GIVEN x FAMILY
+HELD_OUT = ("7_held_out", "product_name_7", "place_7", "debian_held_out")  # set 6, products 6: dev since round 4
+# each later set its own random stream, so that adding one leaves the values of the earlier ones as they were
+STREAMS = {"6_dev": 6, "product_name_6": 6, "7_held_out": 8, "product_name_7": 8, "place_7": 8, "place_dev": 9}
 DEBIAN = ("debian_dev", "debian_held_out")
 # Latin-script Faker locales (romanized names for Japanese and Chinese); names of every origin
 FAKER_LOCALES = ["en_US", "en_GB", "en_IE", "en_IN", "en_NG", "en_AU", "nl_NL", "nl_BE", "de_DE", "de_AT", "fr_FR",
@@ -499,6 +529,9 @@ FAKER_LOCALES = ["en_US", "en_GB", "en_IE", "en_IN", "en_NG", "en_AU", "nl_NL", 
                  "pl_PL", "ro_RO", "tr_TR", "az_AZ", "vi_VN", "id_ID", "yo_NG", "ha_NG", "ig_NG", "zu_ZA", "tw_GH",
                  "sw", "uz_UZ", "sv_SE", "da_DK", "no_NO", "hr_HR", "sk_SK", "lt_LT", "et_EE", "fil_PH", "ja_JP",
                  "zh_CN"]
+# Latin-script locales no set before 7 draws from (set 7 takes half its names from these)
+FAKER_LOCALES_7 = ["en_KE", "en_NZ", "en_PK", "en_TH", "es_CL", "es_CO", "es_CA", "de_CH", "fr_BE", "fr_CH", "fr_DZ",
+                   "is_IS", "lv_LV", "sl_SI"]
 PRODUCT_DECOYS = ["Visual Studio Code", "Google Chrome", "Microsoft Excel", "Apache Kafka", "Django REST Framework",
                   "Amazon Web Services", "Red Hat Enterprise Linux", "GitHub Actions", "Jupyter Notebook",
                   "Adobe Photoshop", "Mozilla Firefox", "Oracle Database", "Windows Server", "Apple Music"]
@@ -524,6 +557,72 @@ PRODUCTS_6 = ["Microsoft Word", "Google Sheets", "Adobe InDesign", "Apple Number
               "Kindle Scribe", "Sonos Arc", "Fitbit Charge", "Peloton Tread", "Dyson Airwrap", "Subaru Outback",
               "Kia Sorento", "Fujifilm Instax", "Bose QuietComfort", "Wacom Cintiq", "Arduino Nano",
               "Jasper Reports", "Marshall Emberton", "Ford Ranger", "Mattermost Boards", "Grammarly Premium"]
+# fresh products, companies and projects for the held-out set 7, each kind with its own templates,
+# written before round 4's detector changes; place names (`place_7`) come from the system's time
+# zone database at run time
+PRODUCTS_7 = {
+    "software": (["Affinity Photo", "Pixelmator Pro", "Logic Pro", "Camtasia Studio", "Evernote Teams", "Todoist Pro",
+                  "Miro Whiteboard", "Trello Butler", "Airtable Interfaces", "Bitwarden Send", "Signal Desktop",
+                  "Telegram Premium", "Nextcloud Talk", "Jellyfin Media Server", "Plex Pass", "DaVinci Resolve",
+                  "Cubase Elements", "Lightworks Pro", "Ansible Tower", "Bamboo Server"],
+                 ["The {v} trial ran out yesterday.", "Does {v} sync across devices?",
+                  "I pasted the screenshot from {v} below.", "Switching to {v} halved our render times.",
+                  "{v} asks for a restart every morning."]),
+    "hardware": (["Raspberry Pi", "Steam Deck", "Oculus Quest", "Lenovo Yoga", "Asus Zenbook", "Acer Aspire",
+                  "Razer Blade", "Garmin Fenix", "Kobo Clara", "Roku Ultra", "Nvidia Jetson", "Intel Xeon",
+                  "Pixel Buds", "Surface Laptop", "Framework Laptop", "Sennheiser Momentum", "Jabra Elite",
+                  "Polaroid Now", "Anker Soundcore", "Brother Scanncut"],
+                 ["My {v} overheats when charging.", "Ordered a refurbished {v} for the lab.",
+                  "The {v} arrived with a dead pixel.", "Battery life on the {v} is about nine hours.",
+                  "{v} ships with 16 GB by default."]),
+    "company": (["Rakuten Group", "Mitsubishi Electric", "Hyundai Mobis", "Tata Consultancy", "Siemens Healthineers",
+                 "Roche Diagnostics", "Maersk Line", "Ericsson Research", "Bosch Rexroth", "Schneider Electric",
+                 "Johnson Controls", "Goldman Sachs", "Morgan Stanley", "Wells Fargo", "Lockheed Martin",
+                 "Baker Hughes", "Ernst Leitz", "Dassault Aviation", "Renault Trucks", "Heineken Brewery"],
+                ["Shares of {v} rose 4 percent on Monday.", "{v} announced layoffs in its Munich office.",
+                 "A spokesperson for {v} declined to comment.", "The contract went to {v} after the tender.",
+                 "{v} reported record revenue."]),
+    "project": (["Hyperledger Fabric", "Apache Beam", "Eclipse Theia", "Kubeflow Pipelines", "Apache Arrow",
+                 "Mozilla Rhino", "Gnome Builder", "Wine Staging", "Arch Linux", "Linux Mint", "Manjaro Linux",
+                 "Kali Linux", "Alpine Linux", "Rocky Linux", "Fedora Kinoite", "Zorin Grid", "Tails Project",
+                 "Project Jupyter", "Open Compute", "Mastodon Social"],
+                ["Contributions to {v} are reviewed weekly.", "The {v} maintainers merged the patch.",
+                 "{v} graduated from incubation.", "We forked {v} to add single sign-on.",
+                 "Join the {v} community call on Thursday."]),
+}
+PLACE_7_TEMPLATES = ["Flights to {v} were cancelled because of fog.", "The conference moves to {v} next year.",
+                     "She grew up near {v}.", "Our warehouse in {v} is closed on Sundays.",
+                     "Weather for {v}: light rain, 14 C."]
+# place names for development (round 4), from Faker's lists of real towns (Germany, Italy, Poland, the
+# Netherlands) and countries, in templates of their own; place_7 stays held out
+PLACE_DEV_LOCALES = ("de_DE", "it_IT", "pl_PL", "nl_NL")
+PLACE_DEV_TEMPLATES = ["The train to {v} leaves at nine.", "He moved to {v} in 2015.",
+                       "Population of {v}: about 20,000.", "Hotels near {v} are booked out.",
+                       "{v} is twinned with a town in Wales."]
+SET_7_DECOYS = ("place_dev", "product_name_7", "place_7")  # decoy classes picked apart from DECOY_CLASSES' lists
+PLACE_NAME = re.compile(r"[A-Z][a-z]+(?: (?:[a-z]+ )?[A-Z][a-z]+)+")
+
+
+@lru_cache(maxsize=1)
+def zone_places() -> list[str]:
+    """Place names of two or more words from the time zone database ("Port Moresby", "Dar es Salaam")."""
+    import zoneinfo
+
+    cities = {zone.split("/")[-1].replace("_", " ") for zone in zoneinfo.available_timezones()}
+    return sorted(city for city in cities if PLACE_NAME.fullmatch(city))
+
+
+@lru_cache(maxsize=1)
+def dev_places() -> list[list[str]]:
+    """Town names of two or more capitalised words from Faker's address lists, one list per country,
+    and such country names (a country's list first, then a name: Italy's 16,000 towns do not crowd out
+    the rest)."""
+    address = "faker.providers.address"
+    lists = [faker_for(locale).provider(address).cities for locale in PLACE_DEV_LOCALES]
+    lists.append(faker_for("en_US").provider(address).countries)
+    return [sorted({name for name in names if PLACE_NAME.fullmatch(name)}) for names in lists]
+
+
 IDENTIFIER_DECOYS = ["get_user_name", "UserName", "parse_full_name()", "self.first_name", "JohnDoeFactory",
                      "NameResolver", "person.last_name", "DEFAULT_AUTHOR", "set_display_name", "AuthorSerializer"]
 DECOY_CLASSES = {  # class: (values, templates)
@@ -571,6 +670,13 @@ def decoy_pick(rng: random.Random, decoy_class: str) -> tuple[str, str]:
         line = rng.choice(debian_lines()[decoy_class])
         match = CAPITALISED_PAIR.search(line)
         return match.group(), line[:match.start()] + "{v}" + line[match.end():]
+    if decoy_class == "product_name_7":
+        values, templates = PRODUCTS_7[rng.choice(sorted(PRODUCTS_7))]
+        return rng.choice(values), rng.choice(templates)
+    if decoy_class == "place_7":
+        return rng.choice(zone_places()), rng.choice(PLACE_7_TEMPLATES)
+    if decoy_class == "place_dev":
+        return rng.choice(rng.choice(dev_places())), rng.choice(PLACE_DEV_TEMPLATES)
     values, templates = DECOY_CLASSES[decoy_class]
     return rng.choice(values), rng.choice(templates)
 
@@ -629,11 +735,12 @@ def latin(text: str) -> bool:
     return all(c in " .'’-" or unicodedata.name(c, "").startswith("LATIN") for c in text)
 
 
-def faker_name(rng: random.Random) -> tuple[str, str]:
-    """(given, family) of a person from one of Faker's locales, in the shapes people write: plain,
-    a middle initial, an initial for the given name, a middle name, a double-barrelled family name."""
+def faker_name(rng: random.Random, fresh_locales: bool = False) -> tuple[str, str]:
+    """(given, family) of a person from one of Faker's locales (`fresh_locales`: half of the time from
+    FAKER_LOCALES_7), in the shapes people write: plain, a middle initial, an initial for the given
+    name, a middle name, a double-barrelled family name."""
     while True:
-        locale = rng.choice(FAKER_LOCALES)
+        locale = rng.choice(FAKER_LOCALES_7 if fresh_locales and rng.random() < 0.5 else FAKER_LOCALES)
         fake = faker_for(locale)
         fake.seed_instance(rng.randrange(2 ** 32))
         romanized = hasattr(fake, "first_romanized_name")
@@ -653,13 +760,17 @@ def faker_name(rng: random.Random) -> tuple[str, str]:
 
 
 def spec_name(rng: random.Random, template_set: str) -> tuple[str, str]:
-    return faker_name(rng) if template_set in FAKER_SETS else (rng.choice(GIVEN), rng.choice(FAMILY))
+    if template_set not in FAKER_SETS:
+        return rng.choice(GIVEN), rng.choice(FAMILY)
+    return faker_name(rng, fresh_locales=template_set == "7_held_out")
 
 
 def name_in_template(given: str, family: str, template: str) -> tuple[str, str, str]:
     """(the name written as the template's slot asks, the template with that slot as {v}, the
-    form): {v} "Given Family", {rev} "FAMILY Given", {cite} "Family, G."."""
-    forms = {"rev": f"{family.upper()} {given}", "cite": f"{family}, " + " ".join(f"{w[0]}." for w in given.split())}
+    form): {v} "Given Family", {rev} "FAMILY Given", {cite} "Family, G.", {up} "GIVEN FAMILY",
+    {short} "Given F.", {lf} "Family, Given"."""
+    forms = {"rev": f"{family.upper()} {given}", "cite": f"{family}, " + " ".join(f"{w[0]}." for w in given.split()),
+             "up": f"{given} {family}".upper(), "short": f"{given} {family[0]}.", "lf": f"{family}, {given}"}
     form = next((f for f in forms if "{" + f + "}" in template), None)
     if form is None:
         return f"{given} {family}", template, "v"
@@ -672,17 +783,19 @@ REAL_GENERATORS = {"IBAN": spec_iban, "PHONE": spec_nanp, "IP_ADDRESS": spec_ip}
 def real_world_set(docs: int, seed: int, names: bool) -> tuple[list[str], list[list[Label]]]:
     """Each carrier docstring gets one value of each type (NAME: one per template set) and one decoy
     of each class, as lines after its first paragraph."""
-    rng, held_out_rng, debian_rng = random.Random(seed), random.Random(seed + 6), random.Random(seed + 7)
+    rng, debian_rng = random.Random(seed), random.Random(seed + 7)
+    streams = {offset: random.Random(seed + offset) for offset in set(STREAMS.values())}
     items = [(kind, "") for kind in ("IBAN", "PHONE", "SECRET", "IP_ADDRESS")]
     if names:
         debian = [d for d in DEBIAN if debian_lines()[d]]
-        items += [("NAME", s) for s in NAME_TEMPLATE_SETS] + [(f"decoy:{d}", d) for d in [*DECOY_CLASSES, *debian]]
+        items += [("NAME", s) for s in NAME_TEMPLATE_SETS] + [(f"decoy:{d}", d) for d in [*DECOY_CLASSES, *debian,
+                                                                                     *SET_7_DECOYS]]
     texts, labels = [], []
     for carrier in (doc for _, doc in stdlib_docstrings(limit=docs)):
         first, _, rest = carrier.partition("\n\n")
         pieces, doc_labels, position = [first + "\n\n"], [], len(first) + 2
         for kind, subtype in items:
-            r, form = held_out_rng if subtype in HELD_OUT else rng, "v"
+            r, form = streams[STREAMS[subtype]] if subtype in STREAMS else rng, "v"
             if kind == "SECRET":
                 subtype, value, template = spec_secret(rng)
             elif kind == "NAME":
@@ -772,7 +885,7 @@ def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: floa
     candidates += [(f"cues + {MODELS[m][0]} (name_model: {m})", NameDetector(name_model=m)) for m in models]
     candidates += [(f"cues + {' + '.join(MODELS[m][0] for m in both)} (name_model: {name})", NameDetector(name_model=name))
                    for name, both in ENSEMBLES.items() if set(both) <= set(models)]
-    decoy_classes = [*DECOY_CLASSES, *(d for d in DEBIAN if debian_lines()[d])]
+    decoy_classes = [*DECOY_CLASSES, *(d for d in DEBIAN if debian_lines()[d]), *SET_7_DECOYS]
     print("\n| NAME detector | recall: " + " / ".join(NAME_TEMPLATE_SETS) + " | precision | decoys altered: "
           + " / ".join(decoy_classes) + " | MB/s |\n|---|---|---|---|---|")
     for label, detector in candidates:
@@ -798,7 +911,8 @@ def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: floa
         for subtype in dict.fromkeys(subtype for subtype, _ in forms):
             print(f"    {subtype} by name form: " + ", ".join(
                 f"{form} {by_form[subtype, form, True]} of {by_form[subtype, form, True] + by_form[subtype, form, False]}"
-                for form in ("v", "rev", "cite")))
+                for form in ("v", "rev", "cite", "up", "short", "lf")
+                if by_form[subtype, form, True] + by_form[subtype, form, False]))
         for context in missed:
             print(f"    missed {context}")
 

@@ -3,7 +3,7 @@
 Shape is checked in Python, not with ASCII classes, so "Božičević", "Trần", "Ó Cathláin", "van der
 Sloot" and "O'Brien" qualify like "Smith"; acronyms, digits and code identifiers never do. Context
 is what text itself says about the words: a person cue before ("Dr.", "by", "cc:", "Dear", a
-sign-off line, an `author` key) or after ("wrote", "who", "(maintainer)", a later "she"), or product
+sign-off line, an `author` key) or after ("wrote", "who", "(maintainer)", an age ", 54,", a later "she"), or product
 context in the same line ("install", "download", a version number, "app", "™"), which vetoes.
 """
 from __future__ import annotations
@@ -38,12 +38,14 @@ SIGN_OFF_LINE = re.compile(r"(?i)\b(?:regards|wishes|sincerely|cheers|thanks|bes
 PERSON_AFTER = re.compile(
     r"(?:['’]s)?\s*(?:\((?:author|maintainer|reviewer|editor|chair|[\w ]*manager)\)|,?\s*(?:who|wrote|said|says|"
     r"writes|replied|commented|asked|explained|told|argued|agreed|disagreed|committed|joined|thinks|"
-    r"believes|reports|reported)\b)", re.IGNORECASE)
+    r"believes|reports|reported)\b|,\s*(?:aged\s+)?\d{1,3},)", re.IGNORECASE)  # "X, 54, of Dayton"
 PRONOUN_AFTER = re.compile(r"(?i)^[^.\n]{0,60}?\b(?:he|she|him|his|her|hers)\b")
 PRODUCT_CONTEXT = re.compile(
     r"(?i)\b(?:install\w*|download\w*|upgrad\w*|update[sd]?|release notes|"
-    r"licen[cs]\w*|apps?|application|browser|plugin|extension|software|tool|platform|ide|sdk|api|"
+    r"licen[cs](?:e[sd]?|ing)\b|apps?|application|browser|plugin|extension|software|tool|platform|ide|sdk|api|"
     r"device|laptop|firmware|settings|preferences|crash\w*|launch\w*|benchmark\w*|runs? on)\b|\bv?\d+\.\d+|[™®©]")
+# what English puts before a place or a thing and not before a person's name: "Hotels near X", "The X integration"
+PLACE_BEFORE = re.compile(r"(?i)\b(?:in|near|around|outside|across|throughout|the|an?)\s+$")
 POSSESSIVE = re.compile(r"['’]s?\b")
 PRODUCT_REACH = 24  # characters either side: "Install X first", not a version number at the end of the line
 LOWER_WORD = re.compile(r"(?<![\w.])[a-z]{3,}(?![\w(])")
@@ -118,11 +120,15 @@ def line_before(text: str, start: int) -> str:
     return text[max(0, start - 48):start]
 
 
+def cue_before(text: str, start: int) -> bool:
+    """The text before `start` marks what follows as a person's name ("Hi", "Dear", "cc:")."""
+    before = line_before(text, start)
+    return bool(PERSON_BEFORE.search(before) or SIGN_OFF_LINE.search(before))
+
+
 def person_cue(text: str, start: int, end: int) -> bool:
     """The text marks the words at [start, end) as a person's."""
-    before = line_before(text, start)
-    return bool(PERSON_BEFORE.search(before) or SIGN_OFF_LINE.search(before)
-                or PERSON_AFTER.match(text, end) or PRONOUN_AFTER.match(text[end:end + 80]))
+    return cue_before(text, start) or bool(PERSON_AFTER.match(text, end) or PRONOUN_AFTER.match(text[end:end + 80]))
 
 
 def product_context(text: str, start: int, end: int) -> bool:
@@ -136,6 +142,13 @@ def product_context(text: str, start: int, end: int) -> bool:
         return bool(PRODUCT_CONTEXT.search(text[line_start:end]))
     line_end = text.find("\n", end, end + PRODUCT_REACH)
     return bool(PRODUCT_CONTEXT.search(text[line_start:line_end if line_end >= 0 else end + PRODUCT_REACH]))
+
+
+def place_context(text: str, start: int, end: int) -> bool:
+    """A preposition of place or an article right before the words, and nothing that makes them a
+    person's ("in Tanaka's office", "near Dr. Weber", "the Ivan Horvat who wrote it" stay names)."""
+    return (PLACE_BEFORE.search(text[max(0, start - 12):start]) is not None and not POSSESSIVE.match(text, end)
+            and not person_cue(text, start, end))
 
 
 def ends_in_common_noun(value: str) -> bool:

