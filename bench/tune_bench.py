@@ -2,7 +2,8 @@
 
 Naive stack: transformers Trainer + peft LoRA, batches padded to the longest example (the labels
 use instruct's masks, so both optimise the same objective). Then instruct's loop as a cumulative
-ladder, each rung adding one optimisation. Every variant runs in its own subprocess (so peak RSS
+ladder, each rung adding one optimisation; every rung but the last runs the step as one micro-batch
+(TRL's), the last lets the memory plan split the same tokens per step. Every variant runs in its own subprocess (so peak RSS
 is its own), one after another, on the same examples (real stdlib docstrings as Q/A), the same
 LoRA (r=16, alpha=32, all-linear, dropout 0), lr, one epoch; the eval loss is the mean
 cross-entropy per answer token on the same held-out examples, computed the same way for all.
@@ -39,6 +40,9 @@ LADDER = [
     ("+ LM head on trained tokens only", []),
     ("+ gradient checkpointing", ["train.grad_checkpointing=true"]),
     ("defaults: checkpointing as the memory plan says", ["train.grad_checkpointing=null"]),
+    ("defaults: the plan splits each step into micro-batches", ["train.grad_checkpointing=null",
+                                                                "train.micro_batch_tokens=null", "train.grad_accum=null",
+                                                                "train.tokens_per_step={step_tokens}"]),
 ]
 
 
@@ -62,6 +66,7 @@ def config_for(args: argparse.Namespace, data: Path, held: Path, output: Path, e
             "train.grad_accum=1", "train.lr=2e-4", "train.warmup_steps=0", "train.min_lr_ratio=0.0", "train.epochs=1", "method.name=lora",
             "method.dropout=0.0", "method.r=16", "method.alpha=32", "train.eval_every=100000",
             "train.save_every=100000", "data.cache=false", f"train.dtype={args.dtype}"]
+    extra = [override.format(step_tokens=args.batch * args.mean_tokens) for override in extra]
     return load_config(None, base + extra, {"data.path": str(data), "data.eval_path": str(held), "output": str(output)})
 
 

@@ -12,7 +12,7 @@ from test_tune_support import make_tiny_model, tiny_config, tiny_data, tiny_mode
 from torch import nn
 
 from instruct.config import ConfigError
-from instruct.tune import train
+from instruct.tune import load_config, train
 from instruct.tune.loss import linear_cross_entropy, linear_token_logps
 from instruct.tune.memory import activation_bytes, checkpointed_per_token, parse_size, plan_memory
 from instruct.tune.plan import LR_DEFAULTS, MAX_STEP_TOKENS, TARGET_STEPS, plan_steps
@@ -145,6 +145,24 @@ def test_recipe_values_win_over_the_rule():
     assert (fixed.epochs, fixed.grad_accum, fixed.micro_batch_tokens, fixed.lr) == (1, 4, 1024, 1e-3)
     capped, _ = plan(400, 150, max_steps=7)
     assert capped.steps == 7
+
+
+def test_tokens_per_step_sizes_the_step_and_the_plan_splits_it_to_fit_memory():
+    roomy, lengths = plan(400, 150, tokens_per_step=1152)
+    assert (roomy.grad_accum, roomy.micro_batch_tokens) == (1, 1152)
+    assert 0.85 * 1152 <= roomy.tokens_per_step <= 1152  # a ceiling: packed bins are not filled to the last token
+    assert roomy.steps == pytest.approx(3 * lengths.sum() / roomy.tokens_per_step, rel=0.1)  # 3 epochs as before
+    tight, _ = plan(400, 150, memory_micro=768, tokens_per_step=1152)  # memory allows 768-token micro-batches
+    assert (tight.grad_accum, tight.micro_batch_tokens) == (2, 576)
+    assert 0.85 * 1152 <= tight.tokens_per_step <= 1152
+    fixed, _ = plan(400, 150, micro_batch_tokens=512, tokens_per_step=2048)
+    assert (fixed.micro_batch_tokens, fixed.grad_accum) == (512, 4)
+
+
+def test_tokens_per_step_and_grad_accum_cannot_both_be_set(tmp_path):
+    with pytest.raises(ConfigError, match="set one of them"):
+        load_config(None, ["train.tokens_per_step=2048", "train.grad_accum=2"],
+                    {"data.path": str(tmp_path / "d.jsonl"), "output": str(tmp_path / "o")})
 
 
 def test_the_memory_plan_changes_with_the_budget(tiny_model):

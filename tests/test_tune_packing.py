@@ -101,3 +101,29 @@ def test_plan_is_deterministic_complete_and_within_budget():
     assert plan_epoch(lengths, 1024, True, seed=3, epoch=1) != packed  # a new order each epoch
     bp = BatchPlan(lengths, 1024, True, seed=3)
     assert bp.micro_batch(len(packed))[0] == 1 and bp.micro_batch(0)[1] == packed[0]
+
+
+def test_packed_attention_runs_bf16_in_the_fp32_kernel_on_cpu():
+    """Under bf16 autocast the CPU kernel computes in fp32: output and gradients are the fp32 kernel's, rounded."""
+    from types import SimpleNamespace
+
+    from instruct.tune.attention import packed_kwargs, packed_sdpa_forward
+
+    torch.manual_seed(0)
+    lengths = [37, 52, 29]
+    q, k, v = (torch.randn(1, heads, sum(lengths), 64).bfloat16().requires_grad_() for heads in (6, 2, 2))
+    module = SimpleNamespace(training=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ours, _ = packed_sdpa_forward(module, q, k, v, None, **packed_kwargs(lengths))
+    assert ours.dtype == torch.bfloat16 and ours.shape == (1, sum(lengths), 6, 64)
+    ours.float().square().sum().backward()
+
+    q32, k32, v32 = (t.detach().float().requires_grad_() for t in (q, k, v))
+    cuts = packed_kwargs(lengths)["cu_seq_lens_q"].tolist()
+    reference = torch.cat([torch.nn.functional.scaled_dot_product_attention(
+        q32[:, :, a:b], k32[:, :, a:b], v32[:, :, a:b], is_causal=True, enable_gqa=True)
+        for a, b in zip(cuts[:-1], cuts[1:])], dim=2).bfloat16().transpose(1, 2)
+    assert torch.equal(ours, reference)
+    reference.float().square().sum().backward()
+    for mine, theirs in ((q, q32), (k, k32), (v, v32)):
+        assert mine.grad.dtype == torch.bfloat16 and torch.equal(mine.grad, theirs.grad.bfloat16())

@@ -10,6 +10,10 @@ attention by construction. Without `cu_seq_lens_q` (padded batches, generation) 
 `segment_prefix` (one (start, length) per segment) lets a segment also attend to the first `length`
 tokens of the segment at `start`: a preference pair packs its prompt once, as the head of the
 chosen sequence, and the rejected answer's queries read the prompt's keys and values from there.
+
+On CPU, bf16 queries are cast up and the kernel runs in fp32: torch's CPU flash kernel in bf16 runs
+its backward at about half the fp32 kernel's speed on ~130-token segments (no bf16 GEMM units used
+at these sizes; bench/README.md, issue 13), and fp32 attention is the more exact of the two.
 """
 from __future__ import annotations
 
@@ -31,21 +35,39 @@ def packed_sdpa_forward(module: torch.nn.Module, query: torch.Tensor, key: torch
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     gqa = key.shape[1] != query.shape[1]
-    cuts = bounds.tolist()
     prefixes = kwargs.get("segment_prefix")
-    prefixes = prefixes.tolist() if prefixes is not None else [(a, 0) for a in cuts[:-1]]
+    prefixes = prefixes.tolist() if prefixes is not None else [(a, 0) for a in bounds.tolist()[:-1]]
     options = {"dropout_p": dropout if module.training else 0.0, "scale": scaling, "enable_gqa": gqa}
+    kernel = kernel_dtype(query)
+    with torch.autocast(query.device.type, enabled=False):  # autocast would cast SDPA's inputs back to bf16
+        output = _segments_attention(query.to(kernel), key.to(kernel), value.to(kernel), bounds.tolist(), prefixes,
+                                     options)
+    return output.to(query.dtype).transpose(1, 2).contiguous(), None
+
+
+def kernel_dtype(query: torch.Tensor) -> torch.dtype:
+    """fp32 for bf16 on CPU (the faster kernel there), the query's own dtype elsewhere."""
+    return torch.float32 if query.device.type == "cpu" and query.dtype == torch.bfloat16 else query.dtype
+
+
+def _segments_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, cuts: list[int],
+                        prefixes: list[tuple[int, int]], options: dict[str, Any]) -> torch.Tensor:
+    """One causal SDPA call per segment, concatenated along the sequence ([1, heads, tokens, head_dim]).
+
+    `split` rather than slicing: its backward is one concatenation, where each slice's backward
+    writes its gradient into a zeroed full-length tensor and the copies are summed."""
+    lengths = [b - a for a, b in zip(cuts[:-1], cuts[1:])]
     outputs = []
-    for a, b, (start, shared) in zip(cuts[:-1], cuts[1:], prefixes):
+    for q, k, v, (start, shared) in zip(query.split(lengths, 2), key.split(lengths, 2), value.split(lengths, 2),
+                                        prefixes):
         if not shared:
-            outputs.append(F.scaled_dot_product_attention(query[:, :, a:b], key[:, :, a:b], value[:, :, a:b],
-                                                          is_causal=True, **options))
+            outputs.append(F.scaled_dot_product_attention(q, k, v, is_causal=True, **options))
             continue
-        keys = torch.cat([key[:, :, start:start + shared], key[:, :, a:b]], dim=2)
-        values = torch.cat([value[:, :, start:start + shared], value[:, :, a:b]], dim=2)
-        visible = torch.ones(b - a, shared + b - a, dtype=torch.bool, device=query.device).tril(shared)
-        outputs.append(F.scaled_dot_product_attention(query[:, :, a:b], keys, values, attn_mask=visible, **options))
-    return torch.cat(outputs, dim=2).transpose(1, 2).contiguous(), None
+        keys = torch.cat([key[:, :, start:start + shared], k], dim=2)
+        values = torch.cat([value[:, :, start:start + shared], v], dim=2)
+        visible = torch.ones(q.shape[2], shared + q.shape[2], dtype=torch.bool, device=q.device).tril(shared)
+        outputs.append(F.scaled_dot_product_attention(q, keys, values, attn_mask=visible, **options))
+    return torch.cat(outputs, dim=2)
 
 
 def register() -> str:

@@ -154,6 +154,7 @@ class TrainConfig:
     epochs: float | None = None  # default: 3 for small data, down to 1 for large (about 100 steps; plan.py)
     micro_batch_tokens: int | None = None  # one forward/backward; default: the largest that fits memory_budget
     grad_accum: int | None = None  # micro-batches per optimizer step (per process); default: from the step plan
+    tokens_per_step: int | None = None  # the optimizer step's size in tokens (all processes); the plan splits it
     memory_budget: str | float | None = None  # e.g. 6GB, 800MB; default: what is loaded + 1/4 of free RAM (<= 1.5 GB)
     max_grad_norm: float = 1.0
     grad_checkpointing: bool | None = None  # default: on only when the micro-batch would not fit the budget
@@ -213,6 +214,9 @@ class TuneConfig:
               f"{self.data.max_length} or more, or data.max_length={self.train.micro_batch_tokens}, or leave "
               "train.micro_batch_tokens unset for the planner to choose")),
             (self.train.grad_accum is None or self.train.grad_accum >= 1, "train.grad_accum must be >= 1"),
+            (self.train.tokens_per_step is None or self.train.tokens_per_step >= 1, "train.tokens_per_step must be >= 1"),
+            (self.train.tokens_per_step is None or self.train.grad_accum is None,
+             "train.tokens_per_step and train.grad_accum both size the step: set one of them"),
             (self.train.lr is None or self.train.lr > 0, "train.lr must be > 0"),
             (self.train.max_steps is None or self.train.max_steps > 0, "train.max_steps must be > 0"),
             (self.train.epochs is None or self.train.epochs > 0, "train.epochs must be > 0"),

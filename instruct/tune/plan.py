@@ -5,7 +5,8 @@ The rule (each part applies only where the recipe leaves the key unset):
   gets one epoch, a few hundred examples get MAX_EPOCHS (LLaMA-Factory's default is 3);
 - examples per step = clamp(round(epochs x examples / TARGET_STEPS), MIN_EXAMPLES_PER_STEP,
   MAX_STEP_TOKENS / mean example tokens): about TARGET_STEPS optimizer steps when the data allows
-  it, never steps of fewer than MIN_EXAMPLES_PER_STEP examples, never more than MAX_STEP_TOKENS;
+  it, never steps of fewer than MIN_EXAMPLES_PER_STEP examples, never more than MAX_STEP_TOKENS
+  (`tokens_per_step` in the recipe sets the step's size instead, as a batch size does in TRL);
 - the step is split into as few micro-batches as the memory plan allows (`grad_accum`);
 - the learning rate defaults per method (LR_DEFAULTS): adapters, full weights and virtual tokens
   differ by orders of magnitude.
@@ -58,7 +59,8 @@ def examples_per_step(examples: int, epochs: float, max_per_step: int) -> int:
 
 def plan_steps(lengths: np.ndarray, *, memory_micro_tokens: int, pack: bool, seed: int, world: int, method: str,
                lr: float | None, epochs: float | None, grad_accum: int | None, micro_batch_tokens: int | None,
-               max_steps: int | None, groups: np.ndarray | None = None) -> tuple[StepPlan, BatchPlan]:
+               max_steps: int | None, groups: np.ndarray | None = None,
+               tokens_per_step: int | None = None) -> tuple[StepPlan, BatchPlan]:
     """The step plan and the micro-batch plan it runs on; explicit recipe values win over the rule.
 
     `groups` (a source per row) keeps each micro-batch within one source, for loss per source."""
@@ -67,11 +69,13 @@ def plan_steps(lengths: np.ndarray, *, memory_micro_tokens: int, pack: bool, see
     epochs = epochs if epochs is not None else default_epochs(count, max_per_step)
     micro = micro_batch_tokens or memory_micro_tokens
     if grad_accum is None:
-        step_tokens = examples_per_step(count, epochs, max_per_step) * mean
+        step_tokens = tokens_per_step or examples_per_step(count, epochs, max_per_step) * mean
         grad_accum = max(1, math.ceil(step_tokens / (micro * world)))
         if micro_batch_tokens is None:  # the smallest micro-batch that still makes the step in grad_accum parts
-            # (plus one mean example: packed bins are not filled to the last token)
-            micro = max(longest, min(micro, math.ceil(step_tokens / (grad_accum * world) + mean)))
+            # (plus one mean example, as packed bins are not filled to the last token; a step size given in
+            # tokens is a ceiling instead)
+            slack = 0 if tokens_per_step else mean
+            micro = max(longest, min(micro, math.ceil(step_tokens / (grad_accum * world) + slack)))
     batches = BatchPlan(lengths, micro, pack, seed, groups)
     per_step = grad_accum * world
     first = batches.epoch(0)

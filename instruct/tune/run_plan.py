@@ -69,6 +69,7 @@ def plan_run(model: nn.Module, config: TuneConfig, train_set: TokenizedSet, devi
                                 seed=settings.seed, world=world, method=config.method.name, lr=settings.lr,
                                 epochs=settings.epochs, grad_accum=settings.grad_accum,
                                 micro_batch_tokens=settings.micro_batch_tokens, max_steps=settings.max_steps,
+                                tokens_per_step=settings.tokens_per_step,
                                 groups=getattr(train_set, "groups", None))
     if steps.micro_batch_tokens != memory.micro_batch_tokens:  # the step plan chose a smaller micro-batch
         memory = memory_for(steps.micro_batch_tokens, memory.grad_checkpointing)
