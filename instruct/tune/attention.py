@@ -14,6 +14,7 @@ chosen sequence, and the rejected answer's queries read the prompt's keys and va
 On CPU, bf16 queries are cast up and the kernel runs in fp32: torch's CPU flash kernel in bf16 runs
 its backward at about half the fp32 kernel's speed on ~130-token segments (no bf16 GEMM units used
 at these sizes; bench/README.md, issue 13), and fp32 attention is the more exact of the two.
+`_Fp32FlashSegments` does that while keeping only bf16 tensors for backward.
 """
 from __future__ import annotations
 
@@ -36,9 +37,12 @@ def packed_sdpa_forward(module: torch.nn.Module, query: torch.Tensor, key: torch
                                       **kwargs)
     gqa = key.shape[1] != query.shape[1]
     prefixes = kwargs.get("segment_prefix")
-    prefixes = prefixes.tolist() if prefixes is not None else [(a, 0) for a in bounds.tolist()[:-1]]
     options = {"dropout_p": dropout if module.training else 0.0, "scale": scaling, "enable_gqa": gqa}
     kernel = kernel_dtype(query)
+    if kernel != query.dtype and prefixes is None and not options["dropout_p"]:
+        with torch.autocast(query.device.type, enabled=False):
+            return _Fp32FlashSegments.apply(query, key, value, bounds.tolist(), scaling), None
+    prefixes = prefixes.tolist() if prefixes is not None else [(a, 0) for a in bounds.tolist()[:-1]]
     with torch.autocast(query.device.type, enabled=False):  # autocast would cast SDPA's inputs back to bf16
         output = _segments_attention(query.to(kernel), key.to(kernel), value.to(kernel), bounds.tolist(), prefixes,
                                      options)
@@ -48,6 +52,43 @@ def packed_sdpa_forward(module: torch.nn.Module, query: torch.Tensor, key: torch
 def kernel_dtype(query: torch.Tensor) -> torch.dtype:
     """fp32 for bf16 on CPU (the faster kernel there), the query's own dtype elsewhere."""
     return torch.float32 if query.device.type == "cpu" and query.dtype == torch.bfloat16 else query.dtype
+
+
+class _Fp32FlashSegments(torch.autograd.Function):
+    """Causal attention per segment through the fp32 CPU flash kernel, on bf16 inputs, keeping bf16 for backward.
+
+    Autograd through upcast inputs keeps fp32 copies of queries, keys, values and the output (6 KB per
+    token and layer on SmolLM2); this keeps the bf16 inputs, the bf16 output it returns (the output
+    projection's input, kept there anyway) and the log-sum-exp, and casts up again in backward. The
+    forward is the fp32 kernel's rounded to bf16 bit for bit; backward reads the bf16-rounded output."""
+
+    @staticmethod
+    def forward(ctx, query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, cuts: list[int],
+                scale: float | None) -> torch.Tensor:
+        batch, heads, tokens, dim = query.shape
+        output = query.new_empty(batch, tokens, heads, dim)  # the layout the attention interface returns
+        logsumexp = query.new_empty(batch, heads, tokens, dtype=torch.float32)
+        for a, b in zip(cuts[:-1], cuts[1:]):
+            out, lse = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu(
+                query[:, :, a:b].float(), key[:, :, a:b].float(), value[:, :, a:b].float(), 0.0, True, scale=scale)
+            output[:, a:b] = out.transpose(1, 2)
+            logsumexp[:, :, a:b] = lse
+        ctx.save_for_backward(query, key, value, output, logsumexp)
+        ctx.cuts, ctx.scale = cuts, scale
+        return output
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        query, key, value, output, logsumexp = ctx.saved_tensors
+        grads = [torch.empty_like(t) for t in (query, key, value)]
+        for a, b in zip(ctx.cuts[:-1], ctx.cuts[1:]):
+            parts = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward(
+                grad[:, a:b].transpose(1, 2).float(), query[:, :, a:b].float(), key[:, :, a:b].float(),
+                value[:, :, a:b].float(), output[:, a:b].transpose(1, 2).float(), logsumexp[:, :, a:b], 0.0, True,
+                scale=ctx.scale)
+            for full, part in zip(grads, parts):
+                full[:, :, a:b] = part
+        return *grads, None, None
 
 
 def _segments_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, cuts: list[int],
