@@ -14,7 +14,13 @@ from torch import nn
 from instruct.config import ConfigError
 from instruct.tune import load_config, train
 from instruct.tune.loss import linear_cross_entropy, linear_token_logps
-from instruct.tune.memory import activation_bytes, checkpointed_per_token, parse_size, plan_memory
+from instruct.tune.memory import (
+    MAX_MICRO_TOKENS,
+    activation_bytes,
+    checkpointed_per_token,
+    parse_size,
+    plan_memory,
+)
 from instruct.tune.plan import LR_DEFAULTS, MAX_STEP_TOKENS, TARGET_STEPS, plan_steps
 from instruct.tune.precision import cpu_bf16_units, training_dtype
 
@@ -185,12 +191,15 @@ def test_the_memory_plan_changes_with_the_budget(tiny_model):
         return plan_memory(budget=int(base + room), budget_source="test", resident=200 << 20, trainable=10**6,
                            per_token=per_token, fixed_activations=fixed, per_token_checkpointed=checkpointed,
                            longest=300, vocab=49152, loss_chunk=64,
-                           **{"micro_batch_tokens": None, "grad_checkpointing": None, **kwargs})
+                           **{"micro_batch_tokens": None, "grad_checkpointing": None, "max_micro_tokens": 4096,
+                              **kwargs})
 
     roomy = choose(1 << 30)
     tight = choose(SAFETY * per_token * 1500)
     tighter = choose(SAFETY * per_token * 400)  # the longest example (300 -> 512 tokens) no longer fits
     assert roomy.micro_batch_tokens == 4096 and not roomy.grad_checkpointing
+    on_cpu = choose(1 << 30, max_micro_tokens=MAX_MICRO_TOKENS["cpu"])  # a CPU's tokens/s is flat beyond it
+    assert on_cpu.micro_batch_tokens == 512 and on_cpu.estimate < roomy.estimate
     assert tight.micro_batch_tokens == 1280 and not tight.grad_checkpointing and tight.estimate <= tight.budget
     assert tighter.grad_checkpointing and tighter.micro_batch_tokens >= 512 and tighter.estimate <= tighter.budget
     with pytest.raises(ConfigError, match="train.memory_budget: .* too small"):

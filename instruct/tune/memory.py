@@ -30,7 +30,10 @@ WORKING_CAP = {"cpu": 1.5 * GB, "cuda": float("inf")}
 # gradients of a layer's activations while it runs, and the allocator keeps freed blocks
 SAFETY = 2.25
 MICRO_TOKENS_STEP = 256
-MAX_MICRO_TOKENS = 4096  # throughput is flat beyond this on CPU (bench/tune_bench.py); memory is not
+# the largest micro-batch the plan picks by itself: a GPU's throughput grows to a few thousand tokens; a CPU's
+# is flat from ~384 tokens on (the same tokens/s at 384, 512, 576 and 1,152 on SmolLM2, one or two threads:
+# bench/README.md) while memory grows with every token
+MAX_MICRO_TOKENS = {"cpu": 512, "cuda": 4096}
 PROBE_TOKENS = (128, 256)
 OPTIMIZER_BYTES = 4 + 8  # fp32 gradient + AdamW's two moments, per trainable parameter
 
@@ -125,8 +128,8 @@ def checkpointed_per_token(per_token: float, model: nn.Module, element_bytes: in
 
 def plan_memory(*, budget: int, budget_source: str, resident: int, trainable: int, per_token: float,
                 fixed_activations: int, per_token_checkpointed: float, longest: int, vocab: int, loss_chunk: int,
-                micro_batch_tokens: int | None, grad_checkpointing: bool | None) -> MemoryPlan:
-    """The largest micro-batch (<= MAX_MICRO_TOKENS, >= the longest example) that fits the budget, without
+                micro_batch_tokens: int | None, grad_checkpointing: bool | None, max_micro_tokens: int) -> MemoryPlan:
+    """The largest micro-batch (<= `max_micro_tokens`, >= the longest example) that fits the budget, without
     checkpointing if it can. A micro-batch or checkpointing set in the recipe is kept as given."""
     optimizer = trainable * OPTIMIZER_BYTES
     logits_chunk = loss_chunk * vocab * 4 * 3  # fp32 logits, their softmax gradient, the low-precision copy
@@ -137,7 +140,7 @@ def plan_memory(*, budget: int, budget_source: str, resident: int, trainable: in
 
     def largest(checkpointing: bool) -> int:
         room = (budget - fixed) / (SAFETY * (per_token_checkpointed if checkpointing else per_token) or 1)
-        return min(MAX_MICRO_TOKENS, int(room) // MICRO_TOKENS_STEP * MICRO_TOKENS_STEP)
+        return min(max_micro_tokens, int(room) // MICRO_TOKENS_STEP * MICRO_TOKENS_STEP)
 
     options = [grad_checkpointing] if grad_checkpointing is not None else [False, True]
     for checkpointing in options:

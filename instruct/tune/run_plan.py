@@ -22,6 +22,7 @@ from instruct.tune.config import TuneConfig
 from instruct.tune.data import TokenizedSet
 from instruct.tune.memory import (
     GB,
+    MAX_MICRO_TOKENS,
     OPTIMIZER_BYTES,
     activation_bytes,
     budget_for,
@@ -62,7 +63,8 @@ def plan_run(model: nn.Module, config: TuneConfig, train_set: TokenizedSet, devi
                            trainable=trainable, per_token=per_token, fixed_activations=fixed,
                            per_token_checkpointed=checkpointed_per_token(per_token, model, 4),
                            longest=int(train_set.lengths.max()), vocab=vocab, loss_chunk=settings.loss_chunk_tokens,
-                           micro_batch_tokens=micro, grad_checkpointing=checkpointing)
+                           micro_batch_tokens=micro, grad_checkpointing=checkpointing,
+                           max_micro_tokens=MAX_MICRO_TOKENS.get(device.type, MAX_MICRO_TOKENS["cpu"]))
 
     memory = memory_for(settings.micro_batch_tokens, settings.grad_checkpointing)
     steps, batches = plan_steps(train_set.lengths, memory_micro_tokens=memory.micro_batch_tokens, pack=config.packing,
