@@ -36,16 +36,16 @@ def packed_sdpa_forward(module: torch.nn.Module, query: torch.Tensor, key: torch
         return sdpa_attention_forward(module, query, key, value, attention_mask, dropout=dropout, scaling=scaling,
                                       **kwargs)
     gqa = key.shape[1] != query.shape[1]
+    cuts = bounds.tolist()  # once per layer call: on a GPU each tolist() waits for the device
     prefixes = kwargs.get("segment_prefix")
     options = {"dropout_p": dropout if module.training else 0.0, "scale": scaling, "enable_gqa": gqa}
     kernel = kernel_dtype(query)
     if kernel != query.dtype and prefixes is None and not options["dropout_p"]:
         with torch.autocast(query.device.type, enabled=False):
-            return _Fp32FlashSegments.apply(query, key, value, bounds.tolist(), scaling), None
-    prefixes = prefixes.tolist() if prefixes is not None else [(a, 0) for a in bounds.tolist()[:-1]]
+            return _Fp32FlashSegments.apply(query, key, value, cuts, scaling), None
+    prefixes = prefixes.tolist() if prefixes is not None else [(a, 0) for a in cuts[:-1]]
     with torch.autocast(query.device.type, enabled=False):  # autocast would cast SDPA's inputs back to bf16
-        output = _segments_attention(query.to(kernel), key.to(kernel), value.to(kernel), bounds.tolist(), prefixes,
-                                     options)
+        output = _segments_attention(query.to(kernel), key.to(kernel), value.to(kernel), cuts, prefixes, options)
     return output.to(query.dtype).transpose(1, 2).contiguous(), None
 
 
