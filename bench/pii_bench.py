@@ -833,7 +833,8 @@ def real_main(args: argparse.Namespace) -> None:
     active = detectors("phonenumbers", [*DEFAULT_TYPES, *(["NAME"] if names else [])])
     spans, seconds = run_detectors(texts, active)
     result = score(spans, labels, types)
-    print(f"real-world set: {len(texts)} stdlib docstrings, {megabytes:.2f} MB\n")
+    print(f"real-world set: {len(texts)} stdlib docstrings, {megabytes:.2f} MB (NAME here without the LM judge; "
+          "the NAME table below has both)\n")
     print("| type | subtype | n | recall |\n|---|---|---|---|")
     found, total = Counter(), Counter()
     for doc_spans, doc_labels in zip(spans, labels):
@@ -866,7 +867,9 @@ def own_line(text: str, label: Label) -> str:
 
 def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: float, misses: list[str]) -> None:
     """NAME detectors side by side: each spaCy model alone, cue patterns alone, cues + each model
-    (and the word lists, where installed), cues + both models."""
+    (and the word lists, where installed), cues + both models, cues + sm + the LM judge (the `pii`
+    step's default); then the speed of the last and of cues + sm on the carrier text alone."""
+    from instruct.pii.name_judge import THRESHOLD
     from instruct.pii.names import ENSEMBLES, MODELS, NameDetector, load_ner
 
     class SpacyOnly(NameDetector):
@@ -885,6 +888,8 @@ def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: floa
     candidates += [(f"cues + {MODELS[m][0]} (name_model: {m})", NameDetector(name_model=m)) for m in models]
     candidates += [(f"cues + {' + '.join(MODELS[m][0] for m in both)} (name_model: {name})", NameDetector(name_model=name))
                    for name, both in ENSEMBLES.items() if set(both) <= set(models)]
+    judged = ("cues + en_core_web_sm + LM judge (name_judge: lm, the step's default)", NameDetector(judge=THRESHOLD))
+    candidates += [judged]
     decoy_classes = [*DECOY_CLASSES, *(d for d in DEBIAN if debian_lines()[d]), *SET_7_DECOYS]
     print("\n| NAME detector | recall: " + " / ".join(NAME_TEMPLATE_SETS) + " | precision | decoys altered: "
           + " / ".join(decoy_classes) + " | MB/s |\n|---|---|---|---|---|")
@@ -915,6 +920,12 @@ def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: floa
                 if by_form[subtype, form, True] + by_form[subtype, form, False]))
         for context in missed:
             print(f"    missed {context}")
+    prose = [doc for _, doc in stdlib_docstrings(limit=len(texts))]  # the carriers alone: text as it comes
+    prose_mb = sum(len(doc.encode()) for doc in prose) / 1e6
+    for label, detector in (c for c in candidates if c[1] in (NameDetector(), judged[1])):  # the default and the judge
+        _, seconds = run_detectors(prose, [detector])
+        print(f"{label} on the carrier docstrings alone ({prose_mb:.2f} MB, no inserted values): "
+              f"{prose_mb / seconds:.3f} MB/s per core")
 
 
 def main() -> None:

@@ -446,11 +446,12 @@ def _address(text: str, match: re.Match) -> tuple[int, int] | None:
 # --- assembly -------------------------------------------------------------------------------------
 
 def detectors(phone_validator: str = "phonenumbers", types: tuple[str, ...] | list[str] = DEFAULT_TYPES,
-              name_model: str = "spacy") -> list:
-    """The detectors of the wanted types, in TYPES priority order (`name_model`: spacy, spacy-md, spacy-sm+md or cues)."""
+              name_model: str = "spacy", name_judge: float | None = None) -> list:
+    """The detectors of the wanted types, in TYPES priority order (`name_model`: spacy, spacy-md, spacy-sm+md or
+    cues; `name_judge`: the LM judge's threshold for names, None for none)."""
     phone = _phone_metadata if phone_validator == "phonenumbers" else _phone_pattern
     wanted = []
-    for detector in _all_detectors(phone, types, name_model):
+    for detector in _all_detectors(phone, types, name_model, name_judge):
         if isinstance(detector, ClusterDetectors):
             members = tuple(d for d in detector.members if d.type in types)
             if members:
@@ -460,7 +461,8 @@ def detectors(phone_validator: str = "phonenumbers", types: tuple[str, ...] | li
     return wanted
 
 
-def _all_detectors(phone: Validator, types: tuple[str, ...] | list[str] = TYPES, name_model: str = "spacy") -> list:
+def _all_detectors(phone: Validator, types: tuple[str, ...] | list[str] = TYPES, name_model: str = "spacy",
+                   name_judge: float | None = None) -> list:
     return [
         Detector("SECRET", PRIVATE_KEY, gate=_contains("PRIVATE KEY-----")),
         *(Detector("SECRET", pattern) for pattern in SECRET_TOKENS),
@@ -476,14 +478,15 @@ def _all_detectors(phone: Validator, types: tuple[str, ...] | list[str] = TYPES,
         SeededDetector("IP_ADDRESS", IPV6, _ipv6, seed=IPV6_SEED, back=HEX_OR_COLON, reach=40),
         Detector("ADDRESS", ADDRESS, _address),
         Detector("ADDRESS", PO_BOX),
-        *([_name_detector(name_model)] if "NAME" in types else []),
+        *([_name_detector(name_model, name_judge)] if "NAME" in types else []),
     ]
 
 
-def _name_detector(name_model: str) -> Any:
+def _name_detector(name_model: str, judge: float | None) -> Any:
     from instruct.pii.names import NameDetector
 
-    return NameDetector(model=name_model != "cues", name_model="spacy" if name_model == "cues" else name_model)
+    cues = name_model == "cues"
+    return NameDetector(model=not cues, name_model="spacy" if cues else name_model, judge=judge)
 
 
 def find_pii(text: str, active: list) -> list[Span]:

@@ -8,7 +8,10 @@ fires on product names ("Autodesk Maya"). Code identifiers never have a name's s
 extra's word lists (name_lexicon) also names the model misses (a given name first, words English
 does not know, a family name first, capitals: name_forms), and no brand + noun ("Xcode Cloud"), no
 place ("near X", the model's place labels) and no words English uses as places, organisations or
-ordinary words (its Brown clusters).
+ordinary words (its Brown clusters). With the LM judge on (`judge`, name_judge), the embedded model
+reads each found name without a cue in its line and vetoes what it takes for a product or a place;
+since it catches what the vetoes are for, runs with a given name or a rare word are then proposed
+whatever their context.
 """
 from __future__ import annotations
 
@@ -33,6 +36,7 @@ from instruct.pii.name_context import (  # common_words: importable from here as
     trim,
 )
 from instruct.pii.name_forms import citation_names, family_comma_given, upper_case_names, upper_family_names
+from instruct.pii.name_judge import person_scores, window
 from instruct.pii.name_lexicon import (
     available,
     common_given_name,
@@ -137,6 +141,19 @@ def lexicon_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[
                 break
 
 
+def open_names(readings: list[list[tuple[int, int]]], text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of the first reading of each run of two or more words of which one is a given
+    name or a word English hardly knows, whatever the context ("Hope Balogun", "Ishani Dar"),
+    unless English uses its first word as a place, an organisation or an ordinary word ("Kia
+    Sorento"): the rules' other vetoes also cost names, so with the judge on, it decides these."""
+    for run in readings:
+        for start, end in run:
+            words = [word.rstrip(",") for word in text[start:end].split()]
+            if len(words) >= 2 and any(name_word_before(word) for word in words) and not used_as_no_name(words):
+                yield start, end
+                break
+
+
 def placed(text: str, span: tuple[int, int], places: list[tuple[int, int]]) -> bool:
     """The model calls the words a place (or two) and none is a known given name ("Nowa Ruda",
     "Nairobi, Kenya"; not "Jan Ooms" or "Vodopivec, Polona", which the model also calls places)."""
@@ -203,22 +220,43 @@ class NameDetector:
     type: str = "NAME"
     model: bool = True
     name_model: str = "spacy"  # a key of MODELS or ENSEMBLES
+    judge: float | None = None  # the LM judge's threshold (name_judge.THRESHOLD); None: no judge
 
     def find(self, text: str) -> Iterator[Any]:
         """Each rule's names, overlapping ones joined ("Liliana H." and "NISTOR Liliana H." make one
         name, not a part of it), each starting where `name_start` says.
         Words the model calls a place are no name by the word lists (`placed`)."""
         readings = list(runs(text))
-        found = list(cue_names(text, readings))
+        found, forms = list(cue_names(text, readings)), []
         if self.model:
             entities = self.entities(text)
             places = [(start, end) for start, end, label in entities if label in PLACE_LABELS]
-            listed = chain(lexicon_names(text, readings), citation_names(text), upper_family_names(text),
-                           family_comma_given(text), upper_case_names(text))
-            found += (span for span in (listed if available() else ()) if not placed(text, span, places))
+            if available():
+                forms = list(chain(citation_names(text), upper_family_names(text), family_comma_given(text),
+                                   upper_case_names(text)))
+                found += (span for span in chain(lexicon_names(text, readings), forms) if not placed(text, span, places))
             found += ((span.start, span.end) for span in self.model_names(text, readings, entities))
-        for start, end in joined(found):
-            yield Span(name_start(text, readings, start, end), end, self.type)
+        ruled = list(joined(found))
+        if self.judge is not None and self.model and available():  # names no rule found: "Yesterday Anna
+            found += (span for span in open_names(readings, text)  # Schmidt" stays "Anna Schmidt"
+                      if not any(s < span[1] and span[0] < e for s, e in ruled))
+        spans = [Span(name_start(text, readings, start, end), end, self.type) for start, end in joined(found)]
+        if self.judge is None:
+            yield from spans
+            return
+        cued = [span for span in ruled if person_cue(text, *span)]
+        yield from self.judged(text, spans, [*cued, *forms], self.judge)
+
+    @staticmethod
+    def judged(text: str, spans: list[Span], vouched: list[tuple[int, int]], threshold: float) -> Iterator[Span]:
+        """The spans the LM reads as a person's name (score >= threshold), but for those the text
+        vouches for: a name the rules found after a cue ("Dear", "by", a title; "by Eclipse Paho",
+        which only `open_names` proposed, is asked), or in a name form ("Vodopivec, Polona",
+        "TANAKA Kenji"), which the LM reads badly out of order."""
+        asked = [span for span in spans if not any(s < span.end and span.start < e for s, e in vouched)]
+        items = [(line_around(text, span.start, span.end), text[span.start:span.end]) for span in asked]
+        scores = dict(zip(asked, person_scores(items)))
+        yield from (span for span in spans if scores.get(span, threshold) >= threshold)
 
     def entities(self, text: str) -> list[tuple[int, int, str]]:
         """(start, end, label) of each entity the model(s) find, read window by window."""
@@ -243,6 +281,13 @@ class NameDetector:
             start, end = widen(readings, start, start + len(value))
             if looks_like_name(text, start, text[start:end]):
                 yield Span(start, end, self.type)
+
+
+def line_around(text: str, start: int, end: int) -> str:
+    """The line that holds [start, end), as much of it as the judge reads."""
+    first = text.rfind("\n", 0, start) + 1
+    last = text.find("\n", end)
+    return window(text[first:last if last >= 0 else len(text)], start - first, end - first)
 
 
 def sentence_windows(text: str) -> Iterator[tuple[int, str]]:
