@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from instruct.pii import names
-from instruct.pii.name_judge import THRESHOLD, person_scores
+from instruct.pii.name_judge import CONTEXT_CHARS, THRESHOLD, person_scores, window
 from instruct.pii.step import PiiScrub
 
 pytest.importorskip("spacy", reason="the NAME type's model needs the `ner` extra")
@@ -67,3 +67,13 @@ def test_cues_alone_load_no_model(monkeypatch):
 
     monkeypatch.setattr("instruct.pii.step.load_judge", refuse)
     assert PiiScrub(types=["NAME"], name_model="cues").scrub("Dear Noah Costa,")[0] == "Dear <NAME>,"
+
+
+def test_the_judge_reads_a_window_of_a_long_line_cut_at_spaces():
+    cells = " | ".join(f"cell {index}" for index in range(200))
+    line = f"{cells} | Ingrid Solvang | {cells}"
+    start = line.index("Ingrid")
+    piece = window(line, start, start + len("Ingrid Solvang"))
+    assert "Ingrid Solvang" in piece and len(piece) <= 2 * CONTEXT_CHARS + len("Ingrid Solvang") + 2
+    assert not piece.startswith(" ") and line.find(piece) >= 0
+    assert window("Ask Ingrid Solvang.", 4, 18) == "Ask Ingrid Solvang."
