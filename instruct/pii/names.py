@@ -141,7 +141,7 @@ def lexicon_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[
                 break
 
 
-def open_names(readings: list[list[tuple[int, int]]], text: str) -> Iterator[tuple[int, int]]:
+def open_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[tuple[int, int]]:
     """(start, end) of the first reading of each run of two or more words of which one is a given
     name or a word English hardly knows, whatever the context ("Hope Balogun", "Ishani Dar"),
     unless English uses its first word as a place, an organisation or an ordinary word ("Kia
@@ -215,7 +215,7 @@ def widen(readings: list[list[tuple[int, int]]], start: int, end: int) -> tuple[
 class NameDetector:
     """Detector protocol (`type`, `find`): cue-marked names, names the word lists mark, then spaCy
     PERSON entities that pass `looks_like_name` (`model=False`: cues only, no extra needed, lower
-    recall)."""
+    recall); with `judge`, what the LM does not read as a person's is dropped (`judged`)."""
 
     type: str = "NAME"
     model: bool = True
@@ -234,11 +234,13 @@ class NameDetector:
             if available():
                 forms = list(chain(citation_names(text), upper_family_names(text), family_comma_given(text),
                                    upper_case_names(text)))
-                found += (span for span in chain(lexicon_names(text, readings), forms) if not placed(text, span, places))
+                listed = chain(lexicon_names(text, readings), forms)
+                found += (span for span in listed if not placed(text, span, places))
             found += ((span.start, span.end) for span in self.model_names(text, readings, entities))
         ruled = list(joined(found))
-        if self.judge is not None and self.model and available():  # names no rule found: "Yesterday Anna
-            found += (span for span in open_names(readings, text)  # Schmidt" stays "Anna Schmidt"
+        if self.judge is not None and self.model and available():
+            # only names no rule found: "Yesterday Anna Schmidt" stays the rules' "Anna Schmidt"
+            found += (span for span in open_names(text, readings)
                       if not any(s < span[1] and span[0] < e for s, e in ruled))
         spans = [Span(name_start(text, readings, start, end), end, self.type) for start, end in joined(found)]
         if self.judge is None:
@@ -249,7 +251,7 @@ class NameDetector:
 
     @staticmethod
     def judged(text: str, spans: list[Span], vouched: list[tuple[int, int]], threshold: float) -> Iterator[Span]:
-        """The spans the LM reads as a person's name (score >= threshold), but for those the text
+        """The spans the LM reads as a person's name (score >= threshold), and unasked those the text
         vouches for: a name the rules found after a cue ("Dear", "by", a title; "by Eclipse Paho",
         which only `open_names` proposed, is asked), or in a name form ("Vodopivec, Polona",
         "TANAKA Kenji"), which the LM reads badly out of order."""

@@ -38,7 +38,7 @@ class PiiScrub(TextTransform):
             if unknown:
                 raise ConfigError(f"{self.name}.{key}: unknown type(s) {', '.join(unknown)}; known: {', '.join(TYPES)}")
         self.placeholders = {**PLACEHOLDERS, **self.config.placeholders}
-        uses_judge = self.config.name_judge == "lm" and self.config.name_model != "cues"  # cues: no model's names to judge
+        uses_judge = self.config.name_judge == "lm" and self.config.name_model != "cues"  # cues: no model finds
         judge = self.config.name_judge_threshold if uses_judge else None
         self.active = detectors(self.config.phone_validator, self.config.types, self.config.name_model, judge)
         if "NAME" in self.config.types and self.config.name_model != "cues":
