@@ -237,17 +237,20 @@ class NameDetector:
                 listed = chain(lexicon_names(text, readings), forms)
                 found += (span for span in listed if not placed(text, span, places))
             found += ((span.start, span.end) for span in self.model_names(text, readings, entities))
+        if self.judge is None:
+            yield from self.named(text, readings, found)
+            return
         ruled = list(joined(found))
-        if self.judge is not None and self.model and available():
+        if self.model and available():
             # only names no rule found: "Yesterday Anna Schmidt" stays the rules' "Anna Schmidt"
             found += (span for span in open_names(text, readings)
                       if not any(s < span[1] and span[0] < e for s, e in ruled))
-        spans = [Span(name_start(text, readings, start, end), end, self.type) for start, end in joined(found)]
-        if self.judge is None:
-            yield from spans
-            return
         cued = [span for span in ruled if person_cue(text, *span)]
-        yield from self.judged(text, spans, [*cued, *forms], self.judge)
+        yield from self.judged(text, self.named(text, readings, found), [*cued, *forms], self.judge)
+
+    def named(self, text: str, readings: list[list[tuple[int, int]]], found: list[tuple[int, int]]) -> list[Span]:
+        """The found spans joined, each starting where `name_start` says."""
+        return [Span(name_start(text, readings, start, end), end, self.type) for start, end in joined(found)]
 
     @staticmethod
     def judged(text: str, spans: list[Span], vouched: list[tuple[int, int]], threshold: float) -> Iterator[Span]:
