@@ -17,17 +17,21 @@ detectors were written against: IBANs of every country of the registry (random a
 ISO 7064 check digits; compact and grouped), NANP numbers with any area/exchange code the NANP
 plan allows (assigned or not) in every common notation, AWS secret keys next to a cue word and
 high-entropy values assigned to key/secret/token/password names in Python, YAML, JSON, shell and
-.env lines, public and private IPv4, and person names in seven template sets: (1) the ones the name
+.env lines, public and private IPv4, and person names in eight template sets: (1) the ones the name
 cues were written against, (2, 3) written after them, (4) letters, tickets, commit messages,
 bylines, cc lines and code, (5) written with (4), held out for one round, since used to develop,
 (6) chat logs, CSV rows, legal text, datelines, citations, "FAMILY Given", quotes, signatures,
 dialogue: held out for one round, a development set since round 4, (7) e-mail headers, minutes,
 upper-case bylines, review sign-offs "Given F.", forum posts, acknowledgements, envelopes, medical
-and HR notes, semicolon lists, "Family, Given": held out, measured and never looked at for misses
-(names in 4-7 from Faker's Latin-script locales: diacritics, particles, initials, hyphens; set 7
-half from 14 locales no other set uses). Decoys: product names (five lists; products 6 a
-development set since round 4, products 7 of software, hardware, companies and projects held out),
-place names of the time zone database (held out), Debian description pairs and code identifiers.
+and HR notes, semicolon lists, "Family, Given": held out for rounds 4-5, a development set since
+round 6, (8) commit trailers, Debian control fields, copyright lines, LaTeX/BibTeX, log lines,
+cheques, leases, credits, auctions, race results, patents, hotel mail, HTML meta: held out,
+measured and never looked at for misses (names in 4-8 from Faker's locales: diacritics, particles,
+initials, hyphens; set 7 half from 14 locales no other set uses, set 8 half from 11 more, Cyrillic,
+Greek, Armenian and Georgian ones romanised). Decoys: product names (six lists; products 6 and 7
+development sets, products 8 of software, goods, companies and projects held out), place names
+(time zone database: development; Faker's towns of four countries: development; of eleven more:
+held out), Debian description pairs and code identifiers.
 NAME needs the `ner` extra (spaCy) and Faker (`bench` extra); the NAME detectors are compared side
 by side (each installed spaCy model alone, cue patterns alone, cues + each model).
 """
@@ -42,8 +46,9 @@ import time
 import unicodedata
 import zlib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 from instruct.corpus import stdlib_docstrings
@@ -514,14 +519,38 @@ NAME_HELD_OUT_7_TEMPLATES = ["From: {v} <office@example.net>\nSubject: Re: the v
                              "Name of applicant: {v}", "Attn: {v}, Accounts Payable",
                              "This week's volunteer spotlight: {v}!", "thx {v} merged, will tag tonight",
                              "Surname, given name: {lf}", "Nominated for the prize: {v} (Lisbon)"]
+# written on 2026-12-02 before any detector change of round 6, in styles none of sets 1-7 has: commit
+# trailers, Debian control fields, copyright lines, LaTeX and BibTeX, log lines, cheques, leases, ride
+# hailing, translators' notes, credits, aviation, auctions, race results, checklists, patents, hotel
+# mail, bibliographies, HTML meta; names half from 11 locales no other set draws from (Cyrillic, Greek,
+# Armenian and Georgian names romanised by the tables below, Taiwanese romanised names, Liechtenstein,
+# Luxembourg and Spain). Measured only, never looked at for misses.
+NAME_HELD_OUT_8_TEMPLATES = ["Signed-off-by: {v} <maint@example.org>", "Maintainer: {v} <pkg@example.org>\nSection: utils",
+                             "Copyright (c) 2018-2024 {v}", "\\author{{v}}\n\\date{\\today}",
+                             "@article{key2020,\n  author = {{lf} and Chen, Wei},",
+                             "2024-05-01 12:00:03 INFO session opened for user '{v}'",
+                             "Emergency contact: {v} (sister)", "Pay to the order of {up}",
+                             "Tenant {v} gave notice on 1 June.", "Your driver {v} is arriving in a grey Skoda.",
+                             "Translator's note ({short}): the pun does not survive.",
+                             "Credits\nMusic: {v}\nEditing: the studio", "Captain {v} radioed the tower at 06:12.",
+                             "Lot 14, consigned by {v}, sold for 2,400 EUR.", "Results: 1. {v} 2:14:03, 2. a club runner",
+                             "- [ ] ask {v} for the signed NDA", "Inventor: {v}; Assignee: Northwind Ltd.",
+                             "{rev} (Team Lead) - out sick today", "Winner of the spelling bee: {v}, aged 11.",
+                             "I'm {v}, a nurse from Cork, and I have a question about shifts.",
+                             "Thank you for staying with us, {v}! Your room is 412.", "Case officer: {lf}",
+                             "Bibliography\n{cite} (2003). Notes on fungi. Oxford.",
+                             '<meta name="author" content="{v}">']
 NAME_TEMPLATE_SETS = {"1_written_before_cues": NAME_TEMPLATES, "2_held_out": NAME_HELDOUT_TEMPLATES,
                       "3_held_out_round_2": NAME_HELDOUT_2_TEMPLATES, "4_styles_faker": NAME_STYLE_TEMPLATES,
                       "5_final_faker_dev": NAME_FINAL_TEMPLATES, "6_dev": NAME_HELD_OUT_6_TEMPLATES,
-                      "7_held_out": NAME_HELD_OUT_7_TEMPLATES}
-FAKER_SETS = ("4_styles_faker", "5_final_faker_dev", "6_dev", "7_held_out")  # others: GIVEN x FAMILY
-HELD_OUT = ("7_held_out", "product_name_7", "place_7", "debian_held_out")  # set 6, products 6: dev since round 4
+                      "7_dev": NAME_HELD_OUT_7_TEMPLATES, "8_held_out": NAME_HELD_OUT_8_TEMPLATES}
+FAKER_SETS = ("4_styles_faker", "5_final_faker_dev", "6_dev", "7_dev", "8_held_out")  # others: GIVEN x FAMILY
+# set 7, products 7 and place_7 were held out for rounds 4 and 5 and scored many times: development sets
+# since round 6, when set 8 took their place
+HELD_OUT = ("8_held_out", "product_name_8", "place_8", "debian_held_out")
 # each later set its own random stream, so that adding one leaves the values of the earlier ones as they were
-STREAMS = {"6_dev": 6, "product_name_6": 6, "7_held_out": 8, "product_name_7": 8, "place_7": 8, "place_dev": 9}
+STREAMS = {"6_dev": 6, "product_name_6": 6, "7_dev": 8, "product_name_7": 8, "place_7": 8, "place_dev": 9,
+           "8_held_out": 10, "product_name_8": 10, "place_8": 10}
 DEBIAN = ("debian_dev", "debian_held_out")
 # Latin-script Faker locales (romanized names for Japanese and Chinese); names of every origin
 FAKER_LOCALES = ["en_US", "en_GB", "en_IE", "en_IN", "en_NG", "en_AU", "nl_NL", "nl_BE", "de_DE", "de_AT", "fr_FR",
@@ -532,6 +561,24 @@ FAKER_LOCALES = ["en_US", "en_GB", "en_IE", "en_IN", "en_NG", "en_AU", "nl_NL", 
 # Latin-script locales no set before 7 draws from (set 7 takes half its names from these)
 FAKER_LOCALES_7 = ["en_KE", "en_NZ", "en_PK", "en_TH", "es_CL", "es_CO", "es_CA", "de_CH", "fr_BE", "fr_CH", "fr_DZ",
                    "is_IS", "lv_LV", "sl_SI"]
+# locales no set before 8 draws from (set 8 takes half its names from these); the non-Latin ones romanised
+FAKER_LOCALES_8 = ["ru_RU", "uk_UA", "bg_BG", "mk_MK", "el_GR", "hy_AM", "ka_GE", "zh_TW", "de_LI", "de_LU", "es"]
+FRESH_LOCALES = {"7_dev": FAKER_LOCALES_7, "8_held_out": FAKER_LOCALES_8}
+# romanisation as passports and newspapers print it: Cyrillic after BGN/PCGN (Ukrainian and Bulgarian
+# letters after their national systems), Greek after ELOT 743, Armenian after BGN/PCGN, Georgian after
+# the national system of 2002; digraphs first
+ROMAN_DIGRAPHS = {"ου": "ou", "ού": "ou", "ու": "u", "և": "ev"}
+ROMAN = dict(zip("абвгдеёжзийклмнопрстуфхцчшщъыьэюяіїєґјљњџѓќѕ",
+                 "a b v g d e yo zh z i y k l m n o p r s t u f kh ts ch sh shch - y - e yu ya i yi ye g j lj nj dzh gj "
+                 "kj dz".split()))
+ROMAN.update({"ъ": "", "ь": ""})
+ROMAN_LOCALE = {"uk_UA": {"г": "h", "и": "y", "х": "kh"}, "bg_BG": {"щ": "sht", "ъ": "a"}}
+ROMAN.update(zip("αβγδεζηθικλμνξοπρσςτυφχψωάέήίόύώϊΐϋΰ",
+                 "a v g d e z i th i k l m n x o p r s s t y f ch ps o a e i i o y o i i y y".split()))
+ROMAN.update(zip("աբգդեզէըթժիլխծկհձղճմյնշոչպջռսվտրցփքօֆ",
+                 "a b g d e z e y t zh i l kh ts k h dz gh ch m y n sh o ch p j r s v t r ts p k o f".split()))
+ROMAN.update(zip("აბგდევზთიკლმნოპჟრსტუფქღყშჩცძწჭხჯჰ",
+                 "a b g d e v z t i k l m n o p zh r s t u p k gh q sh ch ts dz ts ch kh j h".split()))
 PRODUCT_DECOYS = ["Visual Studio Code", "Google Chrome", "Microsoft Excel", "Apache Kafka", "Django REST Framework",
                   "Amazon Web Services", "Red Hat Enterprise Linux", "GitHub Actions", "Jupyter Notebook",
                   "Adobe Photoshop", "Mozilla Firefox", "Oracle Database", "Windows Server", "Apple Music"]
@@ -599,8 +646,48 @@ PLACE_DEV_LOCALES = ("de_DE", "it_IT", "pl_PL", "nl_NL")
 PLACE_DEV_TEMPLATES = ["The train to {v} leaves at nine.", "He moved to {v} in 2015.",
                        "Population of {v}: about 20,000.", "Hotels near {v} are booked out.",
                        "{v} is twinned with a town in Wales."]
-SET_7_DECOYS = ("place_dev", "product_name_7", "place_7")  # decoy classes picked apart from DECOY_CLASSES' lists
+# fresh products, companies and projects for the held-out set 8 (a few whose first word is a given name:
+# "Ada Health", "Hugo Extended"), and towns of eleven countries no earlier list draws from (`place_8`),
+# written on 2026-12-02 before round 6's detector changes
+PRODUCTS_8 = {
+    "software": (["Clip Studio Paint", "Paint Shop Pro", "Affinity Designer", "Capture One", "Balsamiq Wireframes",
+                  "Obsidian Sync", "Joplin Cloud", "Proton Mail", "Vivaldi Mail", "Thunder Client", "Sequel Ace",
+                  "Navicat Premium", "Zotero Connector", "Mendeley Desktop", "Scrivener Gold", "Anki Flashcards",
+                  "Headspace Plus", "Strava Summit", "Komoot Premium", "Siri Shortcuts", "Alexa Guard"],
+                 ["Anyone know if {v} exports to PDF?", "{v} froze during the demo.",
+                  "Our students get {v} for free.", "I uninstalled {v} after the last update.",
+                  "The {v} plugin broke the toolbar."]),
+    "goods": (["Nissan Leaf", "Hyundai Ioniq", "Skoda Octavia", "Mazda Miata", "Jeep Wrangler", "Volkswagen Passat",
+               "Renault Clio", "Peugeot Partner", "Vespa Primavera", "Ducati Monster", "Miele Triflex",
+               "Nespresso Vertuo", "Instant Pot", "Vitamix Ascent", "Roomba Combo", "Xiaomi Redmi", "OnePlus Nord",
+               "Huawei Mate", "Fairphone Gen", "Sony Alpha", "Panasonic Lumix", "GoPro Hero", "DJI Mavic"],
+              ["The {v} needs a service every 15,000 km.", "We returned the {v} within the trial period.",
+               "Spare parts for the {v} take weeks.", "My neighbour's {v} is louder than mine.",
+               "{v} owners report the same rattle."]),
+    "company": (["Deutsche Bahn", "Air Canada", "Banco Santander", "Credit Agricole", "Societe Generale",
+                 "Rolls Royce", "General Mills", "Texas Instruments", "Western Digital", "Seagate Technology",
+                 "Nokia Networks", "Hitachi Energy", "Accenture Song", "Capgemini Invent", "Sanofi Pasteur",
+                 "Novo Nordisk", "Air Liquide", "Thales Alenia", "Airbus Helicopters", "Kongsberg Maritime",
+                 "Vestas Wind", "Pirelli Tyres", "Lufthansa Cargo", "Ada Health", "Oscar Health", "Julia Computing"],
+                ["{v} opened a plant near the border.", "Analysts downgraded {v} after the call.",
+                 "The strike at {v} entered its third week.", "{v} is hiring graduates for its Lyon site.",
+                 "Regulators fined {v} for late disclosures."]),
+    "project": (["Apache Flink", "Apache Superset", "Eclipse Jetty", "Spring Boot", "Hugo Extended", "Sphinx Gallery",
+                 "Celery Beat", "Flutter Web", "Ionic Framework", "Electron Forge", "Astro Starlight", "Nuxt Content",
+                 "Deno Deploy", "Tauri Apps", "Bevy Engine", "Neovim Nightly", "Emacs Prelude", "Home Assistant",
+                 "Syncthing Tray", "Jenkins Pipeline"],
+                ["{v} dropped support for Python 3.8.", "The {v} docs explain the migration.",
+                 "A regression in {v} broke our CI.", "We pinned {v} to the previous minor release.",
+                 "{v} has a new maintainer team."]),
+}
+PLACE_8_LOCALES = ("pt_PT", "cs_CZ", "sk_SK", "ro_RO", "de_AT", "hr_HR", "sl_SI", "id_ID", "en_IN", "da_DK", "nl_BE")
+PLACE_8_TEMPLATES = ["Road works between {v} and the motorway until May.", "The choir from {v} won the final.",
+                     "Rents in {v} rose by a third.", "Our courier depot near {v} reopens on Monday.",
+                     "Born in {v}, she studied in Vienna."]
+SET_7_DECOYS = ("place_dev", "product_name_7", "place_7", "product_name_8", "place_8")  # picked apart from DECOY_CLASSES
 PLACE_NAME = re.compile(r"[A-Z][a-z]+(?: (?:[a-z]+ )?[A-Z][a-z]+)+")
+# the same in any Latin letters ("Bakov nad Jizerou", "Alcácer do Sal", "Banská Bystrica")
+LATIN_PLACE_NAME = re.compile(r"[A-ZÀ-Þ][a-zß-ÿ\u0100-\u017f]+(?: (?:[a-z]+ )?[A-ZÀ-Þ\u0100-\u017f][a-zß-ÿ\u0100-\u017f]+)+")
 
 
 @lru_cache(maxsize=1)
@@ -621,6 +708,13 @@ def dev_places() -> list[list[str]]:
     lists = [faker_for(locale).provider(address).cities for locale in PLACE_DEV_LOCALES]
     lists.append(faker_for("en_US").provider(address).countries)
     return [sorted({name for name in names if PLACE_NAME.fullmatch(name)}) for names in lists]
+
+
+@lru_cache(maxsize=1)
+def places_8() -> list[list[str]]:
+    """Town names of two or more words from Faker's lists for the PLACE_8_LOCALES, one list per country."""
+    lists = [faker_for(locale).provider("faker.providers.address").cities for locale in PLACE_8_LOCALES]
+    return [sorted({name for name in names if LATIN_PLACE_NAME.fullmatch(name)}) for names in lists]
 
 
 IDENTIFIER_DECOYS = ["get_user_name", "UserName", "parse_full_name()", "self.first_name", "JohnDoeFactory",
@@ -670,9 +764,12 @@ def decoy_pick(rng: random.Random, decoy_class: str) -> tuple[str, str]:
         line = rng.choice(debian_lines()[decoy_class])
         match = CAPITALISED_PAIR.search(line)
         return match.group(), line[:match.start()] + "{v}" + line[match.end():]
-    if decoy_class == "product_name_7":
-        values, templates = PRODUCTS_7[rng.choice(sorted(PRODUCTS_7))]
+    if decoy_class in ("product_name_7", "product_name_8"):
+        products = PRODUCTS_7 if decoy_class == "product_name_7" else PRODUCTS_8
+        values, templates = products[rng.choice(sorted(products))]
         return rng.choice(values), rng.choice(templates)
+    if decoy_class == "place_8":
+        return rng.choice(rng.choice(places_8())), rng.choice(PLACE_8_TEMPLATES)
     if decoy_class == "place_7":
         return rng.choice(zone_places()), rng.choice(PLACE_7_TEMPLATES)
     if decoy_class == "place_dev":
@@ -735,17 +832,37 @@ def latin(text: str) -> bool:
     return all(c in " .'’-" or unicodedata.name(c, "").startswith("LATIN") for c in text)
 
 
-def faker_name(rng: random.Random, fresh_locales: bool = False) -> tuple[str, str]:
-    """(given, family) of a person from one of Faker's locales (`fresh_locales`: half of the time from
-    FAKER_LOCALES_7), in the shapes people write: plain, a middle initial, an initial for the given
-    name, a middle name, a double-barrelled family name."""
+def romanise(name: str, locale: str) -> str:
+    """A name in Cyrillic, Greek, Armenian or Georgian script as the Latin letters of ROMAN spell it,
+    each part capitalised ("Кинцурашвили" -> "Kintsurashvili"); Latin text unchanged."""
+    if latin(name):
+        return name
+    table, text = {**ROMAN, **ROMAN_LOCALE.get(locale, {})}, name.lower()
+    for digraph, latin_letters in ROMAN_DIGRAPHS.items():
+        text = text.replace(digraph, latin_letters)
+    text = "".join(table.get(c, c) for c in text)
+    return re.sub(r"[^\W\d_]+", lambda m: m.group().capitalize(), text)
+
+
+def name_parts(locale: str) -> tuple[Callable[[], str], Callable[[], str]]:
+    """Callables drawing a given and a family name of `locale` in Latin letters (Faker's romanised
+    names where it has them, title-cased as they are printed; other scripts through `romanise`)."""
+    fake = faker_for(locale)
+    romanized = hasattr(fake, "first_romanized_name")
+    given, family = (fake.first_romanized_name, fake.last_romanized_name) if romanized else (fake.first_name,
+                                                                                             fake.last_name)
+    spell = str.title if locale == "zh_TW" else partial(romanise, locale=locale)
+    return (lambda: spell(given())), (lambda: spell(family()))
+
+
+def faker_name(rng: random.Random, fresh: list[str] = ()) -> tuple[str, str]:
+    """(given, family) of a person from one of Faker's locales (half of the time from `fresh`, if given),
+    in the shapes people write: plain, a middle initial, an initial for the given name, a middle name, a
+    double-barrelled family name."""
     while True:
-        locale = rng.choice(FAKER_LOCALES_7 if fresh_locales and rng.random() < 0.5 else FAKER_LOCALES)
-        fake = faker_for(locale)
-        fake.seed_instance(rng.randrange(2 ** 32))
-        romanized = hasattr(fake, "first_romanized_name")
-        given_of = fake.first_romanized_name if romanized else fake.first_name
-        family_of = fake.last_romanized_name if romanized else fake.last_name
+        locale = rng.choice(fresh if fresh and rng.random() < 0.5 else FAKER_LOCALES)
+        faker_for(locale).seed_instance(rng.randrange(2 ** 32))
+        given_of, family_of = name_parts(locale)
         given, family, shape = given_of(), family_of(), rng.random()
         if shape < 0.12:
             given = f"{given} {given_of()[0]}."
@@ -762,7 +879,7 @@ def faker_name(rng: random.Random, fresh_locales: bool = False) -> tuple[str, st
 def spec_name(rng: random.Random, template_set: str) -> tuple[str, str]:
     if template_set not in FAKER_SETS:
         return rng.choice(GIVEN), rng.choice(FAMILY)
-    return faker_name(rng, fresh_locales=template_set == "7_held_out")
+    return faker_name(rng, fresh=FRESH_LOCALES.get(template_set, []))
 
 
 def name_in_template(given: str, family: str, template: str) -> tuple[str, str, str]:
