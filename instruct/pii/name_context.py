@@ -14,6 +14,12 @@ from functools import lru_cache
 
 PARTICLES = frozenset("van der den de del della di da das dos du la le von zu ter ten bin ibn al el y".split())
 SUFFIXES = frozenset({"Jr.", "Jr", "Sr.", "Sr", "II", "III", "IV"})
+# a run that holds one of these names a company ("Northwind Ltd", "Acme Corp."), however name-like
+COMPANY_SUFFIXES = frozenset({"Ltd", "Inc", "Corp", "Co", "Oy", "Pty", "Plc", "Llc", "LLC", "PLC", "GmbH"})
+# a run of these alone is a date ("Tue Jan 09"), though "Jan" and "May" are given names
+CALENDAR = frozenset("Mon Tue Tues Wed Thu Thur Thurs Fri Sat Sun Monday Tuesday Wednesday Thursday Friday Saturday "
+                     "Sunday Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec January February March April May June "
+                     "July August September October November December".split())
 MAX_WORDS = 6
 # a capital inside a family name follows one of these ("McGann", "DeShawn", "LeBlanc"); "EcoTank",
 # "DevOps", "YouTube" are brands
@@ -73,9 +79,12 @@ def linked(word: str) -> bool:
 
 def name_length(words: list[str]) -> int:
     """How many of `words`, from the first, make a name: name words and inner particles, ending on a
-    name word (or a suffix such as "Jr."); 0 when the first word is not a name word."""
+    name word (or a suffix such as "Jr."); 0 when the first word is not a name word or a company's
+    suffix follows."""
     length = 0
     for index, word in enumerate(words):
+        if word.rstrip(".,") in COMPANY_SUFFIXES:
+            return 0
         if name_word(word) or (index and (word in SUFFIXES or linked(word))):
             length = index + 1
         elif not (index and word in PARTICLES):
@@ -104,6 +113,8 @@ def runs(text: str) -> Iterator[list[tuple[int, int]]]:
             for first in range(length):
                 rest = name_length(words[first:length])
                 start = run[first][0]
+                if rest >= 2 and all(word in CALENDAR for word in words[first:first + rest]):
+                    continue  # "Tue Jan"; "Dr. May" stays a name
                 if rest >= 2 or (rest == 1 and strong_cue(text, start)):
                     readings.append((start, start + len(trim(text[start:run[first + rest - 1][1]]))))
             if readings:

@@ -3,9 +3,12 @@
 spaCy's small model labels coined brands ("Dyson Airwrap") and foreign towns ("Grodzisk
 Mazowiecki") PERSON, and the rules around it cannot know every brand and town. A causal LM has
 read enough text to tell them apart in context: after the name's line it completes `"X" is the
-name of a` with " person" far more often for a person than for a product or a place. The score
-is log p(person) - log sum p(other kinds); a span scoring below the threshold is no name. Only
-the name's line (a window of it) is read, one forward pass per span, batched per document.
+name of a` with " person" far more often for a person than for a product or a place, and far more
+reliably after a few solved examples (EXAMPLES). The score is log p(person) - log sum p(other
+kinds); a span scoring below the threshold is no name. Only the name's line (a window of it) is
+read, one forward pass per span, batched per document; the examples' keys and values are computed
+once per process and shared by every batch, so they cost attention over ~200 cached positions, not
+a forward pass over them.
 """
 from __future__ import annotations
 
@@ -17,15 +20,25 @@ PROMPT = '{line}\nIn the sentence above, "{span}" is the name of a'
 PERSON = " person"
 OTHER_KINDS = (" place", " city", " town", " country", " product", " company", " brand", " software", " tool",
                " service", " thing")
-THRESHOLD = -1.0  # on pii_bench.py --real's dev sets: keeps 99 % of the names found, drops 72 % of the decoys hit
+# solved examples before the span's line, written for this prompt (no bench set draws from them): people
+# after a cue and without one, towns with particles, a product, a company, a project
+EXAMPLES = (("Thanks to Marta Lindqvist for the review.", "Marta Lindqvist", "person"),
+            ("The ferry from Puerto de la Cruz was late again.", "Puerto de la Cruz", "town"),
+            ("We moved the wiki to Zoho Notebook last spring.", "Zoho Notebook", "product"),
+            ("Yusuf Demirci, 61, chairs the board.", "Yusuf Demirci", "person"),
+            ("Shares of Hanwha Ocean fell sharply.", "Hanwha Ocean", "company"),
+            ("Weather for San Vicente del Raspeig: sunny.", "San Vicente del Raspeig", "town"),
+            ("Author: Chukwuemeka Obi <c@example.org>", "Chukwuemeka Obi", "person"),
+            ("The Apache Pulsar maintainers cut a release.", "Apache Pulsar", "software"))
+THRESHOLD = 0.0  # on pii_bench.py --real's dev sets (see bench/README.md, round 6)
 CONTEXT_CHARS = 160  # of the line either side of the span: the LM reads a window, not a whole CSV row
 BATCH = 32
 
 
 @lru_cache(maxsize=1)
-def load_judge() -> tuple[Any, Any, Any]:
-    """(tokenizer, decoder, option-row weights) of the embedded model, on a GPU where there is one, in bf16
-    where the device has it; once per process."""
+def load_judge() -> tuple[Any, Any, Any, Any]:
+    """(tokenizer, decoder, option-row weights, the EXAMPLES' per-layer keys and values) of the embedded
+    model, on a GPU where there is one, in bf16 where the device has it; once per process."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -43,7 +56,12 @@ def load_judge() -> tuple[Any, Any, Any]:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval().to("cuda" if gpu else "cpu")
     options = [tokenizer(word, add_special_tokens=False).input_ids[0] for word in (PERSON, *OTHER_KINDS)]
     rows = model.get_output_embeddings().weight[options].detach().float()
-    return tokenizer, model.model, rows
+    shots = "".join(PROMPT.format(line=line, span=span) + f" {kind}.\n\n" for line, span, kind in EXAMPLES)
+    with torch.inference_mode():
+        cache = model.model(input_ids=torch.tensor([tokenizer(shots).input_ids], device=rows.device),
+                            use_cache=True).cache
+    prefix = [(layer.keys, layer.values) for layer in cache.layers]
+    return tokenizer, model.model, rows, prefix
 
 
 def window(line: str, start: int, end: int) -> str:
@@ -59,7 +77,9 @@ def person_scores(items: Sequence[tuple[str, str]]) -> list[float]:
 
     if not items:
         return []
-    tokenizer, decoder, rows = load_judge()
+    from transformers.cache_utils import DynamicCache
+
+    tokenizer, decoder, rows, prefix = load_judge()
     encoded = [tokenizer(PROMPT.format(line=line, span=span)).input_ids for line, span in items]
     order = sorted(range(len(encoded)), key=lambda index: len(encoded[index]))  # batches of like lengths pad little
     scores = [0.0] * len(encoded)
@@ -68,8 +88,11 @@ def person_scores(items: Sequence[tuple[str, str]]) -> list[float]:
         longest = max(map(len, batch))
         # padded on the right, no mask needed: a causal model's last real token never sees the padding
         ids = torch.tensor([row + [0] * (longest - len(row)) for row in batch], device=rows.device)
+        # the examples' cache, expanded (not copied) to the batch; each layer appends to a new tensor
+        cache = DynamicCache([(keys.expand(len(batch), -1, -1, -1), values.expand(len(batch), -1, -1, -1))
+                              for keys, values in prefix])
         with torch.inference_mode():
-            hidden = decoder(input_ids=ids).last_hidden_state
+            hidden = decoder(input_ids=ids, cache=cache, use_cache=True).last_hidden_state
             last = hidden[torch.arange(len(batch)), torch.tensor([len(row) - 1 for row in batch])]
             logps = (last.float() @ rows.T).log_softmax(-1)  # over the kinds only: the differences are the same
         for index, score in zip(order[first:first + BATCH], (logps[:, 0] - logps[:, 1:].logsumexp(-1)).tolist()):

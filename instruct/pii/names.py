@@ -10,8 +10,10 @@ does not know, a family name first, capitals: name_forms), and no brand + noun (
 place ("near X", the model's place labels) and no words English uses as places, organisations or
 ordinary words (its Brown clusters). With the LM judge on (`judge`, name_judge), the embedded model
 reads each found name without a cue in its line and vetoes what it takes for a product or a place;
-since it catches what the vetoes are for, runs with a given name or a rare word are then proposed
-whatever their context.
+since it catches what the vetoes are for, it is also asked about what the rules leave out: runs
+with a given name or a rare word whatever their context, an initial and a family name ("K.
+Fischer"), and the family-first and capital forms with looser word tests ("SU X.", "Fischer, K.",
+"BY WENDY WILLIAMS", read title-cased).
 """
 from __future__ import annotations
 
@@ -35,13 +37,20 @@ from instruct.pii.name_context import (  # common_words: importable from here as
     strong_cue,
     trim,
 )
-from instruct.pii.name_forms import citation_names, family_comma_given, upper_case_names, upper_family_names
+from instruct.pii.name_forms import (
+    citation_names,
+    family_comma_given,
+    loose_forms,
+    upper_case_names,
+    upper_family_names,
+)
 from instruct.pii.name_judge import person_scores, window
 from instruct.pii.name_lexicon import (
     available,
     common_given_name,
     common_noun,
     given_name,
+    initial,
     known_given_name,
     product_shaped,
     rare,
@@ -143,13 +152,14 @@ def lexicon_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[
 
 def open_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[tuple[int, int]]:
     """(start, end) of the first reading of each run of two or more words of which one is a given
-    name or a word English hardly knows, whatever the context ("Hope Balogun", "Ishani Dar"),
-    unless English uses its first word as a place, an organisation or an ordinary word ("Kia
-    Sorento"): the rules' other vetoes also cost names, so with the judge on, it decides these."""
+    name or a word English hardly knows ("Hope Balogun", "Faith Obasanjo"), or an initial and a word
+    that is no common noun ("S. Meyer"), whatever the context: the rules' vetoes cost names, so with
+    the judge on, it decides these ("Kia Sorento" is a car to it)."""
     for run in readings:
         for start, end in run:
             words = [word.rstrip(",") for word in text[start:end].split()]
-            if len(words) >= 2 and any(name_word_before(word) for word in words) and not used_as_no_name(words):
+            if len(words) >= 2 and (any(name_word_before(word) for word in words) or (
+                    initial(words[0]) and not common_noun(words[-1]))):
                 yield start, end
                 break
 
@@ -237,15 +247,18 @@ class NameDetector:
                 listed = chain(lexicon_names(text, readings), forms)
                 found += (span for span in listed if not placed(text, span, places))
             found += ((span.start, span.end) for span in self.model_names(text, readings, entities))
+        ruled = self.named(text, readings, found)
         if self.judge is None:
-            yield from self.named(text, readings, found)
+            yield from ruled
             return
-        ruled = list(joined(found))
+        # a cue where the name starts: "Prof." before "Asmianto Mandala", which the model took with it
+        cued = [(span.start, span.end) for span in ruled if person_cue(text, span.start, span.end)]
         if self.model and available():
-            # only names no rule found: "Yesterday Anna Schmidt" stays the rules' "Anna Schmidt"
-            found += (span for span in open_names(text, readings)
-                      if not any(s < span[1] and span[0] < e for s, e in ruled))
-        cued = [span for span in ruled if person_cue(text, *span)]
+            # only names no rule found: "Yesterday Anna Schmidt" stays the rules' "Anna Schmidt"; the
+            # forms, as the strict ones, not where the model reads places ("Nairobi, Kenya")
+            loose = (span for span in loose_forms(text) if not placed(text, span, places))
+            found += (span for span in chain(open_names(text, readings), loose)
+                      if not any(s.start < span[1] and span[0] < s.end for s in ruled))
         yield from self.judged(text, self.named(text, readings, found), [*cued, *forms], self.judge)
 
     def named(self, text: str, readings: list[list[tuple[int, int]]], found: list[tuple[int, int]]) -> list[Span]:
@@ -259,7 +272,7 @@ class NameDetector:
         which only `open_names` proposed, is asked), or in a name form ("Vodopivec, Polona",
         "TANAKA Kenji"), which the LM reads badly out of order."""
         asked = [span for span in spans if not any(s < span.end and span.start < e for s, e in vouched)]
-        items = [(line_around(text, span.start, span.end), text[span.start:span.end]) for span in asked]
+        items = [read_as_written(line_around(text, span.start, span.end), text[span.start:span.end]) for span in asked]
         scores = dict(zip(asked, person_scores(items)))
         yield from (span for span in spans if scores.get(span, threshold) >= threshold)
 
@@ -293,6 +306,14 @@ def line_around(text: str, start: int, end: int) -> str:
     first = text.rfind("\n", 0, start) + 1
     last = text.find("\n", end)
     return window(text[first:last if last >= 0 else len(text)], start - first, end - first)
+
+
+def read_as_written(line: str, span: str) -> tuple[str, str]:
+    """(line, span) for the judge, the words of a name in capitals title-cased in both ("SU X." ->
+    "Su X."): the LM reads a capitalised word as an acronym or a heading."""
+    written = " ".join(word.title() if len(word.rstrip(".,")) > 1 and word.isupper() else word
+                       for word in span.split(" "))
+    return line.replace(span, written, 1), written
 
 
 def sentence_windows(text: str) -> Iterator[tuple[int, str]]:
