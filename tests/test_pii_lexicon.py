@@ -130,6 +130,7 @@ def test_round_4_rules_find_the_whole_name(default, sentence, clean):
     "GRACE PERIOD ENDS", "TABLE OF CONTENTS",  # capitals: no given name first, or a noun last
     "The Kia Sorento integration is still in beta.",  # an article: a thing, not a person
     "He moved to Stalowa Wola in 2015.", "The train to Nowa Ruda leaves at nine.",  # English: a place, a word
-    "Kia Sorento keeps logging me out."])  # "Kia": a rare given name, in English a brand
+    "Kia Sorento keeps logging me out.",  # "Kia": a rare given name, in English a brand
+    "Raised in Ponta Delgada, she later moved to Vienna."])  # "in" before; the "she" is someone else
 def test_round_4_rules_leave_products_and_places_alone(default, sentence):
     assert default.scrub(sentence) == (sentence, {})

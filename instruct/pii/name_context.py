@@ -137,9 +137,12 @@ def cue_before(text: str, start: int) -> bool:
     return bool(PERSON_BEFORE.search(before) or SIGN_OFF_LINE.search(before))
 
 
-def person_cue(text: str, start: int, end: int) -> bool:
-    """The text marks the words at [start, end) as a person's."""
-    return cue_before(text, start) or bool(PERSON_AFTER.match(text, end) or PRONOUN_AFTER.match(text[end:end + 80]))
+def person_cue(text: str, start: int, end: int, pronoun: bool = True) -> bool:
+    """The text marks the words at [start, end) as a person's; `pronoun=False`: only at the words (a
+    cue before, a person's verb or an age after), not a "she" later in the sentence, which may be
+    about someone else ("Born in Alba Iulia, she ...")."""
+    return cue_before(text, start) or bool(PERSON_AFTER.match(text, end) or (
+        pronoun and PRONOUN_AFTER.match(text[end:end + 80])))
 
 
 def product_context(text: str, start: int, end: int) -> bool:
@@ -156,10 +159,11 @@ def product_context(text: str, start: int, end: int) -> bool:
 
 
 def place_context(text: str, start: int, end: int) -> bool:
-    """A preposition of place or an article right before the words, and nothing that makes them a
-    person's ("in Tanaka's office", "near Dr. Weber", "the Ivan Horvat who wrote it" stay names)."""
+    """A preposition of place or an article right before the words, and nothing at them that makes
+    them a person's ("in Tanaka's office", "near Dr. Weber", "the Ivan Horvat who wrote it" stay
+    names; "in Alba Iulia, she" is a place)."""
     return (PLACE_BEFORE.search(text[max(0, start - 12):start]) is not None and not POSSESSIVE.match(text, end)
-            and not person_cue(text, start, end))
+            and not person_cue(text, start, end, pronoun=False))
 
 
 def ends_in_common_noun(value: str) -> bool:

@@ -120,10 +120,12 @@ def looks_like_name(text: str, start: int, value: str) -> bool:
 
 def cue_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[tuple[int, int]]:
     """(start, end) of the first reading of each run that a cue marks as a person's name; a weak
-    cue ("by") does not make a brand a person ("by Eclipse Paho"), a title does."""
+    cue ("by") does not make a brand a person ("by Eclipse Paho"), a title does, and a later "she"
+    does not make a person of a place ("Raised in Ponta Delgada, she ...")."""
     for run in readings:
         for start, end in run:
-            if person_cue(text, start, end) and not product_context(text, start, end) and (
+            if person_cue(text, start, end) and not product_context(text, start, end) and not place_context(
+                    text, start, end) and (
                     strong_cue(text, start) or not lexicon_product(text[start:end].split())):
                 yield start, end
                 break
@@ -251,8 +253,9 @@ class NameDetector:
         if self.judge is None:
             yield from ruled
             return
-        # a cue where the name starts: "Prof." before "Asmianto Mandala", which the model took with it
-        cued = [(span.start, span.end) for span in ruled if person_cue(text, span.start, span.end)]
+        # a cue where the name starts ("Prof." before "Asmianto Mandala", which the model took with it)
+        # or right after it; a later "she" is asked about ("Born in Alba Iulia, she ...")
+        cued = [(span.start, span.end) for span in ruled if person_cue(text, span.start, span.end, pronoun=False)]
         if self.model and available():
             # only names no rule found: "Yesterday Anna Schmidt" stays the rules' "Anna Schmidt"; the
             # forms, as the strict ones, not where the model reads places ("Nairobi, Kenya")
@@ -268,9 +271,9 @@ class NameDetector:
     @staticmethod
     def judged(text: str, spans: list[Span], vouched: list[tuple[int, int]], threshold: float) -> Iterator[Span]:
         """The spans the LM reads as a person's name (score >= threshold), and unasked those the text
-        vouches for: a name the rules found after a cue ("Dear", "by", a title; "by Eclipse Paho",
-        which only `open_names` proposed, is asked), or in a name form ("Vodopivec, Polona",
-        "TANAKA Kenji"), which the LM reads badly out of order."""
+        vouches for: a name the rules found at a cue ("Dear", "by", a title before it, "wrote" after it;
+        not a later "she"; "by Eclipse Paho", which only `open_names` proposed, is asked), or in a
+        name form ("Vodopivec, Polona", "TANAKA Kenji"), which the LM reads badly out of order."""
         asked = [span for span in spans if not any(s < span.end and span.start < e for s, e in vouched)]
         items = [read_as_written(line_around(text, span.start, span.end), text[span.start:span.end]) for span in asked]
         scores = dict(zip(asked, person_scores(items)))
