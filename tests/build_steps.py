@@ -1,7 +1,8 @@
 """User steps, named in recipes as `build_steps:NAME` (PYTHONPATH=tests).
 
 `SlowStep` logs the first id of every table it sees, so a test can tell which units a run redid;
-`FailOn` fails on one table; `RareTopics` is a global step written as a user would.
+`TorchThreads` logs the torch threads a worker runs with; `FailOn` fails on one table; `RareTopics`
+is a global step written as a user would.
 """
 from __future__ import annotations
 
@@ -30,6 +31,24 @@ class SlowStep(Step):
         if self.config.log:
             with open(self.config.log, "a", encoding="utf-8") as handle:
                 handle.write(f"{os.getpid()} {table.column('id')[0].as_py()}\n")
+        return StepOutput(table)
+
+
+class TorchThreads(Step):
+    """Logs "pid threads" for every table: how many intra-op threads torch runs with in the worker."""
+
+    @dataclass
+    class Config:
+        log: str = ""
+
+    def input_files(self) -> list[str]:
+        return []
+
+    def apply(self, table: pa.Table) -> StepOutput:
+        import torch
+
+        with open(self.config.log, "a", encoding="utf-8") as handle:
+            handle.write(f"{os.getpid()} {torch.get_num_threads()}\n")
         return StepOutput(table)
 
 

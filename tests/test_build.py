@@ -64,6 +64,30 @@ def test_cli_flags_replace_inputs_format_output_and_workers(tmp_path, docstrings
     assert strict.output.strip() == f"Error: {first}:2: invalid_json (Expecting value)"
 
 
+@pytest.mark.parametrize("user_sets", [False, True])
+def test_pool_workers_share_the_cores_unless_the_user_set_the_threads(tmp_path, docstrings, user_sets):
+    from instruct.executor.local import worker_threads
+
+    if worker_threads(1) < 2:
+        pytest.skip("one core: every share is one thread")
+    # a setting the share would not give (torch caps OMP_NUM_THREADS at the cores)
+    user_setting = str(1 if worker_threads(2) > 1 else 2) if user_sets else None
+    paths = write_docs(tmp_path / "in", docstrings, files=2, per_file=5)
+    log = tmp_path / "threads.log"
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(yaml.safe_dump({"read": {"format": "jsonl", "paths": [str(p) for p in paths]},
+                                      "steps": [{"build_steps:TorchThreads": {"log": str(log)}}],
+                                      "write": {"output": str(tmp_path / "out")}, "workers": 2}))
+    env = {key: value for key, value in os.environ.items() if key != "OMP_NUM_THREADS"}
+    env.update({"PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")]),
+                "INSTRUCT_NO_PROGRESS": "1", **({"OMP_NUM_THREADS": user_setting} if user_setting else {})})
+    run = subprocess.run([sys.executable, "-m", "instruct", "build", str(recipe)], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert run.returncode == 0, run.stderr
+    threads = {line.split()[1] for line in log.read_text().splitlines()}
+    assert threads == {user_setting or str(worker_threads(2))}
+
+
 def kill_recipe(tmp_path: Path, inputs: Path, output: Path, seconds: float) -> Path:
     path = tmp_path / f"recipe-{output.name}.yaml"
     path.write_text(yaml.safe_dump({
