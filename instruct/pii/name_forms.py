@@ -61,7 +61,7 @@ def upper_family_names(text: str, strict: bool = True) -> Iterator[tuple[int, in
         tokens = list(GIVEN_WORDS.finditer(text, match.end(), line_end if line_end >= 0 else len(text)))[:MAX_GIVEN]
         words = [token.group().rstrip(",.;:)") if not initial(token.group()) else token.group() for token in tokens]
         length = name_length(words)
-        if length and (not strict or not initial(words[0]) and all(given_word(word) for word in words[:length])):
+        if length and (not strict or (not initial(words[0]) and all(given_word(word) for word in words[:length]))):
             yield match.start(), tokens[length - 1].start() + len(words[length - 1])
 
 
