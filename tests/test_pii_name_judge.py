@@ -27,13 +27,12 @@ def test_people_score_above_the_threshold_and_products_and_places_below():
 def test_the_cached_examples_score_as_the_whole_prompt_read_at_once():
     import torch
 
-    from instruct.pii.name_judge import EXAMPLES, PROMPT, load_judge
+    from instruct.pii.name_judge import PROMPT, examples_prompt, load_judge
 
     tokenizer, decoder, rows, _ = load_judge()
-    shots = "".join(PROMPT.format(line=line, span=span) + f" {kind}.\n\n" for line, span, kind in EXAMPLES)
     whole = []
     for line, span in PEOPLE + THINGS:
-        ids = tokenizer(shots).input_ids + tokenizer(PROMPT.format(line=line, span=span)).input_ids
+        ids = tokenizer(examples_prompt()).input_ids + tokenizer(PROMPT.format(line=line, span=span)).input_ids
         with torch.inference_mode():
             logps = (decoder(input_ids=torch.tensor([ids])).last_hidden_state[0, -1].float() @ rows.T).log_softmax(-1)
         whole.append(float(logps[0] - logps[1:].logsumexp(-1)))

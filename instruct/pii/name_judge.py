@@ -7,7 +7,7 @@ name of a` with " person" far more often for a person than for a product or a pl
 reliably after a few solved examples (EXAMPLES). The score is log p(person) - log sum p(other
 kinds); a span scoring below the threshold is no name. Only the name's line (a window of it) is
 read, one forward pass per span, batched per document; the examples' keys and values are computed
-once per process and shared by every batch, so they cost attention over ~200 cached positions, not
+once per process and shared by every batch, so they cost attention over 283 cached positions (6.5 MB), not
 a forward pass over them.
 """
 from __future__ import annotations
@@ -56,12 +56,16 @@ def load_judge() -> tuple[Any, Any, Any, Any]:
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype).eval().to("cuda" if gpu else "cpu")
     options = [tokenizer(word, add_special_tokens=False).input_ids[0] for word in (PERSON, *OTHER_KINDS)]
     rows = model.get_output_embeddings().weight[options].detach().float()
-    shots = "".join(PROMPT.format(line=line, span=span) + f" {kind}.\n\n" for line, span, kind in EXAMPLES)
     with torch.inference_mode():
-        cache = model.model(input_ids=torch.tensor([tokenizer(shots).input_ids], device=rows.device),
+        cache = model.model(input_ids=torch.tensor([tokenizer(examples_prompt()).input_ids], device=rows.device),
                             use_cache=True).cache
     prefix = [(layer.keys, layer.values) for layer in cache.layers]
     return tokenizer, model.model, rows, prefix
+
+
+def examples_prompt() -> str:
+    """The EXAMPLES as solved prompts, the text whose keys and values every batch reuses."""
+    return "".join(PROMPT.format(line=line, span=span) + f" {kind}.\n\n" for line, span, kind in EXAMPLES)
 
 
 def window(line: str, start: int, end: int) -> str:
