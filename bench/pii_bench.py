@@ -25,13 +25,17 @@ dialogue: held out for one round, a development set since round 4, (7) e-mail he
 upper-case bylines, review sign-offs "Given F.", forum posts, acknowledgements, envelopes, medical
 and HR notes, semicolon lists, "Family, Given": held out for rounds 4-5, a development set since
 round 6, (8) commit trailers, Debian control fields, copyright lines, LaTeX/BibTeX, log lines,
-cheques, leases, credits, auctions, race results, patents, hotel mail, HTML meta: held out,
-measured and never looked at for misses (names in 4-8 from Faker's locales: diacritics, particles,
-initials, hyphens; set 7 half from 14 locales no other set uses, set 8 half from 11 more, Cyrillic,
-Greek, Armenian and Georgian ones romanised). Decoys: product names (six lists; products 6 and 7
-development sets, products 8 of software, goods, companies and projects held out), place names
-(time zone database: development; Faker's towns of four countries: development; of eleven more:
-held out), Debian description pairs and code identifiers.
+cheques, leases, credits, auctions, race results, patents, hotel mail, HTML meta: held out for
+round 6, a development set since round 7, (9) vCards, calendar invites, git blame, screenplays,
+boarding passes, chess PGN, probate notices, wiki infoboxes, SQL rows, man pages, RFC addresses and
+references, memorials, team sheets: held out, measured and never looked at for misses (names in 4-9
+from Faker's locales: diacritics, particles, initials, hyphens; set 7 half from 14 locales no other
+set uses, set 8 half from 11 more, Cyrillic, Greek, Armenian and Georgian ones romanised, set 9 half
+from Korean, Hindi and Nepali ones romanised; see pii_romanise.py). Decoys: product names (seven
+lists; products 6-8 development sets, products 9 of software, goods, companies and projects held
+out), place names (time zone database, Faker's towns of fifteen countries: development; states,
+provinces, counties and towns of eleven more: held out), Debian description pairs and code
+identifiers.
 NAME needs the `ner` extra (spaCy) and Faker (`bench` extra); the NAME detectors are compared side
 by side (each installed spaCy model alone, cue patterns alone, cues + each model).
 """
@@ -42,8 +46,8 @@ import random
 import re
 import string
 import subprocess
+import sys
 import time
-import unicodedata
 import zlib
 from collections import Counter
 from collections.abc import Callable
@@ -60,6 +64,9 @@ from instruct.pii.detectors import (
     find_pii,
     luhn_valid,
 )
+
+sys.path.insert(0, str(Path(__file__).parent))
+from pii_romanise import latin, romanise  # noqa: E402
 
 # --- value generators ---------------------------------------------------------------------------
 
@@ -540,17 +547,47 @@ NAME_HELD_OUT_8_TEMPLATES = ["Signed-off-by: {v} <maint@example.org>", "Maintain
                              "Thank you for staying with us, {v}! Your room is 412.", "Case officer: {lf}",
                              "Bibliography\n{cite} (2003). Notes on fungi. Oxford.",
                              '<meta name="author" content="{v}">']
+# written on 2026-12-02 before any detector change of round 7, in styles none of sets 1-8 has: vCards,
+# calendar invites, git blame, screenplays, recipes, podcasts, theses, dedications, boarding passes,
+# police reports, chess PGN headers, probate notices, invoices, school reports, wiki infoboxes,
+# conference programmes, SQL rows, man pages, RFC addresses and references, greeting cards, memorials,
+# race results with nationality codes, forum replies, guest books, team sheets; names half from Korean
+# (Revised Romanization), Hindi and Nepali (Hunterian) locales no other set draws from. Measured only,
+# never looked at for misses.
+NAME_HELD_OUT_9_TEMPLATES = ["BEGIN:VCARD\nFN:{v}\nORG:Northwind Ltd.\nEND:VCARD",
+                             "ORGANIZER;CN={v}:mailto:host@example.org",
+                             "a41c9e2 ({v} 2023-04-11 14:02:11 +0200 17)     return cache[key]",
+                             "{up}\n(quietly)\nYou locked the door, didn't you?",
+                             "Recipe by {v} | Serves 4 | 40 minutes",
+                             "Episode 42: a long conversation with {v} about sourdough.",
+                             "Thesis supervisor: {v}", "For {v}, who taught me to read.",
+                             "Passenger: {up}   Seat 14C   Gate B22",
+                             "The suspect, identified as {v}, was released on bail.",
+                             '[Event "Club championship"]\n[White "{lf}"]\n[Result "1/2-1/2"]',
+                             "IN THE MATTER OF THE ESTATE OF {up}, DECEASED", "Bill to: {v}\nDue: 30 days",
+                             "Pupil: {v}    Class: 4B    Attendance: 96%",
+                             "| name = {v}\n| birth_date = 1961\n| occupation = geologist",
+                             "10:30  Keynote: {v} (University of Ghent)",
+                             "INSERT INTO customers (name, city) VALUES ('{v}', 'Leeds');",
+                             ".SH AUTHOR\nWritten by {v}.", "Authors' Addresses\n\n   {v}\n   Example Corp",
+                             '[RFC9999]  {cite}, "Sparse hash tables", RFC 9999, May 2024.',
+                             "Happy birthday, {v}! Love from all of us.", "In loving memory of {v}, 1931-2019",
+                             "Men's 400 m final: gold {rev} (KOR), silver to the Kenyan.",
+                             "{short} replied: works for me on 3.12.", "Lovely stay, thank you! {v} & family, Room 7",
+                             "Goalkeeper: {v}; defenders: the usual four."]
 NAME_TEMPLATE_SETS = {"1_written_before_cues": NAME_TEMPLATES, "2_held_out": NAME_HELDOUT_TEMPLATES,
                       "3_held_out_round_2": NAME_HELDOUT_2_TEMPLATES, "4_styles_faker": NAME_STYLE_TEMPLATES,
                       "5_final_faker_dev": NAME_FINAL_TEMPLATES, "6_dev": NAME_HELD_OUT_6_TEMPLATES,
-                      "7_dev": NAME_HELD_OUT_7_TEMPLATES, "8_held_out": NAME_HELD_OUT_8_TEMPLATES}
-FAKER_SETS = ("4_styles_faker", "5_final_faker_dev", "6_dev", "7_dev", "8_held_out")  # others: GIVEN x FAMILY
+                      "7_dev": NAME_HELD_OUT_7_TEMPLATES, "8_dev": NAME_HELD_OUT_8_TEMPLATES,
+                      "9_held_out": NAME_HELD_OUT_9_TEMPLATES}
+FAKER_SETS = ("4_styles_faker", "5_final_faker_dev", "6_dev", "7_dev", "8_dev", "9_held_out")  # others: GIVEN x FAMILY
 # set 7, products 7 and place_7 were held out for rounds 4 and 5 and scored many times: development sets
 # since round 6, when set 8 took their place
-HELD_OUT = ("8_held_out", "product_name_8", "place_8", "debian_held_out")
+# set 8, products 8 and place_8 likewise since round 7, when set 9 took their place
+HELD_OUT = ("9_held_out", "product_name_9", "place_9", "debian_held_out")
 # each later set its own random stream, so that adding one leaves the values of the earlier ones as they were
 STREAMS = {"6_dev": 6, "product_name_6": 6, "7_dev": 8, "product_name_7": 8, "place_7": 8, "place_dev": 9,
-           "8_held_out": 10, "product_name_8": 10, "place_8": 10}
+           "8_dev": 10, "product_name_8": 10, "place_8": 10, "9_held_out": 11, "product_name_9": 11, "place_9": 11}
 DEBIAN = ("debian_dev", "debian_held_out")
 # Latin-script Faker locales (romanized names for Japanese and Chinese); names of every origin
 FAKER_LOCALES = ["en_US", "en_GB", "en_IE", "en_IN", "en_NG", "en_AU", "nl_NL", "nl_BE", "de_DE", "de_AT", "fr_FR",
@@ -563,22 +600,9 @@ FAKER_LOCALES_7 = ["en_KE", "en_NZ", "en_PK", "en_TH", "es_CL", "es_CO", "es_CA"
                    "is_IS", "lv_LV", "sl_SI"]
 # locales no set before 8 draws from (set 8 takes half its names from these); the non-Latin ones romanised
 FAKER_LOCALES_8 = ["ru_RU", "uk_UA", "bg_BG", "mk_MK", "el_GR", "hy_AM", "ka_GE", "zh_TW", "de_LI", "de_LU", "es"]
-FRESH_LOCALES = {"7_dev": FAKER_LOCALES_7, "8_held_out": FAKER_LOCALES_8}
-# romanisation as passports and newspapers print it: Cyrillic after BGN/PCGN (Ukrainian and Bulgarian
-# letters after their national systems), Greek after ELOT 743, Armenian after BGN/PCGN, Georgian after
-# the national system of 2002; digraphs first
-ROMAN_DIGRAPHS = {"ου": "ou", "ού": "ou", "ու": "u", "և": "ev"}
-ROMAN = dict(zip("абвгдеёжзийклмнопрстуфхцчшщъыьэюяіїєґјљњџѓќѕ",
-                 "a b v g d e yo zh z i y k l m n o p r s t u f kh ts ch sh shch - y - e yu ya i yi ye g j lj nj dzh gj "
-                 "kj dz".split()))
-ROMAN.update({"ъ": "", "ь": ""})
-ROMAN_LOCALE = {"uk_UA": {"г": "h", "и": "y", "х": "kh"}, "bg_BG": {"щ": "sht", "ъ": "a"}}
-ROMAN.update(zip("αβγδεζηθικλμνξοπρσςτυφχψωάέήίόύώϊΐϋΰ",
-                 "a v g d e z i th i k l m n x o p r s s t y f ch ps o a e i i o y o i i y y".split()))
-ROMAN.update(zip("աբգդեզէըթժիլխծկհձղճմյնշոչպջռսվտրցփքօֆ",
-                 "a b g d e z e y t zh i l kh ts k h dz gh ch m y n sh o ch p j r s v t r ts p k o f".split()))
-ROMAN.update(zip("აბგდევზთიკლმნოპჟრსტუფქღყშჩცძწჭხჯჰ",
-                 "a b g d e v z t i k l m n o p zh r s t u p k gh q sh ch ts dz ts ch kh j h".split()))
+# locales no set before 9 draws from (set 9 takes half its names from these), romanised
+FAKER_LOCALES_9 = ["ko_KR", "hi_IN", "ne_NP"]
+FRESH_LOCALES = {"7_dev": FAKER_LOCALES_7, "8_dev": FAKER_LOCALES_8, "9_held_out": FAKER_LOCALES_9}
 PRODUCT_DECOYS = ["Visual Studio Code", "Google Chrome", "Microsoft Excel", "Apache Kafka", "Django REST Framework",
                   "Amazon Web Services", "Red Hat Enterprise Linux", "GitHub Actions", "Jupyter Notebook",
                   "Adobe Photoshop", "Mozilla Firefox", "Oracle Database", "Windows Server", "Apple Music"]
@@ -684,7 +708,48 @@ PLACE_8_LOCALES = ("pt_PT", "cs_CZ", "sk_SK", "ro_RO", "de_AT", "hr_HR", "sl_SI"
 PLACE_8_TEMPLATES = ["Road works between {v} and the motorway until May.", "The choir from {v} won the final.",
                      "Rents in {v} rose by a third.", "Our courier depot near {v} reopens on Monday.",
                      "Born in {v}, she studied in Vienna."]
-SET_7_DECOYS = ("place_dev", "product_name_7", "place_7", "product_name_8", "place_8")  # picked apart from DECOY_CLASSES
+# fresh products, companies and projects for the held-out set 9 (some named after people or with a
+# given name first: "Aston Martin", "Charles Schwab", "Lincoln Navigator"), and states, provinces,
+# counties and towns of eleven more countries (`place_9`), written on 2026-12-02 before round 7's changes
+PRODUCTS_9 = {
+    "software": (["Foxit Reader", "Nitro Pro", "Hootsuite Enterprise", "Calendly Teams", "Loom Business",
+                  "Descript Studio", "Bear Notes", "Fantastical Premium", "Spark Mail", "Tower Git", "Sourcetree",
+                  "Beyond Compare", "Total Commander", "Lightroom Classic", "Audacity Portable", "Krita Studio",
+                  "Kdenlive Nightly", "Rufus Portable", "Ventoy Plugins", "Warp Terminal"],
+                 ["A colleague swears by {v} for this.", "Is there a student discount for {v}?",
+                  "{v} keeps asking me to sign in again.", "After the update {v} lost my settings.",
+                  "We rolled {v} out to the whole office."]),
+    "goods": (["Toyota Hilux", "Suzuki Jimny", "Fiat Panda", "Opel Corsa", "Seat Ibiza", "Dacia Duster",
+               "Citroen Berlingo", "Kawasaki Ninja", "Yamaha Tenere", "Kenwood Chef", "Breville Barista",
+               "Smeg Kettle", "Garmin Edge", "Polar Vantage", "Suunto Race", "Leica Q", "Lincoln Navigator",
+               "Mercedes Sprinter", "Alfa Romeo", "Aston Martin", "Ferrari Roma", "Chevrolet Tahoe"],
+              ["The {v} failed its inspection on the brakes.", "A used {v} goes for about half the price.",
+               "I drove the {v} through the mountains all week.", "Recall notice for the {v}: check the seat belts.",
+               "The {v} comes in three colours."]),
+    "company": (["Allianz Trade", "Zurich Insurance", "Nestle Purina", "Danone Waters", "Carlsberg Group",
+                 "Bayer Crop", "Merck Serono", "Philips Lighting", "Alstom Transport", "Saab Dynamics",
+                 "Daimler Truck", "Volvo Cars", "Kone Elevators", "Orange Business", "Telia Company",
+                 "Deloitte Digital", "Charles Schwab", "Edward Jones", "Johnson Matthey", "Harley Davidson"],
+                ["Profits at {v} fell for a second quarter.", "{v} will cut two hundred jobs in Ohio.",
+                 "The board of {v} meets on Friday.", "Customers of {v} complained about the new fees.",
+                 "{v} bought a start-up for an undisclosed sum."]),
+    "project": (["Apache Kylin", "Apache Pulsar", "Apache Druid", "Eclipse Che", "Grafana Loki",
+                 "Prometheus Operator", "Argo Workflows", "Tekton Pipelines", "Istio Ambient", "Envoy Gateway",
+                 "Jaeger Tracing", "Quarkus Native", "Micronaut Data", "Ktor Server", "Laravel Nova",
+                 "Symfony Flex", "Gatsby Cloud", "Phoenix LiveView", "Elixir Nerves", "Jekyll Themes"],
+                ["Upgrading {v} needs a schema migration.", "The {v} issue tracker moved to a forum.",
+                 "We contributed a fix to {v} last spring.", "{v} release candidates are out for testing.",
+                 "Benchmarks for {v} are in the wiki."]),
+}
+# (Faker locale, list attribute of its address provider): real places, not generated ones
+PLACE_9_LISTS = (("fr_DZ", "cities"), ("es_CL", "communes"), ("en_PH", "province_lgus"), ("en_GB", "counties"),
+                 ("en_US", "states"), ("en_IN", "states"), ("id_ID", "states"), ("vi_VN", "provinces"),
+                 ("es_AR", "provinces"), ("de", "cities"), ("en_CA", "provinces"))
+PLACE_9_TEMPLATES = ["Snow closed the pass above {v} overnight.", "A new clinic opens in {v} this spring.",
+                     "The ferry from {v} was delayed by two hours.", "Volunteers from {v} cleaned the beach.",
+                     "Greetings from {v}, where it has not stopped raining."]
+SET_7_DECOYS = ("place_dev", "product_name_7", "place_7", "product_name_8", "place_8", "product_name_9",
+                "place_9")  # picked apart from DECOY_CLASSES
 PLACE_NAME = re.compile(r"[A-Z][a-z]+(?: (?:[a-z]+ )?[A-Z][a-z]+)+")
 # the same in any Latin letters ("Bakov nad Jizerou", "Alcácer do Sal", "Banská Bystrica")
 LATIN_PLACE_NAME = re.compile(r"[A-ZÀ-Þ][a-zß-ÿ\u0100-\u017f]+(?: (?:[a-z]+ )?[A-ZÀ-Þ\u0100-\u017f][a-zß-ÿ\u0100-\u017f]+)+")
@@ -714,6 +779,14 @@ def dev_places() -> list[list[str]]:
 def places_8() -> list[list[str]]:
     """Town names of two or more words from Faker's lists for the PLACE_8_LOCALES, one list per country."""
     lists = [faker_for(locale).provider("faker.providers.address").cities for locale in PLACE_8_LOCALES]
+    return [sorted({name for name in names if LATIN_PLACE_NAME.fullmatch(name)}) for names in lists]
+
+
+@lru_cache(maxsize=1)
+def places_9() -> list[list[str]]:
+    """Place names of two or more words from the PLACE_9_LISTS, one list per source."""
+    lists = [getattr(faker_for(locale).provider("faker.providers.address"), attr) for locale, attr in PLACE_9_LISTS]
+    lists = [names.values() if isinstance(names, dict) else names for names in lists]  # {code: name} in some
     return [sorted({name for name in names if LATIN_PLACE_NAME.fullmatch(name)}) for names in lists]
 
 
@@ -757,6 +830,11 @@ def debian_lines() -> dict[str, list[str]]:
     return halves
 
 
+PRODUCT_KINDS = {"product_name_7": PRODUCTS_7, "product_name_8": PRODUCTS_8, "product_name_9": PRODUCTS_9}
+COUNTRY_PLACES = {"place_dev": (dev_places, PLACE_DEV_TEMPLATES), "place_8": (places_8, PLACE_8_TEMPLATES),
+                  "place_9": (places_9, PLACE_9_TEMPLATES)}
+
+
 def decoy_pick(rng: random.Random, decoy_class: str) -> tuple[str, str]:
     """(value, template) of one decoy: a listed value in one of its class's templates, or a Debian
     description line with its first capitalised pair as the value."""
@@ -764,16 +842,15 @@ def decoy_pick(rng: random.Random, decoy_class: str) -> tuple[str, str]:
         line = rng.choice(debian_lines()[decoy_class])
         match = CAPITALISED_PAIR.search(line)
         return match.group(), line[:match.start()] + "{v}" + line[match.end():]
-    if decoy_class in ("product_name_7", "product_name_8"):
-        products = PRODUCTS_7 if decoy_class == "product_name_7" else PRODUCTS_8
+    if decoy_class in PRODUCT_KINDS:
+        products = PRODUCT_KINDS[decoy_class]
         values, templates = products[rng.choice(sorted(products))]
         return rng.choice(values), rng.choice(templates)
-    if decoy_class == "place_8":
-        return rng.choice(rng.choice(places_8())), rng.choice(PLACE_8_TEMPLATES)
+    if decoy_class in COUNTRY_PLACES:
+        lists, templates = COUNTRY_PLACES[decoy_class]
+        return rng.choice(rng.choice(lists())), rng.choice(templates)
     if decoy_class == "place_7":
         return rng.choice(zone_places()), rng.choice(PLACE_7_TEMPLATES)
-    if decoy_class == "place_dev":
-        return rng.choice(rng.choice(dev_places())), rng.choice(PLACE_DEV_TEMPLATES)
     values, templates = DECOY_CLASSES[decoy_class]
     return rng.choice(values), rng.choice(templates)
 
@@ -826,22 +903,6 @@ def faker_for(locale: str):
     except ImportError:
         raise SystemExit("pii_bench.py --real needs Faker for person names: pip install 'instruct[bench]'") from None
     return Faker(locale)
-
-
-def latin(text: str) -> bool:
-    return all(c in " .'’-" or unicodedata.name(c, "").startswith("LATIN") for c in text)
-
-
-def romanise(name: str, locale: str) -> str:
-    """A name in Cyrillic, Greek, Armenian or Georgian script as the Latin letters of ROMAN spell it,
-    each part capitalised ("Кинцурашвили" -> "Kintsurashvili"); Latin text unchanged."""
-    if latin(name):
-        return name
-    table, text = {**ROMAN, **ROMAN_LOCALE.get(locale, {})}, name.lower()
-    for digraph, latin_letters in ROMAN_DIGRAPHS.items():
-        text = text.replace(digraph, latin_letters)
-    text = "".join(table.get(c, c) for c in text)
-    return re.sub(r"[^\W\d_]+", lambda m: m.group().capitalize(), text)
 
 
 def name_parts(locale: str) -> tuple[Callable[[], str], Callable[[], str]]:
