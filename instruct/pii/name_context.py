@@ -39,12 +39,17 @@ PERSON_BEFORE = re.compile(
     r"met|my name is|call me|named|called|i am|i'm|this is|e-?mail)\b\.?,?"
     r"|\b(?:from|to|cc|bcc|reply-to|by|authors?|maintainers?|owners?|assignee|assigned to|reporter|reviewers?|"
     r"approved|approver|attendees|participants|speakers?|host|credits?|photo|signed|customer|user|contact)\s*:"
-    r"|author\w*[\"']?\s*[=:]\s*[\[(]?|\bTODO\()\s*[\"'“]?\s*$")  # authors = ["
+    r"|author\w*[\"']?\s*[=:]\s*[\[(]?|\bTODO\("
+    r"|\bcopyright\s*(?:\(c\)|©)?\s*(?:\d{4}(?:\s*[-–,]\s*\d{4})*,?)?"  # "Copyright (c) 2018-2024"
+    r"|^[ \t]*(?:(?:full|your|patient|applicant|customer|contact|maiden|family|given|first|last)[ \t]+)?name"
+    r"(?:[ \t]+of[ \t]+[a-z]+(?:[ \t]+[a-z]+)?)?[ \t]*:)\s*[\"'“]?\s*$")  # authors = [", "Name of applicant:"
 SIGN_OFF_LINE = re.compile(r"(?i)\b(?:regards|wishes|sincerely|cheers|thanks|best|yours|--)\W*\n\s*$")
 PERSON_AFTER = re.compile(
-    r"(?:['’]s)?\s*(?:\((?:author|maintainer|reviewer|editor|chair|[\w ]*manager)\)|,?\s*(?:who|wrote|said|says|"
+    r"(?:['’]s)?\s*(?:\((?:author|maintainer|reviewer|editor|chair|[\w ]*(?:manager|lead|director|engineer|officer|"
+    r"founder|intern))\)|,?\s*(?:who|wrote|said|says|"
     r"writes|replied|commented|asked|explained|told|argued|agreed|disagreed|committed|joined|thinks|"
-    r"believes|reports|reported)\b|,\s*(?:aged\s+)?\d{1,3},)", re.IGNORECASE)  # "X, 54, of Dayton"
+    r"believes|reports|reported|called|emailed|phoned|texted|laughed|smiled|sighed|nodded|shrugged|whispered|"
+    r"shouted|cried|died)\b|,\s*(?:aged\s+)?\d{1,3},|,?\s*(?:born|b\.)\s+\d)", re.IGNORECASE)  # "X, 54, of Dayton"
 PRONOUN_AFTER = re.compile(r"(?i)^[^.\n]{0,60}?\b(?:he|she|him|his|her|hers)\b")
 PRODUCT_CONTEXT = re.compile(
     r"(?i)\b(?:install\w*|download\w*|upgrad\w*|update[sd]?|release notes|"
@@ -52,6 +57,12 @@ PRODUCT_CONTEXT = re.compile(
     r"device|laptop|firmware|settings|preferences|crash\w*|launch\w*|benchmark\w*|runs? on)\b|\bv?\d+\.\d+|[™®©]")
 # what English puts before a place or a thing and not before a person's name: "Hotels near X", "The X integration"
 PLACE_BEFORE = re.compile(r"(?i)\b(?:in|near|around|outside|across|throughout|the|an?)\s+$")
+# a determiner right before: a thing ("The Kobo Clara arrived", "My Kobo Clara overheats"), not a person
+DETERMINER_BEFORE = re.compile(r"(?i)\b(?:the|an?|my|your|our|their|its|this|that|these|those|every|each|any|no)\s+$")
+# words that start no name ("The Insidious", "Some Juicy"); not "An", "In", "So", "Will", "May", which do
+LEADING_FUNCTION_WORDS = frozenset("the some any every each this that these those our your their my its off of for "
+                                   "with from into about over under if when while then than but and or as all both "
+                                   "no not nor there here what which whose where why how".split())
 POSSESSIVE = re.compile(r"['’]s?\b")
 PRODUCT_REACH = 24  # characters either side: "Install X first", not a version number at the end of the line
 LOWER_WORD = re.compile(r"(?<![\w.])[a-z]{3,}(?![\w(])")
@@ -164,6 +175,13 @@ def place_context(text: str, start: int, end: int) -> bool:
     names; "in Alba Iulia, she" is a place)."""
     return (PLACE_BEFORE.search(text[max(0, start - 12):start]) is not None and not POSSESSIVE.match(text, end)
             and not person_cue(text, start, end, pronoun=False))
+
+
+def determined(text: str, start: int, end: int) -> bool:
+    """A determiner right before the words and nothing at them that makes them a person's ("the
+    Ivan Horvat who wrote it" stays a name)."""
+    return DETERMINER_BEFORE.search(text[max(0, start - 8):start]) is not None and not (
+        strong_cue(text, start) or person_cue(text, start, end, pronoun=False))
 
 
 def ends_in_common_noun(value: str) -> bool:

@@ -26,8 +26,10 @@ from typing import Any
 
 from instruct.config import ConfigError
 from instruct.pii.name_context import (  # common_words: importable from here as before the split
+    LEADING_FUNCTION_WORDS,
     common_words,  # noqa: F401
     cue_before,
+    determined,
     ends_in_common_noun,
     name_length,
     person_cue,
@@ -168,11 +170,13 @@ def open_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[tup
 
 
 def placed(text: str, span: tuple[int, int], places: list[tuple[int, int]]) -> bool:
-    """The model calls the words a place (or two) and none is a known given name ("Nowa Ruda",
-    "Nairobi, Kenya"; not "Jan Ooms" or "Vodopivec, Polona", which the model also calls places)."""
+    """The model calls the words a place (or two), none is a known given name and nothing at them
+    makes them a person's ("Nowa Ruda", "Nairobi, Kenya"; not "Jan Ooms" or "Vodopivec, Polona",
+    nor "SIMBA Kaombwe, born 1988", which the model also calls places)."""
     start, end = span
     inside = any(s <= start < e for s, e in places) and any(s < end <= e for s, e in places)
-    return inside and not any(known_given_name(word.rstrip(",")) for word in text[start:end].split())
+    return inside and not any(known_given_name(word.rstrip(",")) for word in text[start:end].split()) and not (
+        person_cue(text, start, end, pronoun=False))
 
 
 def joined(spans: list[tuple[int, int]]) -> Iterator[tuple[int, int]]:
@@ -236,9 +240,18 @@ class NameDetector:
     judge: float | None = None  # the LM judge's threshold (name_judge.THRESHOLD); None: no judge
 
     def find(self, text: str) -> Iterator[Any]:
-        """The names `candidates` finds, less a town's whole name where nothing at the words makes it
-        a person's ("Population of Bielsk Podlaski"): the rules and the judge both take such towns."""
-        return (span for span in self.candidates(text) if not town_not_person(text, span.start, span.end))
+        """The names `candidates` finds, a leading function word cut off ("The Insidious"), less what
+        reads as a thing or a town where nothing at the words makes it a person's: a determiner
+        before ("the Kobo Clara"), a town's whole name ("Population of Bielsk Podlaski"); the rules
+        and the judge both take such words for names."""
+        for span in self.candidates(text):
+            start = span.start
+            if text[start:span.end].split(" ", 1)[0].lower() in LEADING_FUNCTION_WORDS:
+                start = text.find(" ", start, span.end) + 1
+                if not start or " " not in text[start:span.end].strip():
+                    continue
+            if not (determined(text, start, span.end) or town_not_person(text, start, span.end)):
+                yield Span(start, span.end, self.type)
 
     def candidates(self, text: str) -> Iterator[Any]:
         """Each rule's names, overlapping ones joined ("Liliana H." and "NISTOR Liliana H." make one
@@ -265,9 +278,10 @@ class NameDetector:
         if self.model and available():
             # only names no rule found: "Yesterday Anna Schmidt" stays the rules' "Anna Schmidt"; the
             # forms, as the strict ones, not where the model reads places ("Nairobi, Kenya")
-            loose = (span for span in loose_forms(text) if not placed(text, span, places))
+            loose = [span for span in loose_forms(text) if not placed(text, span, places)]
             found += (span for span in chain(open_names(text, readings), loose)
                       if not any(s.start < span[1] and span[0] < s.end for s in ruled))
+            cued += (span for span in loose if person_cue(text, *span, pronoun=False))  # "SIMBA Kaombwe, born 1988"
         yield from self.judged(text, self.named(text, readings, found), [*cued, *forms], self.judge)
 
     def named(self, text: str, readings: list[list[tuple[int, int]]], found: list[tuple[int, int]]) -> list[Span]:
