@@ -59,3 +59,12 @@ def test_things_after_a_determiner_or_a_thing_label_are_left_alone(scrubber, sen
 def test_cues_at_the_words_make_a_name(scrubber, sentence, name):
     clean, counts = scrubber.scrub(sentence)
     assert name not in clean and counts == {"NAME": 1}, clean
+
+
+@pytest.mark.parametrize("sentence,name", [
+    ("VAN GOERLE Jelte (Team Lead) - out sick today", "VAN GOERLE Jelte"),  # particles in capitals
+    ("Ó NEABHAIL Benedict, born 1988, is listed as the second applicant.", "Ó NEABHAIL Benedict"),
+    ("BROWN Jeffrey (Team Lead) - out sick today", "BROWN Jeffrey"),  # English writes BROWN too: the role vouches
+    ("SU Chih-Hsien (Team Lead) - out sick today", "SU Chih-Hsien")])
+def test_family_names_first_in_capitals_with_particles_or_a_cue(scrubber, sentence, name):
+    assert scrubber.scrub(sentence) == (sentence.replace(name, "<NAME>"), {"NAME": 1})  # the whole name

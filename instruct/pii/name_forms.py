@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
-from instruct.pii.name_context import PARTICLES, cue_before, name_length, name_word, product_context
+from instruct.pii.name_context import PARTICLES, cue_before, name_length, name_word, person_cue, product_context
 from instruct.pii.name_lexicon import (
     RARE_MAX,
     UNSEEN,
@@ -30,7 +30,10 @@ CITATION = re.compile(rf"(?<![\w.])((?:(?i:{_PARTICLES}) )*{_FAMILY}), ((?:[A-Z]
                       r"(?=\s*(?:,|&|and\b|\(|et al\b|$))", re.M)  # "da Conceição, B. E. and"
 YEAR_AFTER = re.compile(r"\s*\(\d{4}")
 _UPPER = r"[A-Z\u00c0-\u00de\u0100-\u024f]"
-UPPER_FAMILY = re.compile(rf"(?<![\w.]){_UPPER}{{2,}}(?:-{_UPPER}{{2,}})?(?= [^\W\d_])")
+# particles of family names as forms print them ("VAN GOERLE Jelte", "MAC ROBHARTAIGH Naomi", "Ó NEABHAIL")
+_UPPER_PARTICLES = "|".join(sorted({p.upper() for p in PARTICLES} | {"MAC", "MC", "NIC", "NÍ", "UA", "Ó"}, key=len,
+                                   reverse=True))
+UPPER_FAMILY = re.compile(rf"(?<![\w.])(?:(?:{_UPPER_PARTICLES}) )*{_UPPER}{{2,}}(?:-{_UPPER}{{2,}})?(?= [^\W\d_])")
 FAMILY_COMMA = re.compile(rf"(?<![\w.])((?:(?i:{_PARTICLES}) )*{_FAMILY}), (?=\w)")  # "Vodopivec, Polona"
 UPPER_RUN = re.compile(rf"(?<![\w.]){_UPPER}[\w'’-]*(?: (?:{_UPPER}[\w'’-]*|[A-Z]\.)){{1,4}}(?![\w.])")
 GIVEN_WORDS = re.compile(r"\S+")
@@ -50,19 +53,25 @@ def citation_names(text: str) -> Iterator[tuple[int, int]]:
 
 
 def upper_family_names(text: str, strict: bool = True) -> Iterator[tuple[int, int]]:
-    """(start, end) of "FAMILY Given [M.]": an upper-case word English rarely writes so, then one to
-    three given-name words, the first no initial ("RGNG Q." ends an IBAN); not `strict`: any name
-    words ("SU X.", "SIMBA Kaombwe")."""
+    """(start, end) of "FAMILY Given [M.]": an upper-case word English rarely writes so (particles
+    before it: "VAN GOERLE"), then one to three given-name words, the first no initial ("RGNG Q."
+    ends an IBAN); not `strict`: any name words ("SU X.", "SIMBA Kaombwe"), and a family name English
+    writes in capitals too ("BROWN", "SU") where a person's word follows ("(Team Lead)")."""
     probs = word_log_probs()
     for match in UPPER_FAMILY.finditer(text):
-        if probs.get(match.group(), UNSEEN) >= RARE_MAX:
+        frequent = probs.get(match.group().split()[-1], UNSEEN) >= RARE_MAX
+        if frequent and strict:
             continue
         line_end = text.find("\n", match.end())
         tokens = list(GIVEN_WORDS.finditer(text, match.end(), line_end if line_end >= 0 else len(text)))[:MAX_GIVEN]
         words = [token.group().rstrip(",.;:)") if not initial(token.group()) else token.group() for token in tokens]
         length = name_length(words)
-        if length and (not strict or (not initial(words[0]) and all(given_word(word) for word in words[:length]))):
-            yield match.start(), tokens[length - 1].start() + len(words[length - 1])
+        if not length:
+            continue
+        end = tokens[length - 1].start() + len(words[length - 1])
+        if strict and not initial(words[0]) and all(given_word(word) for word in words[:length]) or not strict and (
+                not frequent or person_cue(text, match.start(), end, pronoun=False)):
+            yield match.start(), end
 
 
 def given_word(word: str) -> bool:

@@ -281,7 +281,10 @@ class NameDetector:
             loose = [span for span in loose_forms(text) if not placed(text, span, places)]
             found += (span for span in chain(open_names(text, readings), loose)
                       if not any(s.start < span[1] and span[0] < s.end for s in ruled))
-            cued += (span for span in loose if person_cue(text, *span, pronoun=False))  # "SIMBA Kaombwe, born 1988"
+            # a form a cue marks vouches for itself and widens what the rules found ("BROWN Jeffrey (Team Lead)")
+            marked = [span for span in loose if person_cue(text, *span, pronoun=False)]
+            found += marked
+            cued += marked
         yield from self.judged(text, self.named(text, readings, found), [*cued, *forms], self.judge)
 
     def named(self, text: str, readings: list[list[tuple[int, int]]], found: list[tuple[int, int]]) -> list[Span]:
