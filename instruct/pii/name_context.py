@@ -38,7 +38,7 @@ PERSON_BEFORE = re.compile(
     r"cheers|best|yours|signed|by|cc|bcc|ask|ping|contact|tell|according to|(?:spoke|talked|met|chatted) with|"
     r"met|my name is|call me|named|called|i am|i'm|this is|e-?mail)\b\.?,?"
     r"|\b(?:from|to|cc|bcc|reply-to|by|authors?|maintainers?|owners?|assignee|assigned to|reporter|reviewers?|"
-    r"approved|approver|attendees|participants|speakers?|host|credits?|photo|signed|customer|user|contact)\s*:"
+    r"approved|approver|attendees|participants|speakers?|host|credits?|photo|signed|customer|user|contact|rsvp)\s*:"
     r"|author\w*[\"']?\s*[=:]\s*[\[(]?|\bTODO\("
     r"|\bcopyright\s*(?:\(c\)|©)?\s*(?:\d{4}(?:\s*[-–,]\s*\d{4})*,?)?"  # "Copyright (c) 2018-2024"
     r"|^[ \t]*(?:(?:full|your|patient|applicant|customer|contact|maiden|family|given|first|last)[ \t]+)?name"

@@ -25,14 +25,14 @@ from instruct.pii.name_lexicon import (
 )
 
 _FAMILY = r"[^\W\d_][\w'’]*(?:-[^\W\d_][\w'’]*)?"
-_PARTICLES = "|".join(sorted(PARTICLES, key=len, reverse=True))
+GAELIC_PREFIXES = ("Mac", "Mc", "Nic", "Ní", "Ó", "Ua")  # words of their own in a family name ("Mac Confraoich")
+_PARTICLES = "|".join([*sorted(PARTICLES, key=len, reverse=True), *GAELIC_PREFIXES])
 CITATION = re.compile(rf"(?<![\w.])((?:(?i:{_PARTICLES}) )*{_FAMILY}), ((?:[A-Z]\.[ -]?){{1,3}})"
                       r"(?=\s*(?:,|&|and\b|\(|et al\b|$))", re.M)  # "da Conceição, B. E. and"
 YEAR_AFTER = re.compile(r"\s*\(\d{4}")
 _UPPER = r"[A-Z\u00c0-\u00de\u0100-\u024f]"
 # particles of family names as forms print them ("VAN GOERLE Jelte", "MAC ROBHARTAIGH Naomi", "Ó NEABHAIL")
-_UPPER_PARTICLES = "|".join(sorted({p.upper() for p in PARTICLES} | {"MAC", "MC", "NIC", "NÍ", "UA", "Ó"}, key=len,
-                                   reverse=True))
+_UPPER_PARTICLES = "|".join(sorted({p.upper() for p in (*PARTICLES, *GAELIC_PREFIXES)}, key=len, reverse=True))
 UPPER_FAMILY = re.compile(rf"(?<![\w.])(?:(?:{_UPPER_PARTICLES}) )*{_UPPER}{{2,}}(?:-{_UPPER}{{2,}})?(?= [^\W\d_])")
 FAMILY_COMMA = re.compile(rf"(?<![\w.])((?:(?i:{_PARTICLES}) )*{_FAMILY}), (?=\w)")  # "Vodopivec, Polona"
 UPPER_RUN = re.compile(rf"(?<![\w.]){_UPPER}[\w'’-]*(?: (?:{_UPPER}[\w'’-]*|[A-Z]\.)){{1,4}}(?![\w.])")

@@ -40,6 +40,7 @@ from instruct.pii.name_context import (  # common_words: importable from here as
     trim,
 )
 from instruct.pii.name_forms import (
+    YEAR_AFTER,
     citation_names,
     family_comma_given,
     loose_forms,
@@ -263,10 +264,12 @@ class NameDetector:
             entities = self.entities(text)
             places = [(start, end) for start, end, label in entities if label in PLACE_LABELS]
             if available():
-                forms = list(chain(citation_names(text), upper_family_names(text), family_comma_given(text),
-                                   upper_case_names(text)))
+                cited = list(citation_names(text))
+                forms = list(chain(cited, upper_family_names(text), family_comma_given(text), upper_case_names(text)))
                 listed = chain(lexicon_names(text, readings), forms)
-                found += (span for span in listed if not placed(text, span, places))
+                # a reference with its year is an author's ("Yefymenko, H. (2003)"), which the model calls a place
+                dated = {span for span in cited if YEAR_AFTER.match(text, span[1])}
+                found += (span for span in listed if span in dated or not placed(text, span, places))
             found += ((span.start, span.end) for span in self.model_names(text, readings, entities))
         ruled = self.named(text, readings, found)
         if self.judge is None:
