@@ -47,6 +47,8 @@ def test_a_cue_at_the_words_keeps_a_town_named_person(scrubber, sentence):
                                       "My Kobo Clara overheats when charging.",
                                       "Spare parts for the DJI Mavic take weeks.",
                                       "Product name: Adobe Photoshop",  # a label naming a thing
+                                      "Marshall Emberton keeps logging me out since Tuesday.",  # software
+                                      "Siemens Healthineers reported record revenue.",  # a company's words
                                       "Weather for Nairobi, Kenya (2003) was fine."])  # a year after no citation
 def test_things_after_a_determiner_or_a_thing_label_are_left_alone(scrubber, sentence):
     assert scrubber.scrub(sentence) == (sentence, {})

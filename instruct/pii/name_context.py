@@ -48,13 +48,15 @@ PERSON_AFTER = re.compile(
     r"(?:['’]s)?\s*(?:\((?:author|maintainer|reviewer|editor|chair|[\w ]*(?:manager|lead|director|engineer|officer|"
     r"founder|intern))\)|,?\s*(?:who|wrote|said|says|"
     r"writes|replied|commented|asked|explained|told|argued|agreed|disagreed|committed|joined|thinks|"
-    r"believes|reports|reported|called|emailed|phoned|texted|laughed|smiled|sighed|nodded|shrugged|whispered|"
+    r"believes|called|emailed|phoned|texted|laughed|smiled|sighed|nodded|shrugged|whispered|"
     r"shouted|cried|died)\b|,\s*(?:aged\s+)?\d{1,3},|,?\s*(?:born|b\.)\s+\d)", re.IGNORECASE)  # "X, 54, of Dayton"
 PRONOUN_AFTER = re.compile(r"(?i)^[^.\n]{0,60}?\b(?:he|she|him|his|her|hers)\b")
 PRODUCT_CONTEXT = re.compile(
     r"(?i)\b(?:install\w*|download\w*|upgrad\w*|update[sd]?|release notes|"
     r"licen[cs](?:e[sd]?|ing)\b|apps?|application|browser|plugin|extension|software|tool|platform|ide|sdk|api|"
-    r"device|laptop|firmware|settings|preferences|crash\w*|launch\w*|benchmark\w*|runs? on)\b|\bv?\d+\.\d+|[™®©]")
+    r"device|laptop|firmware|settings|preferences|crash\w*|launch\w*|benchmark\w*|runs? on|"
+    r"(?:logg|sign)\w* (?:me |you |us )?(?:in|out)|"  # software: "keeps logging me out"
+    r"revenue|shares|layoffs|spokes(?:person|man|woman)|analysts|regulators)\b|\bv?\d+\.\d+|[™®©]")  # a company
 # what English puts before a place or a thing and not before a person's name: "Hotels near X", "The X integration"
 PLACE_BEFORE = re.compile(r"(?i)\b(?:in|near|around|outside|across|throughout|the|an?)\s+$")
 # a determiner right before: a thing ("The Kobo Clara arrived", "My Kobo Clara overheats"), not a person

@@ -160,12 +160,13 @@ def open_names(text: str, readings: list[list[tuple[int, int]]]) -> Iterator[tup
     """(start, end) of the first reading of each run of two or more words of which one is a given
     name or a word English hardly knows ("Hope Balogun", "Faith Obasanjo"), or an initial and a word
     that is no common noun ("S. Meyer"), whatever the context: the rules' vetoes cost names, so with
-    the judge on, it decides these ("Kia Sorento" is a car to it)."""
+    the judge on, it decides these ("Kia Sorento" is a car to it); only a line about software or goods
+    still vetoes ("Marshall Emberton keeps logging me out")."""
     for run in readings:
         for start, end in run:
             words = [word.rstrip(",") for word in text[start:end].split()]
             if len(words) >= 2 and (any(name_word_before(word) for word in words) or (
-                    initial(words[0]) and not common_noun(words[-1]))):
+                    initial(words[0]) and not common_noun(words[-1]))) and not product_context(text, start, end):
                 yield start, end
                 break
 
