@@ -56,7 +56,7 @@ PRODUCT_CONTEXT = re.compile(
     r"licen[cs](?:e[sd]?|ing)\b|apps?|application|browser|plugin|extension|software|tool|platform|ide|sdk|api|"
     r"device|laptop|firmware|settings|preferences|crash\w*|launch\w*|benchmark\w*|runs? on|"
     r"(?:logg|sign)\w* (?:me |you |us )?(?:in|out)|"  # software: "keeps logging me out"
-    r"revenue|shares|layoffs|spokes(?:person|man|woman)|analysts|regulators)\b|\bv?\d+\.\d+|[™®©]")  # a company
+    r"revenue|shares of|layoffs|spokes(?:person|man|woman)|analysts|regulators)\b|\bv?\d+\.\d+|[™®©]")  # a company
 # what English puts before a place or a thing and not before a person's name: "Hotels near X", "The X integration"
 PLACE_BEFORE = re.compile(r"(?i)\b(?:in|near|around|outside|across|throughout|the|an?)\s+$")
 # a determiner right before: a thing ("The Kobo Clara arrived", "My Kobo Clara overheats"), not a person
