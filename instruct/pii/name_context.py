@@ -59,8 +59,9 @@ PRODUCT_CONTEXT = re.compile(
     r"revenue|shares of|layoffs|spokes(?:person|man|woman)|analysts|regulators)\b|\bv?\d+\.\d+|[™®©]")  # a company
 # what English puts before a place or a thing and not before a person's name: "Hotels near X", "The X integration"
 PLACE_BEFORE = re.compile(r"(?i)\b(?:in|near|around|outside|across|throughout|the|an?)\s+$")
-# a determiner right before: a thing ("The Kobo Clara arrived", "My Kobo Clara overheats"), not a person
-DETERMINER_BEFORE = re.compile(r"(?i)\b(?:the|an?|my|your|our|their|its|this|that|these|those|every|each|any|no)\s+$")
+# a determiner right before: a thing ("The Kobo Clara arrived", "My Kobo Clara overheats"), not a person; not
+# "that", which is mostly a conjunction before a name ("certifies that Anna Smith")
+DETERMINER_BEFORE = re.compile(r"(?i)\b(?:the|an?|my|your|our|their|its|this|these|those|every|each|any|no)\s+$")
 # words that start no name ("The Insidious", "Some Juicy"); not "An", "In", "So", "Will", "May", which do
 LEADING_FUNCTION_WORDS = frozenset("the some any every each this that these those our your their my its off of for "
                                    "with from into about over under if when while then than but and or as all both "

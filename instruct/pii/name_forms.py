@@ -35,7 +35,8 @@ _UPPER = r"[A-Z\u00c0-\u00de\u0100-\u024f]"
 _UPPER_PARTICLES = "|".join(sorted({p.upper() for p in (*PARTICLES, *GAELIC_PREFIXES)}, key=len, reverse=True))
 UPPER_FAMILY = re.compile(rf"(?<![\w.])(?:(?:{_UPPER_PARTICLES}) )*{_UPPER}{{2,}}(?:-{_UPPER}{{2,}})?(?= [^\W\d_])")
 FAMILY_COMMA = re.compile(rf"(?<![\w.])((?:(?i:{_PARTICLES}) )*{_FAMILY}), (?=\w)")  # "Vodopivec, Polona"
-UPPER_RUN = re.compile(rf"(?<![\w.]){_UPPER}[\w'’-]*(?: (?:{_UPPER}[\w'’-]*|[A-Z]\.)){{1,4}}(?![\w.])")
+# words starting with a capital or initials, one space apart, on one line: a heading, a byline, a sentence in capitals
+UPPER_RUN = re.compile(rf"(?<![\w.])(?:{_UPPER}[\w'’-]*|[A-Z]\.)(?: (?:{_UPPER}[\w'’-]*|[A-Z]\.))+(?![\w.])")
 GIVEN_WORDS = re.compile(r"\S+")
 MAX_GIVEN = 3
 
@@ -75,8 +76,15 @@ def upper_family_names(text: str, strict: bool = True) -> Iterator[tuple[int, in
 
 
 def given_word(word: str) -> bool:
-    """A given name or an initial, or a word English does not know in either case and is no noun."""
-    return given_name(word) or (rare(word) and not common_noun(word))
+    """A given name or an initial, or a word English does not know in either case (whose share of
+    lower-case spellings says nothing: "dejan" is as rare as "Dejan")."""
+    return given_name(word) or rare(word)
+
+
+def english_word(word: str) -> bool:
+    """A word English writes in lower case and knows ("Left", "Her", "Course"): it ends a name in
+    capitals; "Dejan", rare in either case, does not."""
+    return common_noun(word) and not rare(word)
 
 
 def given_after(text: str, start: int, strict: bool = True) -> tuple[int, int]:
@@ -111,30 +119,64 @@ def family_comma_given(text: str, strict: bool = True) -> Iterator[tuple[int, in
 
 
 def upper_case_names(text: str, strict: bool = True) -> Iterator[tuple[int, int]]:
-    """(start, end) of a name written in capitals ("BY JÚLIA GUARDIA" on a byline): from the first
-    word that is a given name written normally ("Júlia"), two or more words, each a given name,
-    an initial or a word English does not know, the last no common noun ("GRACE PERIOD"); not
-    `strict`: the whole run, if a word of it is a given name or one English does not know ("BY
-    WENDY WILLIAMS", "BY M. CORDIER")."""
-    for match in UPPER_RUN.finditer(text):
-        tokens = list(GIVEN_WORDS.finditer(match.group()))
-        if not all(token.group().isupper() for token in tokens):
-            continue
-        words = [token.group() if initial(token.group()) else token.group().title() for token in tokens]
-        if not strict:  # from after the last cue in the run ("BY")
-            first = max((i for i in range(len(tokens)) if cue_before(text, match.start() + tokens[i].start())),
-                        default=0)
-            rest = words[first:]  # name words only: no IBAN groups ("VA04 EU8O")
-            if len(rest) >= 2 and name_length(rest) == len(rest) and any(
-                    given_word(w) and not initial(w) for w in rest) and not common_noun(rest[-1]):
-                yield match.start() + tokens[first].start(), match.end()
-            continue
-        for first in range(len(words) - 1):
-            rest = words[first:]
-            if given_name(rest[0]) and not initial(rest[0]) and all(map(given_word, rest[1:])) and not common_noun(
-                    rest[-1]):
-                yield match.start() + tokens[first].start(), match.end()
-                break
+    """(start, end) of a name written in capitals, wherever it sits in a line of capitals ("BY JÚLIA
+    GUARDIA", "IN LOVING MEMORY OF CHERYL STEWART", "MR. SIMO KOKOSHKOVA WILL SPEAK"): from a given
+    name written normally ("Júlia"), the given names, initials and words English does not know after
+    it, two or more, the last no common noun ("GRACE PERIOD"); not `strict`: any two or more name
+    words no common noun ("LEFT", "HER") splits, one of them a given name or a word English does
+    not know, from after the last cue ("BY WENDY WILLIAMS", "CONTACT M. CORDIER")."""
+    for run in UPPER_RUN.finditer(text):
+        tokens = [t for t in GIVEN_WORDS.finditer(run.group()) if t.group().isupper()]
+        for piece in split_where(tokens, lambda a, b: a.end() + 1 != b.start()):  # capitals only: "ANNA SMITH Seat"
+            offsets = [run.start() + token.start() for token in piece]
+            words = [token.group() if initial(token.group()) else token.group().title() for token in piece]
+            spans = loose_upper_names(text, offsets, words) if not strict else strict_upper_names(words)
+            yield from ((offsets[first], offsets[last] + len(words[last])) for first, last in spans)
+
+
+def split_where(items: list, cut) -> Iterator[list]:
+    """`items` in runs, a new one wherever cut(previous, next) holds."""
+    piece: list = []
+    for item in items:
+        if piece and cut(piece[-1], item):
+            yield piece
+            piece = []
+        piece.append(item)
+    if piece:
+        yield piece
+
+
+def strict_upper_names(words: list[str]) -> Iterator[tuple[int, int]]:
+    """(first, last) word of each name in a run of title-cased capitals: a given name, then given
+    names, initials or words English does not know, ending on no initial and no common noun."""
+    first = 0
+    while first < len(words) - 1:
+        last = first
+        if given_name(words[first]) and not initial(words[first]):
+            while last + 1 < len(words) and given_word(words[last + 1]):
+                last += 1
+            while last > first and (initial(words[last]) or english_word(words[last])):
+                last -= 1
+        if last > first:
+            yield first, last
+        first = last + 1
+
+
+def loose_upper_names(text: str, offsets: list[int], words: list[str]) -> Iterator[tuple[int, int]]:
+    """(first, last) word of each proposal in a run of title-cased capitals: from after the last cue,
+    the stretches of name words that are no English word (`english_word`), two or more, the first an
+    initial or one a given name or a word English does not know, the last no initial."""
+    cued = max((i for i in range(len(words)) if cue_before(text, offsets[i])), default=0)
+    def breaks(i: int) -> bool:
+        return not name_word(words[i]) or english_word(words[i])
+
+    for stretch in split_where(list(range(cued, len(words))), lambda _, i: breaks(i)):
+        stretch = [i for i in stretch if not breaks(i)]
+        while stretch and initial(words[stretch[-1]]):
+            stretch.pop()
+        if len(stretch) >= 2 and (initial(words[stretch[0]]) or any(
+                given_word(words[i]) and not initial(words[i]) for i in stretch)):
+            yield stretch[0], stretch[-1]
 
 
 def loose_forms(text: str) -> Iterator[tuple[int, int]]:

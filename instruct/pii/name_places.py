@@ -21,6 +21,7 @@ from pathlib import Path
 from instruct.pii.name_context import person_cue, strong_cue
 
 TABLE = "cities500.json"  # every place of 500 or more people
+REACH_WORDS = 2  # words of capitals either side that may complete a place's name
 MULTI_WORD = re.compile(r"[A-Z\u00c0-\u00de\u0100-\u024f][^\s\d]*(?: [^\s\d]+)+")
 
 
@@ -60,5 +61,22 @@ def town_not_person(text: str, start: int, end: int) -> bool:
     """The words at [start, end) are a place's whole name and nothing at them makes them a person's
     (a cue before, a person's verb or an age after; a later "she" does not: "Born in Beli Manastir,
     she ...")."""
-    return text[start:end] in place_names() and not (strong_cue(text, start) or
-                                                     person_cue(text, start, end, pronoun=False))
+    value = text[start:end]
+    town = value in place_names() or value.isupper() and upper_town(text, start, end)
+    return town and not (strong_cue(text, start) or person_cue(text, start, end, pronoun=False))
+
+
+def upper_town(text: str, start: int, end: int) -> bool:
+    """The capitals at [start, end), with up to two words of capitals either side, spell a place's
+    whole name: "SAN GIOVANNI" in "DOWNLOAD VILLA SAN GIOVANNI TODAY"."""
+    line_start = text.rfind("\n", 0, start) + 1
+    line_end = text.find("\n", end)
+    before = text[line_start:start].split()[-REACH_WORDS:]
+    after = text[end:line_end if line_end >= 0 else len(text)].split()[:REACH_WORDS]
+    return any(" ".join([*before[len(before) - left:], text[start:end], *after[:right]]) in upper_place_names()
+               for left in range(len(before) + 1) for right in range(len(after) + 1))
+
+
+@lru_cache(maxsize=1)
+def upper_place_names() -> frozenset[str]:
+    return frozenset(name.upper() for name in place_names())
