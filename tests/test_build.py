@@ -151,9 +151,24 @@ def assert_same_files(left: Path, right: Path, folder: str) -> None:
 
 
 @pytest.mark.slow
-def test_output_is_identical_with_one_and_two_workers(tmp_path):
+def test_output_is_identical_with_one_and_two_workers(tmp_path, monkeypatch):
     """The web recipe, model-based steps included; the perplexity step scores the first 16 tokens (not 64),
-    a quarter of the SmolLM2 forwards that dominate the build: its scores still land in every shard's meta."""
+    a quarter of the SmolLM2 forwards that dominate the build: its scores still land in every shard's meta.
+    One thread per worker in both runs: a float GEMM's sums depend on how many threads split them (on
+    an AVX-512 CPU one worker's two threads move perplexities in their sixth digit), which is no part
+    of what splitting the units over workers may change."""
+    import torch
+
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")  # kept by the executor's share_cores, read by the workers
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the one-worker run is this process
+    try:
+        built_with_one_and_two_workers(tmp_path)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def built_with_one_and_two_workers(tmp_path: Path) -> None:
     for workers in (1, 2):
         recipe, data = recipe_on_samples(REPO / "pipelines" / "web.yaml", tmp_path / f"w{workers}",
                                          [f"workers={workers}", "write.shard_size=8", "steps.perplexity.max_tokens=16"])
