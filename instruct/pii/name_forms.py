@@ -122,9 +122,9 @@ def upper_case_names(text: str, strict: bool = True) -> Iterator[tuple[int, int]
     """(start, end) of a name written in capitals, wherever it sits in a line of capitals ("BY JÚLIA
     GUARDIA", "IN LOVING MEMORY OF CHERYL STEWART", "MR. SIMO KOKOSHKOVA WILL SPEAK"): from a given
     name written normally ("Júlia"), the given names, initials and words English does not know after
-    it, two or more, the last no common noun ("GRACE PERIOD"); not `strict`: any two or more name
-    words no common noun ("LEFT", "HER") splits, one of them a given name or a word English does
-    not know, from after the last cue ("BY WENDY WILLIAMS", "CONTACT M. CORDIER")."""
+    it, two or more, the last no English word ("GRACE PERIOD"); not `strict`: any two or more name
+    words no English word ("LEFT", "HER") splits, from after the last cue ("BY WENDY WILLIAMS",
+    "CONTACT M. CORDIER"; `loose_upper_names`)."""
     for run in UPPER_RUN.finditer(text):
         tokens = [t for t in GIVEN_WORDS.finditer(run.group()) if t.group().isupper()]
         for piece in split_where(tokens, lambda a, b: a.end() + 1 != b.start()):  # capitals only: "ANNA SMITH Seat"
@@ -148,7 +148,7 @@ def split_where(items: list, cut) -> Iterator[list]:
 
 def strict_upper_names(words: list[str]) -> Iterator[tuple[int, int]]:
     """(first, last) word of each name in a run of title-cased capitals: a given name, then given
-    names, initials or words English does not know, ending on no initial and no common noun."""
+    names, initials or words English does not know, ending on no initial and no English word."""
     first = 0
     while first < len(words) - 1:
         last = first
@@ -167,6 +167,7 @@ def loose_upper_names(text: str, offsets: list[int], words: list[str]) -> Iterat
     the stretches of name words that are no English word (`english_word`), two or more, the first an
     initial or one a given name or a word English does not know, the last no initial."""
     cued = max((i for i in range(len(words)) if cue_before(text, offsets[i])), default=0)
+
     def breaks(i: int) -> bool:
         return not name_word(words[i]) or english_word(words[i])
 

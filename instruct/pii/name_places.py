@@ -58,9 +58,9 @@ def multi_word_names(table: Path) -> set[str]:
 
 
 def town_not_person(text: str, start: int, end: int) -> bool:
-    """The words at [start, end) are a place's whole name and nothing at them makes them a person's
-    (a cue before, a person's verb or an age after; a later "she" does not: "Born in Beli Manastir,
-    she ...")."""
+    """The words at [start, end) are a place's whole name (in capitals, or part of one: `upper_town`)
+    and nothing at them makes them a person's (a cue before, a person's verb or an age after; a later
+    "she" does not: "Born in Beli Manastir, she ...")."""
     value = text[start:end]
     town = value in place_names() or value.isupper() and upper_town(text, start, end)
     return town and not (strong_cue(text, start) or person_cue(text, start, end, pronoun=False))
