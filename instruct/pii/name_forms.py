@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from itertools import groupby
 
 from instruct.pii.name_context import PARTICLES, cue_before, name_length, name_word, person_cue, product_context
 from instruct.pii.name_lexicon import (
@@ -126,24 +127,14 @@ def upper_case_names(text: str, strict: bool = True) -> Iterator[tuple[int, int]
     words no English word ("LEFT", "HER") splits, from after the last cue ("BY WENDY WILLIAMS",
     "CONTACT M. CORDIER"; `loose_upper_names`)."""
     for run in UPPER_RUN.finditer(text):
-        tokens = [t for t in GIVEN_WORDS.finditer(run.group()) if t.group().isupper()]
-        for piece in split_where(tokens, lambda a, b: a.end() + 1 != b.start()):  # capitals only: "ANNA SMITH Seat"
+        for capitals, tokens in groupby(GIVEN_WORDS.finditer(run.group()), key=lambda t: t.group().isupper()):
+            if not capitals:  # "Seat" in "ANNA SMITH Seat"
+                continue
+            piece = list(tokens)
             offsets = [run.start() + token.start() for token in piece]
             words = [token.group() if initial(token.group()) else token.group().title() for token in piece]
             spans = loose_upper_names(text, offsets, words) if not strict else strict_upper_names(words)
             yield from ((offsets[first], offsets[last] + len(words[last])) for first, last in spans)
-
-
-def split_where(items: list, cut) -> Iterator[list]:
-    """`items` in runs, a new one wherever cut(previous, next) holds."""
-    piece: list = []
-    for item in items:
-        if piece and cut(piece[-1], item):
-            yield piece
-            piece = []
-        piece.append(item)
-    if piece:
-        yield piece
 
 
 def strict_upper_names(words: list[str]) -> Iterator[tuple[int, int]]:
@@ -171,8 +162,10 @@ def loose_upper_names(text: str, offsets: list[int], words: list[str]) -> Iterat
     def breaks(i: int) -> bool:
         return not name_word(words[i]) or english_word(words[i])
 
-    for stretch in split_where(list(range(cued, len(words))), lambda _, i: breaks(i)):
-        stretch = [i for i in stretch if not breaks(i)]
+    for broken, indices in groupby(range(cued, len(words)), key=breaks):
+        if broken:
+            continue
+        stretch = list(indices)
         while stretch and initial(words[stretch[-1]]):
             stretch.pop()
         if len(stretch) >= 2 and (initial(words[stretch[0]]) or any(
