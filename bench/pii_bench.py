@@ -28,13 +28,19 @@ round 6, (8) commit trailers, Debian control fields, copyright lines, LaTeX/BibT
 cheques, leases, credits, auctions, race results, patents, hotel mail, HTML meta: held out for
 round 6, a development set since round 7, (9) vCards, calendar invites, git blame, screenplays,
 boarding passes, chess PGN, probate notices, wiki infoboxes, SQL rows, man pages, RFC addresses and
-references, memorials, team sheets: held out, measured and never looked at for misses (names in 4-9
+references, memorials, team sheets: held out for rounds 7-8, a development set since round 9, (10) 98
+templates in styles none of the earlier sets has, written by someone who had not read the detectors
+(pii_sets_10.py), split in halves by a hash: 10_dev to develop on, 10_held_out measured and never
+looked at for misses (names in 4-10
 from Faker's locales: diacritics, particles, initials, hyphens; set 7 half from 14 locales no other
 set uses, set 8 half from 11 more, Cyrillic, Greek, Armenian and Georgian ones romanised, set 9 half
-from Korean, Hindi and Nepali ones romanised; see pii_romanise.py). Decoys: product names (seven
-lists; products 6-8 development sets, products 9 of software, goods, companies and projects held
-out), place names (time zone database, Faker's towns of fifteen countries: development; states,
-provinces, counties and towns of eleven more: held out), Debian description pairs and code
+from Korean, Hindi and Nepali ones romanised, set 10 half from Bengali and Marathi ones; see
+pii_romanise.py). Decoys: product names (seven
+lists; products 6-8 development sets, products 9 of software, goods, companies and projects, and
+half of products 10's nine kinds: development; the other half held out), place names (time zone
+database, Faker's towns of fifteen countries, states, provinces, counties and towns of eleven more,
+half of nine more lists of neighbourhoods, provinces and countries: development; the other half held
+out), Debian description pairs and code
 identifiers.
 NAME needs the `ner` extra (spaCy) and Faker (`bench` extra); the NAME detectors are compared side
 by side (each installed spaCy model alone, cue patterns alone, cues + each model).
@@ -67,6 +73,13 @@ from instruct.pii.detectors import (
 
 sys.path.insert(0, str(Path(__file__).parent))
 from pii_romanise import latin, romanise  # noqa: E402
+from pii_sets_10 import (  # noqa: E402
+    FAKER_LOCALES_10,
+    NAME_TEMPLATES_10,
+    PLACE_10_LISTS,
+    PLACE_10_TEMPLATES,
+    PRODUCTS_10,
+)
 
 # --- value generators ---------------------------------------------------------------------------
 
@@ -575,19 +588,33 @@ NAME_HELD_OUT_9_TEMPLATES = ["BEGIN:VCARD\nFN:{v}\nORG:Northwind Ltd.\nEND:VCARD
                              "Men's 400 m final: gold {rev} (KOR), silver to the Kenyan.",
                              "{short} replied: works for me on 3.12.", "Lovely stay, thank you! {v} & family, Room 7",
                              "Goalkeeper: {v}; defenders: the usual four."]
+def halves(items: list[str]) -> tuple[list[str], list[str]]:
+    """(development half, held-out half) of `items`: ranked by a hash, alternately, so that both halves
+    draw on every part of the list and adding an item moves few others."""
+    ranked = sorted(items, key=lambda item: (zlib.crc32(item.encode()), item))
+    return ranked[0::2], ranked[1::2]
+
+
 NAME_TEMPLATE_SETS = {"1_written_before_cues": NAME_TEMPLATES, "2_held_out": NAME_HELDOUT_TEMPLATES,
                       "3_held_out_round_2": NAME_HELDOUT_2_TEMPLATES, "4_styles_faker": NAME_STYLE_TEMPLATES,
                       "5_final_faker_dev": NAME_FINAL_TEMPLATES, "6_dev": NAME_HELD_OUT_6_TEMPLATES,
                       "7_dev": NAME_HELD_OUT_7_TEMPLATES, "8_dev": NAME_HELD_OUT_8_TEMPLATES,
-                      "9_held_out": NAME_HELD_OUT_9_TEMPLATES}
-FAKER_SETS = ("4_styles_faker", "5_final_faker_dev", "6_dev", "7_dev", "8_dev", "9_held_out")  # others: GIVEN x FAMILY
+                      "9_dev": NAME_HELD_OUT_9_TEMPLATES, "10_dev": halves(NAME_TEMPLATES_10)[0],
+                      "10_held_out": halves(NAME_TEMPLATES_10)[1]}
+FAKER_SETS = ("4_styles_faker", "5_final_faker_dev", "6_dev", "7_dev", "8_dev", "9_dev", "10_dev",
+              "10_held_out")  # others: GIVEN x FAMILY
 # set 7, products 7 and place_7 were held out for rounds 4 and 5 and scored many times: development sets
 # since round 6, when set 8 took their place
 # set 8, products 8 and place_8 likewise since round 7, when set 9 took their place
-HELD_OUT = ("9_held_out", "product_name_9", "place_9", "debian_held_out")
+# set 9, products 9 and place_9 likewise since round 9 (scored three times), when set 10's held-out half took
+# their place; set 10 (pii_sets_10.py, written by someone who had not read the detectors) is split in halves
+# by a hash: a development half and a held-out half drawn from the same styles
+HELD_OUT = ("10_held_out", "product_name_10", "place_10", "debian_held_out")
 # each later set its own random stream, so that adding one leaves the values of the earlier ones as they were
 STREAMS = {"6_dev": 6, "product_name_6": 6, "7_dev": 8, "product_name_7": 8, "place_7": 8, "place_dev": 9,
-           "8_dev": 10, "product_name_8": 10, "place_8": 10, "9_held_out": 11, "product_name_9": 11, "place_9": 11}
+           "8_dev": 10, "product_name_8": 10, "place_8": 10, "9_dev": 11, "product_name_9": 11, "place_9": 11,
+           "10_dev": 12, "product_name_10_dev": 12, "place_10_dev": 12, "10_held_out": 13, "product_name_10": 13,
+           "place_10": 13}
 DEBIAN = ("debian_dev", "debian_held_out")
 # Latin-script Faker locales (romanized names for Japanese and Chinese); names of every origin
 FAKER_LOCALES = ["en_US", "en_GB", "en_IE", "en_IN", "en_NG", "en_AU", "nl_NL", "nl_BE", "de_DE", "de_AT", "fr_FR",
@@ -602,7 +629,8 @@ FAKER_LOCALES_7 = ["en_KE", "en_NZ", "en_PK", "en_TH", "es_CL", "es_CO", "es_CA"
 FAKER_LOCALES_8 = ["ru_RU", "uk_UA", "bg_BG", "mk_MK", "el_GR", "hy_AM", "ka_GE", "zh_TW", "de_LI", "de_LU", "es"]
 # locales no set before 9 draws from (set 9 takes half its names from these), romanised
 FAKER_LOCALES_9 = ["ko_KR", "hi_IN", "ne_NP"]
-FRESH_LOCALES = {"7_dev": FAKER_LOCALES_7, "8_dev": FAKER_LOCALES_8, "9_held_out": FAKER_LOCALES_9}
+FRESH_LOCALES = {"7_dev": FAKER_LOCALES_7, "8_dev": FAKER_LOCALES_8, "9_dev": FAKER_LOCALES_9,
+                 "10_dev": FAKER_LOCALES_10, "10_held_out": FAKER_LOCALES_10}
 PRODUCT_DECOYS = ["Visual Studio Code", "Google Chrome", "Microsoft Excel", "Apache Kafka", "Django REST Framework",
                   "Amazon Web Services", "Red Hat Enterprise Linux", "GitHub Actions", "Jupyter Notebook",
                   "Adobe Photoshop", "Mozilla Firefox", "Oracle Database", "Windows Server", "Apple Music"]
@@ -749,7 +777,7 @@ PLACE_9_TEMPLATES = ["Snow closed the pass above {v} overnight.", "A new clinic 
                      "The ferry from {v} was delayed by two hours.", "Volunteers from {v} cleaned the beach.",
                      "Greetings from {v}, where it has not stopped raining."]
 SET_7_DECOYS = ("place_dev", "product_name_7", "place_7", "product_name_8", "place_8", "product_name_9",
-                "place_9")  # picked apart from DECOY_CLASSES
+                "place_9", "product_name_10_dev", "place_10_dev", "product_name_10", "place_10")  # picked apart from DECOY_CLASSES
 PLACE_NAME = re.compile(r"[A-Z][a-z]+(?: (?:[a-z]+ )?[A-Z][a-z]+)+")
 # the same in any Latin letters ("Bakov nad Jizerou", "Alcácer do Sal", "Banská Bystrica")
 LATIN_PLACE_NAME = re.compile(r"[A-ZÀ-Þ][a-zß-ÿ\u0100-\u017f]+(?: (?:[a-z]+ )?[A-ZÀ-Þ\u0100-\u017f][a-zß-ÿ\u0100-\u017f]+)+")
@@ -830,9 +858,25 @@ def debian_lines() -> dict[str, list[str]]:
     return halves
 
 
-PRODUCT_KINDS = {"product_name_7": PRODUCTS_7, "product_name_8": PRODUCTS_8, "product_name_9": PRODUCTS_9}
+def products_half(half: int) -> dict[str, tuple[list[str], list[str]]]:
+    """One half (0: development, 1: held out) of each kind's values and templates of PRODUCTS_10."""
+    return {kind: (halves(values)[half], halves(templates)[half]) for kind, (values, templates) in PRODUCTS_10.items()}
+
+
+@lru_cache(maxsize=None)
+def places_10(half: int) -> list[list[str]]:
+    """One half (0: development, 1: held out) of each of the PLACE_10_LISTS' names of two or more words."""
+    lists = [getattr(faker_for(locale).provider("faker.providers.address"), attr) for locale, attr in PLACE_10_LISTS]
+    lists = [names.values() if isinstance(names, dict) else names for names in lists]
+    return [halves(sorted({name for name in names if LATIN_PLACE_NAME.fullmatch(name)}))[half] for names in lists]
+
+
+PRODUCT_KINDS = {"product_name_7": PRODUCTS_7, "product_name_8": PRODUCTS_8, "product_name_9": PRODUCTS_9,
+                 "product_name_10_dev": products_half(0), "product_name_10": products_half(1)}
 COUNTRY_PLACES = {"place_dev": (dev_places, PLACE_DEV_TEMPLATES), "place_8": (places_8, PLACE_8_TEMPLATES),
-                  "place_9": (places_9, PLACE_9_TEMPLATES)}
+                  "place_9": (places_9, PLACE_9_TEMPLATES),
+                  "place_10_dev": (partial(places_10, 0), halves(PLACE_10_TEMPLATES)[0]),
+                  "place_10": (partial(places_10, 1), halves(PLACE_10_TEMPLATES)[1])}
 
 
 def decoy_pick(rng: random.Random, decoy_class: str) -> tuple[str, str]:
