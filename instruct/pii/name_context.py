@@ -15,7 +15,8 @@ from functools import lru_cache
 PARTICLES = frozenset("van der den de del della di da das dos du la le von zu ter ten bin ibn al el y".split())
 SUFFIXES = frozenset({"Jr.", "Jr", "Sr.", "Sr", "II", "III", "IV"})
 # a run that holds one of these names a company ("Northwind Ltd", "Acme Corp."), however name-like
-COMPANY_SUFFIXES = frozenset({"Ltd", "Inc", "Corp", "Co", "Oy", "Pty", "Plc", "Llc", "LLC", "PLC", "GmbH"})
+COMPANY_SUFFIXES = frozenset({"Ltd", "Inc", "Corp", "Co", "Oy", "Pty", "Plc", "Llc", "LLC", "PLC", "GmbH", "AG", "KG",
+                              "BV", "NV", "SpA", "Srl", "SRL", "Sarl", "SARL", "Ltda", "LLP"})
 # a run of these alone is a date ("Tue Jan 09"), though "Jan" and "May" are given names
 CALENDAR = frozenset("Mon Tue Tues Wed Thu Thur Thurs Fri Sat Sun Monday Tuesday Wednesday Thursday Friday Saturday "
                      "Sunday Jan Feb Mar Apr Jun Jul Aug Sep Sept Oct Nov Dec January February March April May June "
@@ -85,6 +86,14 @@ def name_word(word: str) -> bool:
     return any(c.islower() for c in core) and all(core[:i] in INNER_CAPITAL_PREFIXES for i in inner)
 
 
+def company_suffix(word: str) -> bool:
+    """ "Ltd.", "GmbH", and as lines in capitals print them ("LTD", "GMBH"; read title-cased, "Gmbh")."""
+    return word.rstrip(".,").lower() in _COMPANY_SUFFIXES_LOWER
+
+
+_COMPANY_SUFFIXES_LOWER = frozenset(suffix.lower() for suffix in COMPANY_SUFFIXES)
+
+
 def linked(word: str) -> bool:
     """A particle joined to a family name: "al-Rashid", "el-Amin"."""
     head, _, tail = word.partition("-")
@@ -97,7 +106,7 @@ def name_length(words: list[str]) -> int:
     suffix follows."""
     length = 0
     for index, word in enumerate(words):
-        if word.rstrip(".,") in COMPANY_SUFFIXES:
+        if company_suffix(word):
             return 0
         if name_word(word) or (index and (word in SUFFIXES or linked(word))):
             length = index + 1

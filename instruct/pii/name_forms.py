@@ -14,7 +14,15 @@ import re
 from collections.abc import Iterator
 from itertools import groupby
 
-from instruct.pii.name_context import PARTICLES, cue_before, name_length, name_word, person_cue, product_context
+from instruct.pii.name_context import (
+    PARTICLES,
+    company_suffix,
+    cue_before,
+    name_length,
+    name_word,
+    person_cue,
+    product_context,
+)
 from instruct.pii.name_lexicon import (
     RARE_MAX,
     UNSEEN,
@@ -28,10 +36,12 @@ from instruct.pii.name_lexicon import (
 _FAMILY = r"[^\W\d_][\w'’]*(?:-[^\W\d_][\w'’]*)?"
 GAELIC_PREFIXES = ("Mac", "Mc", "Nic", "Ní", "Ó", "Ua")  # words of their own in a family name ("Mac Confraoich")
 _PARTICLES = "|".join([*sorted(PARTICLES, key=len, reverse=True), *GAELIC_PREFIXES])
-CITATION = re.compile(rf"(?<![\w.])((?:(?i:{_PARTICLES}) )*{_FAMILY}), ((?:[A-Z]\.[ -]?){{1,3}})"
-                      r"(?=\s*(?:,|&|and\b|\(|et al\b|$))", re.M)  # "da Conceição, B. E. and"
-YEAR_AFTER = re.compile(r"\s*\(\d{4}")
 _UPPER = r"[A-Z\u00c0-\u00de\u0100-\u024f]"
+# what ends a field of a record or a quoted value: a closing quote or bracket, a tab, two spaces or more
+FIELD_END = r"[\"”'’\]]|\t| {2,}"
+CITATION = re.compile(rf"(?<![\w.])((?:(?i:{_PARTICLES}) )*{_FAMILY}), ((?:{_UPPER}\.[ -]?){{1,3}})"
+                      rf"(?=\s*(?:,|&|and\b|\(|et al\b|$)|{FIELD_END})", re.M)  # "da Conceição, B. E. and"
+YEAR_AFTER = re.compile(r"\s*\(\d{4}")
 # particles of family names as forms print them ("VAN GOERLE Jelte", "MAC ROBHARTAIGH Naomi", "Ó NEABHAIL")
 _UPPER_PARTICLES = "|".join(sorted({p.upper() for p in (*PARTICLES, *GAELIC_PREFIXES)}, key=len, reverse=True))
 UPPER_FAMILY = re.compile(rf"(?<![\w.])(?:(?:{_UPPER_PARTICLES}) )*{_UPPER}{{2,}}(?:-{_UPPER}{{2,}})?(?= [^\W\d_])")
@@ -39,6 +49,7 @@ FAMILY_COMMA = re.compile(rf"(?<![\w.])((?:(?i:{_PARTICLES}) )*{_FAMILY}), (?=\w
 # words starting with a capital or initials, one space apart, on one line: a heading, a byline, a sentence in capitals
 UPPER_RUN = re.compile(rf"(?<![\w.])(?:{_UPPER}[\w'’-]*|[A-Z]\.)(?: (?:{_UPPER}[\w'’-]*|[A-Z]\.))+(?![\w.])")
 GIVEN_WORDS = re.compile(r"\S+")
+FIELD_BREAK = re.compile(r"[\n\t\"”\]]| {2,}")  # the end of a line, a column or a quoted value
 MAX_GIVEN = 3
 
 
@@ -64,9 +75,7 @@ def upper_family_names(text: str, strict: bool = True) -> Iterator[tuple[int, in
         frequent = probs.get(match.group().split()[-1], UNSEEN) >= RARE_MAX
         if frequent and strict:
             continue
-        line_end = text.find("\n", match.end())
-        tokens = list(GIVEN_WORDS.finditer(text, match.end(), line_end if line_end >= 0 else len(text)))[:MAX_GIVEN]
-        words = [token.group().rstrip(",.;:)") if not initial(token.group()) else token.group() for token in tokens]
+        tokens, words = field_words(text, match.end())
         length = name_length(words)
         if not length:
             continue
@@ -74,6 +83,16 @@ def upper_family_names(text: str, strict: bool = True) -> Iterator[tuple[int, in
         if strict and not initial(words[0]) and all(given_word(word) for word in words[:length]) or not strict and (
                 not frequent or person_cue(text, match.start(), end, pronoun=False)):
             yield match.start(), end
+
+
+def field_words(text: str, start: int) -> tuple[list[re.Match], list[str]]:
+    """The first MAX_GIVEN tokens from `start` to the end of the field (a line, a column set off by a
+    tab or two spaces, a quoted value: "Sonal" of `"Gavade, Sonal"]`, not "Classe" of "TABASASUM
+    Aphiyaa    Classe"), and each as a word of a name: an initial as it is, others without the
+    punctuation after them."""
+    field_end = FIELD_BREAK.search(text, start)
+    tokens = list(GIVEN_WORDS.finditer(text, start, field_end.start() if field_end else len(text)))[:MAX_GIVEN]
+    return tokens, [token.group() if initial(token.group()) else token.group().rstrip(",.;:)") for token in tokens]
 
 
 def given_word(word: str) -> bool:
@@ -92,9 +111,7 @@ def given_after(text: str, start: int, strict: bool = True) -> tuple[int, int]:
     """(how many, end) of the given-name words from `start` to the line's end: given names, initials
     or words English does not know, the first no initial ("Polona", "Ildikó G."); not `strict`: any
     name words ("J.", "Melanie")."""
-    line_end = text.find("\n", start)
-    tokens = list(GIVEN_WORDS.finditer(text, start, line_end if line_end >= 0 else len(text)))[:MAX_GIVEN]
-    words = [token.group() if initial(token.group()) else token.group().rstrip(",.;:)") for token in tokens]
+    tokens, words = field_words(text, start)
     ends = [i + 1 for i, token in enumerate(tokens) if token.group()[-1] in ",;:)"]  # "Polona; Okafor, C."
     length = name_length(words[:ends[0]] if ends else words)
     if not length or strict and (initial(words[0]) or not all(map(given_word, words[:length]))):
@@ -134,7 +151,8 @@ def upper_case_names(text: str, strict: bool = True) -> Iterator[tuple[int, int]
             offsets = [run.start() + token.start() for token in piece]
             words = [token.group() if initial(token.group()) else token.group().title() for token in piece]
             spans = loose_upper_names(text, offsets, words) if not strict else strict_upper_names(words)
-            yield from ((offsets[first], offsets[last] + len(words[last])) for first, last in spans)
+            yield from ((offsets[first], offsets[last] + len(words[last])) for first, last in spans
+                        if not any(map(company_suffix, words[first:last + 2])))  # "JERZY KOWALSKI GMBH"
 
 
 def strict_upper_names(words: list[str]) -> Iterator[tuple[int, int]]:
