@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("spacy", reason="the NAME type's model needs the `ner` extra")
 
-from instruct.pii.name_context import name_length  # noqa: E402
+from instruct.pii.name_context import cue_before, name_length  # noqa: E402
 from instruct.pii.name_forms import (  # noqa: E402
     citation_names,
     family_comma_given,
@@ -45,3 +45,10 @@ def test_a_company_suffix_after_a_name_in_capitals_makes_a_company(strict):
     assert spans(upper_case_names, "INVOICE FROM JERZY KOWALCZYK GMBH, BERLIN", strict=strict) == []
     assert spans(upper_case_names, "INVOICE FROM JERZY KOWALCZYK, BERLIN", strict=strict) == ["JERZY KOWALCZYK"]
     assert name_length(["Jerzy", "Kowalczyk", "AG"]) == 0
+
+
+@pytest.mark.parametrize("before,cue", [("PAYMENT RECEIVED FROM ", True), ("Pay to the order of ", True),
+                                        ("Pupil: ", True), ("Payee: ", True), ("Payment: ", False),
+                                        ("Received ", False), ("Pupil of ", False)])
+def test_a_form_label_for_a_person_or_a_payment_from_one_cues_a_name(before, cue):
+    assert cue_before(before, len(before)) is cue
