@@ -62,6 +62,24 @@ def test_things_after_a_determiner_or_a_thing_label_are_left_alone(scrubber, sen
     assert scrubber.scrub(sentence) == (sentence, {})
 
 
+@pytest.mark.parametrize("sentence", ["Sponsored by John Lewis Partnership.",  # an organisation's last word
+                                      "Jane Goodall Institute staff met today.",
+                                      "Grants from the Maria Lopez Foundation fund two posts.",
+                                      "Gift idea for Dad: the Logitech MX Master, currently on offer.",  # no title
+                                      "Open the file in MS Word and save it again."])
+def test_organisations_and_capital_letters_that_are_no_title_are_left_alone(scrubber, sentence):
+    assert scrubber.scrub(sentence) == (sentence, {})
+
+
+@pytest.mark.parametrize("sentence,name", [
+    ("Dear John Lewis, thank you for your order.", "John Lewis"),  # no organisation's word at the words
+    ("Mx Jo Smith will chair the meeting.", "Jo Smith"),  # a title all the same
+    ("MR Darko Petrović signed for the company.", "Darko Petrović")])
+def test_titles_in_any_case_still_cue_a_name(scrubber, sentence, name):
+    clean, counts = scrubber.scrub(sentence)
+    assert name not in clean and counts == {"NAME": 1}, clean
+
+
 @pytest.mark.parametrize("sentence,name", [
     ("We met the Ivan Horvat who wrote it.", "Ivan Horvat"),  # a person's word after outweighs the article
     ("Copyright (c) 2018-2024 Ntimi Kiprono", "Ntimi Kiprono"),

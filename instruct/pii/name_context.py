@@ -34,6 +34,9 @@ TOKEN = re.compile(r"\S+")
 
 _TITLES = r"mr|mrs|ms|miss|mx|dr|prof|sir|dame|madam|rev|fr|sr|hon|lady|lord"
 STRONG_CUE = re.compile(rf"(?i)(?:\b(?:{_TITLES})\.?|\bmy name is|\bcall me)\s+$")  # one word is enough
+# titles that, in capitals with no period, are as often letters of a product's or a place's name
+# ("MX Master", "MS Word", "DR Congo", "SR 520"); "MR", "MRS", "DR." stay titles
+SHOUTED_TITLE = re.compile(r"\b(?:MX|MS|DR|FR|SR|REV|HON)\s+$")
 PERSON_BEFORE = re.compile(
     rf"(?i)(?:\b(?:{_TITLES}|dear|hi|hello|hey|greetings|thanks(?: to)?|thank you|regards|wishes|sincerely|"
     r"cheers|best|yours|signed|by|cc|bcc|ask|ping|contact|tell|according to|(?:spoke|talked|met|chatted) with|"
@@ -95,6 +98,22 @@ def company_suffix(word: str) -> bool:
 
 
 _COMPANY_SUFFIXES_LOWER = frozenset(suffix.lower() for suffix in COMPANY_SUFFIXES)
+# the last word of an organisation's name, never of a person's
+ORGANISATION_WORDS = frozenset(
+    "Partnership Partners Associates Group Holdings Foundation Institute Association Society Corporation Company "
+    "Industries Enterprises Technologies Systems Solutions Services Pharmaceuticals Laboratories Labs Airlines "
+    "Airways Motors Foods Studios Records Publishing Publishers University College Academy Hospital Clinic Museum "
+    "Library Council Committee Agency Ministry Bank Insurance Ventures Consulting Trust".split())
+
+
+def organisation(text: str, start: int, end: int) -> bool:
+    """The words at [start, end) end in a company's suffix or an organisation's word, or the next word
+    on the line is one: "John Lewis Partnership", "Jerzy Kowalczyk GmbH", "the Jane Goodall Institute"
+    (a person's name inside an organisation's is the organisation's)."""
+    last = text[start:end].split()[-1:]
+    following = text[end:end + 40].split(maxsplit=1)[:1] if text[end:end + 1] == " " else []
+    return any(company_suffix(word) or word[:1].isupper() and word.rstrip(".,").title() in ORGANISATION_WORDS
+               for word in last + following)
 
 
 def linked(word: str) -> bool:
@@ -150,7 +169,15 @@ def runs(text: str) -> Iterator[list[tuple[int, int]]]:
 
 def strong_cue(text: str, start: int) -> bool:
     """A title or "my name is" right before `start`: one word is a name, whatever else says."""
-    return STRONG_CUE.search(text[max(0, start - 16):start]) is not None
+    return STRONG_CUE.search(text[max(0, start - 16):start]) is not None and not shouted_title(text, start)
+
+
+def shouted_title(text: str, start: int) -> bool:
+    """What reads as a title before `start` is a product's or a place's word: in capitals, with no period,
+    before a word that is not ("Logitech MX Master", "MS Word", "DR Congo"; "MS. Smith", "MS SMITH" and
+    "Mx Smith" are titles)."""
+    word = text[start:start + 40].split(maxsplit=1)
+    return bool(word) and not word[0].isupper() and SHOUTED_TITLE.search(text[max(0, start - 8):start]) is not None
 
 
 def line_before(text: str, start: int) -> str:
@@ -160,7 +187,7 @@ def line_before(text: str, start: int) -> str:
 def cue_before(text: str, start: int) -> bool:
     """The text before `start` marks what follows as a person's name ("Hi", "Dear", "cc:")."""
     before = line_before(text, start)
-    return bool(PERSON_BEFORE.search(before) or SIGN_OFF_LINE.search(before))
+    return bool(PERSON_BEFORE.search(before) and not shouted_title(text, start) or SIGN_OFF_LINE.search(before))
 
 
 def person_cue(text: str, start: int, end: int, pronoun: bool = True) -> bool:

@@ -32,6 +32,7 @@ from instruct.pii.name_context import (  # common_words: importable from here as
     determined,
     ends_in_common_noun,
     name_length,
+    organisation,
     person_cue,
     place_context,
     product_context,
@@ -245,14 +246,16 @@ class NameDetector:
         """The names `candidates` finds, a leading function word cut off ("The Insidious"), less what
         reads as a thing or a town where nothing at the words makes it a person's: a determiner
         before ("the Kobo Clara"), a town's whole name ("Population of Bielsk Podlaski"); the rules
-        and the judge both take such words for names."""
+        and the judge both take such words for names. An organisation's name ("John Lewis
+        Partnership") is never a person's."""
         for span in self.candidates(text):
             start = span.start
             if text[start:span.end].split(" ", 1)[0].lower() in LEADING_FUNCTION_WORDS:
                 start = text.find(" ", start, span.end) + 1
                 if not start or " " not in text[start:span.end].strip():
                     continue
-            if not (determined(text, start, span.end) or town_not_person(text, start, span.end)):
+            if not (determined(text, start, span.end) or town_not_person(text, start, span.end)
+                    or organisation(text, start, span.end)):
                 yield Span(start, span.end, self.type)
 
     def candidates(self, text: str) -> Iterator[Any]:
