@@ -49,6 +49,10 @@ FAMILY_COMMA = re.compile(rf"(?<![\w.])((?:(?i:{_PARTICLES}) )*{_FAMILY}), (?=\w
 # words starting with a capital or initials, one space apart, on one line: a heading, a byline, a sentence in capitals
 UPPER_RUN = re.compile(rf"(?<![\w.])(?:{_UPPER}[\w'’-]*|[A-Z]\.)(?: (?:{_UPPER}[\w'’-]*|[A-Z]\.))+(?![\w.])")
 GIVEN_WORDS = re.compile(r"\S+")
+# a field of a record: words one space apart, set off by a line's ends, tabs, two spaces or quotes
+FIELD_TEXT = re.compile(r"[^\s\"”\]]+(?: [^\s\"”\]]+)*")
+LABEL = re.compile(r"^[^:]*:\s*")  # "Passenger: " before a field's value
+FIELD_NAME_WORDS = (2, 4)
 FIELD_BREAK = re.compile(r"[\n\t\"”\]]| {2,}")  # the end of a line, a column or a quoted value
 MAX_GIVEN = 3
 
@@ -189,6 +193,28 @@ def loose_upper_names(text: str, offsets: list[int], words: list[str]) -> Iterat
         if len(stretch) >= 2 and (initial(words[stretch[0]]) or any(
                 given_word(words[i]) and not initial(words[i]) for i in stretch)):
             yield stretch[0], stretch[-1]
+
+
+def upper_field_names(text: str) -> Iterator[tuple[int, int]]:
+    """(start, end) of a field in capitals that is only a name, its last words English ones or not
+    ("RUTH WOOD" on a line of its own, "GAURI PANKAJ PATIL" between columns, "Passenger: DA SINH"):
+    two to four name words, the first a given name or one a word English does not know (and the first
+    no particle, unless a label before makes it a person's: "Passenger: DA SINH"); in a field
+    of its own a name may end on an English word, which `upper_case_names` cannot allow in running
+    capitals ("GRACE PERIOD ENDS"). Proposals for the judge, which a cue does not vouch for ("TO: NEW
+    ZEALAND")."""
+    for field in FIELD_TEXT.finditer(text):
+        label = LABEL.match(field.group())
+        start = field.start() + (label.end() if label else 0)
+        tokens = list(GIVEN_WORDS.finditer(text, start, field.end()))
+        words = [token.group() if initial(token.group()) else token.group().title() for token in tokens]
+        low, high = FIELD_NAME_WORDS
+        if not (low <= len(words) <= high and all(t.group().isupper() and name_word(w) for t, w in zip(tokens, words))
+                and not initial(words[-1]) and not any(map(company_suffix, words))):
+            continue
+        leading_particle = words[0].lower() in PARTICLES and not cue_before(text, start)  # "DE BULT", a village
+        if (given_name(words[0]) and not initial(words[0])) or any(map(rare, words)) and not leading_particle:
+            yield start, field.end()
 
 
 def loose_forms(text: str) -> Iterator[tuple[int, int]]:

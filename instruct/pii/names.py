@@ -47,6 +47,7 @@ from instruct.pii.name_forms import (
     loose_forms,
     upper_case_names,
     upper_family_names,
+    upper_field_names,
 )
 from instruct.pii.name_judge import person_scores, window
 from instruct.pii.name_lexicon import (
@@ -286,11 +287,14 @@ class NameDetector:
             # only names no rule found: "Yesterday Anna Schmidt" stays the rules' "Anna Schmidt"; the
             # forms, as the strict ones, not where the model reads places ("Nairobi, Kenya")
             loose = [span for span in loose_forms(text) if not placed(text, span, places)]
-            found += (span for span in chain(open_names(text, readings), loose)
+            fields = [span for span in upper_field_names(text) if not placed(text, span, places)]
+            found += (span for span in chain(open_names(text, readings), loose, fields)
                       if not any(s.start < span[1] and span[0] < s.end for s in ruled))
             # a form a cue marks vouches for itself and widens what the rules found ("BROWN Jeffrey (Team Lead)")
             marked = [span for span in loose if person_cue(text, *span, pronoun=False)]
             found += marked
+            # a field that is only a name widens the rules' name in it ("GAURI" of "WARD 7B   GAURI PANKAJ PATIL")
+            found += (span for span in fields if any(span[0] <= s.start and s.end <= span[1] for s in ruled))
             cued += marked
         yield from self.judged(text, self.named(text, readings, found), [*cued, *forms], self.judge)
 
