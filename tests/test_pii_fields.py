@@ -49,6 +49,14 @@ def test_a_company_suffix_after_a_name_in_capitals_makes_a_company(strict):
 
 @pytest.mark.parametrize("before,cue", [("PAYMENT RECEIVED FROM ", True), ("Pay to the order of ", True),
                                         ("Pupil: ", True), ("Payee: ", True), ("Payment: ", False),
-                                        ("Received ", False), ("Pupil of ", False)])
+                                        ("Received ", False), ("Pupil of ", False), ("ask for ", True),
+                                        ("asking ", False)])
 def test_a_form_label_for_a_person_or_a_payment_from_one_cues_a_name(before, cue):
     assert cue_before(before, len(before)) is cue
+
+
+def test_an_initial_keeps_its_period_before_a_comma():
+    # the span ends after "M.", so scrubbing leaves no stray period ("<NAME>., présidente")
+    assert spans(upper_family_names, "Jury : KOWALCZYK M., présidente", strict=False) == ["KOWALCZYK M."]
+    assert spans(upper_family_names, "Jury : KOWALCZYK Maria K., présidente") == ["KOWALCZYK Maria K."]
+    assert spans(upper_family_names, "OKAFOR Chidi; TANAKA Kenji") == ["OKAFOR Chidi", "TANAKA Kenji"]

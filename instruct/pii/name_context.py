@@ -39,7 +39,7 @@ STRONG_CUE = re.compile(rf"(?i)(?:\b(?:{_TITLES})\.?|\bmy name is|\bcall me)\s+$
 SHOUTED_TITLE = re.compile(r"\b(?:MX|MS|DR|FR|SR|REV|HON)\s+$")
 PERSON_BEFORE = re.compile(
     rf"(?i)(?:\b(?:{_TITLES}|dear|hi|hello|hey|greetings|thanks(?: to)?|thank you|regards|wishes|sincerely|"
-    r"cheers|best|yours|signed|by|cc|bcc|ask|ping|contact|tell|according to|(?:spoke|talked|met|chatted) with|"
+    r"cheers|best|yours|signed|by|cc|bcc|ask(?: for)?|ping|contact|tell|according to|(?:spoke|talked|met|chatted) with|"
     r"met|my name is|call me|named|called|i am|i'm|this is|e-?mail|received from|payable to|paid to|"
     r"to the order of)\b\.?,?"
     r"|\b(?:from|to|cc|bcc|reply-to|by|authors?|maintainers?|owners?|assignee|assigned to|reporter|reviewers?|"

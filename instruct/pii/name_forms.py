@@ -92,11 +92,17 @@ def upper_family_names(text: str, strict: bool = True) -> Iterator[tuple[int, in
 def field_words(text: str, start: int) -> tuple[list[re.Match], list[str]]:
     """The first MAX_GIVEN tokens from `start` to the end of the field (a line, a column set off by a
     tab or two spaces, a quoted value: "Sonal" of `"Gavade, Sonal"]`, not "Classe" of "TABASASUM
-    Aphiyaa    Classe"), and each as a word of a name: an initial as it is, others without the
-    punctuation after them."""
+    Aphiyaa    Classe"), each as a word of a name (`field_word`)."""
     field_end = FIELD_BREAK.search(text, start)
     tokens = list(GIVEN_WORDS.finditer(text, start, field_end.start() if field_end else len(text)))[:MAX_GIVEN]
-    return tokens, [token.group() if initial(token.group()) else token.group().rstrip(",.;:)") for token in tokens]
+    return tokens, [field_word(token.group()) for token in tokens]
+
+
+def field_word(token: str) -> str:
+    """A token as a word of a name: an initial keeps its period ("S." of "S.,"), other words lose the
+    punctuation after them ("Polona" of "Polona;")."""
+    bare = token.rstrip(",;:)")
+    return bare if initial(bare) else bare.rstrip(",.;:)")
 
 
 def given_word(word: str) -> bool:
