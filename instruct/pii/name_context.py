@@ -41,12 +41,14 @@ PERSON_BEFORE = re.compile(
     rf"(?i)(?:\b(?:{_TITLES}|dear|hi|hello|hey|greetings|thanks(?: to)?|thank you|regards|wishes|sincerely|"
     r"cheers|best|yours|signed|by|cc|bcc|ask(?: for)?|ping|contact|tell|according to|(?:spoke|talked|met|chatted) with|"
     r"met|my name is|call me|named|called|i am|i'm|this is|e-?mail|received from|payable to|paid to|"
-    r"to the order of)\b\.?,?"
+    r"to the order of|estate of|in (?:loving )?memory of)\b\.?,?"
     r"|\b(?:from|to|cc|bcc|reply-to|by|authors?|maintainers?|owners?|assignee|assigned to|reporter|reviewers?|"
     r"approved|approver|attendees|participants|speakers?|host|credits?|photo|signed|customer|user|contact|rsvp|"
     r"passengers?|patient|pupil|student|guest|tenant|employee|candidate|applicant|recipient|payee|holder|"
     r"defendant|plaintiff|claimant|witness|deceased|member)\s*:"
     r"|author\w*[\"']?\s*[=:]\s*[\[(]?|\bTODO\("
+    r"|\[(?:white|black)|\bcn="  # a chess game's players (`[White "..."]`), iCalendar's and LDAP's common name
+    r"|(?:^|\n)\^?[0-9a-f]{7,40}\s+(?:\S+\s+)?\("  # `git blame`: "a41c9e2 (Author 2023-04-11 ..."
     r"|\bcopyright\s*(?:\(c\)|©)?\s*(?:\d{4}(?:\s*[-–,]\s*\d{4})*,?)?"  # "Copyright (c) 2018-2024"
     r"|^[ \t]*(?:(?:full|your|patient|applicant|customer|contact|maiden|family|given|first|last)[ \t]+)?name"
     r"(?:[ \t]+of[ \t]+[a-z]+(?:[ \t]+[a-z]+)?)?[ \t]*:)\s*[\"'“]?\s*$")  # authors = [", "Name of applicant:"
@@ -56,7 +58,7 @@ PERSON_AFTER = re.compile(
     r"founder|intern))\)|,?\s*(?:who|wrote|said|says|"
     r"writes|replied|commented|asked|explained|told|argued|agreed|disagreed|committed|joined|thinks|"
     r"believes|called|emailed|phoned|texted|laughed|smiled|sighed|nodded|shrugged|whispered|"
-    r"shouted|cried|died)\b|,\s*(?:aged\s+)?\d{1,3},|,?\s*(?:born|b\.)\s+\d)", re.IGNORECASE)  # "X, 54, of Dayton"
+    r"shouted|cried|died)\b|,\s*(?:aged\s+)?\d{1,3},|,?\s*(?:born|b\.)\s+\d|,?\s*\(?deceased\b)", re.IGNORECASE)  # "X, 54, of Dayton"
 PRONOUN_AFTER = re.compile(r"(?i)^[^.\n]{0,60}?\b(?:he|she|him|his|her|hers)\b")
 PRODUCT_CONTEXT = re.compile(
     r"(?i)\b(?:install\w*|download\w*|upgrad\w*|update[sd]?|release notes|"
@@ -103,7 +105,8 @@ ORGANISATION_WORDS = frozenset(
     "Partnership Partners Associates Group Holdings Foundation Institute Association Society Corporation Company "
     "Industries Enterprises Technologies Systems Solutions Services Pharmaceuticals Laboratories Labs Airlines "
     "Airways Motors Foods Studios Records Publishing Publishers University College Academy Hospital Clinic Museum "
-    "Library Council Committee Agency Ministry Bank Insurance Ventures Consulting Trust".split())
+    "Library Council Committee Agency Ministry Bank Insurance Ventures Consulting Trust Team Project Developers "
+    "Maintainers Contributors Community".split())
 
 
 def organisation(text: str, start: int, end: int) -> bool:

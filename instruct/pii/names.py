@@ -63,6 +63,7 @@ from instruct.pii.name_lexicon import (
     used_as_no_name,
 )
 from instruct.pii.name_places import town_not_person
+from instruct.pii.name_tables import table_names
 from instruct.pii.span import Span
 
 MODELS = {  # name_model: the packages that carry it, spaCy's own name first, then its PyPI re-upload
@@ -264,7 +265,8 @@ class NameDetector:
         name, not a part of it), each starting where `name_start` says.
         Words the model calls a place are no name by the word lists (`placed`)."""
         readings = list(runs(text))
-        found, forms = list(cue_names(text, readings)), []
+        tabled = list(table_names(text))  # a cell of a person's column: its header is the cue
+        found, forms = [*cue_names(text, readings), *tabled], []
         if self.model:
             entities = self.entities(text)
             places = [(start, end) for start, end, label in entities if label in PLACE_LABELS]
@@ -296,7 +298,7 @@ class NameDetector:
             # a field that is only a name widens the rules' name in it ("GAURI" of "WARD 7B   GAURI PANKAJ PATIL")
             found += (span for span in fields if any(span[0] <= s.start and s.end <= span[1] for s in ruled))
             cued += marked
-        yield from self.judged(text, self.named(text, readings, found), [*cued, *forms], self.judge)
+        yield from self.judged(text, self.named(text, readings, found), [*cued, *forms, *tabled], self.judge)
 
     def named(self, text: str, readings: list[list[tuple[int, int]]], found: list[tuple[int, int]]) -> list[Span]:
         """The found spans joined, each starting where `name_start` says."""
