@@ -1,6 +1,6 @@
 """Names in delimited tables are found through their column's header, and the record formats that
-name a person by their place (a chess game's players, iCalendar's CN=, `git blame`, an estate's
-"deceased") cue a name."""
+name a person by their place (a chess game's players, iCalendar's CN=, `git blame`, BibTeX's author,
+an estate's "deceased", a case's parties) cue a name."""
 from __future__ import annotations
 
 import pytest
@@ -35,13 +35,15 @@ def test_table_names_need_no_model_and_an_organisation_stays_one():
 
 
 @pytest.mark.parametrize("before", ['[White "', '[Black "', "ORGANIZER;CN=", "a41c9e2 (", "^3f0c1d2e lib/x.py (",
-                                    "IN THE MATTER OF THE ESTATE OF ", "In loving memory of "])
+                                    "IN THE MATTER OF THE ESTATE OF ", "In loving memory of ", "  author = {",
+                                    "STATE v. ", "Okafor vs. "])
 def test_record_formats_that_hold_a_person_cue_the_name(before):
     assert cue_before(before, len(before))
 
 
-def test_deceased_after_a_name_cues_it_and_prose_does_not():
-    text = "THE ESTATE OF CHIDI OKAFOR, DECEASED"
-    start = text.index("CHIDI")
-    assert person_cue(text, start, start + len("CHIDI OKAFOR"))
+@pytest.mark.parametrize("text,name", [("THE ESTATE OF CHIDI OKAFOR, DECEASED", "CHIDI OKAFOR"),
+                                       ("Amara Osei v. Northwind Ltd [2019] EWHC 114", "Amara Osei")])
+def test_deceased_or_a_case_after_a_name_cues_it_and_prose_does_not(text, name):
+    start = text.index(name)
+    assert person_cue(text, start, start + len(name))
     assert not cue_before("the deadline (", len("the deadline ("))  # a parenthesis alone is no git blame

@@ -46,7 +46,8 @@ PERSON_BEFORE = re.compile(
     r"approved|approver|attendees|participants|speakers?|host|credits?|photo|signed|customer|user|contact|rsvp|"
     r"passengers?|patient|pupil|student|guest|tenant|employee|candidate|applicant|recipient|payee|holder|"
     r"defendant|plaintiff|claimant|witness|deceased|member)\s*:"
-    r"|author\w*[\"']?\s*[=:]\s*[\[(]?|\bTODO\("
+    r"|author\w*[\"']?\s*[=:]\s*[\[({]?|\bTODO\("  # BibTeX's "author = {" too
+    r"|\bvs?\."  # a case's second party: "Ojo v. Northwind", "STATE v. ..."
     r"|\[(?:white|black)|\bcn="  # a chess game's players (`[White "..."]`), iCalendar's and LDAP's common name
     r"|(?:^|\n)\^?[0-9a-f]{7,40}\s+(?:\S+\s+)?\("  # `git blame`: "a41c9e2 (Author 2023-04-11 ..."
     r"|\bcopyright\s*(?:\(c\)|©)?\s*(?:\d{4}(?:\s*[-–,]\s*\d{4})*,?)?"  # "Copyright (c) 2018-2024"
@@ -58,7 +59,8 @@ PERSON_AFTER = re.compile(
     r"founder|intern))\)|,?\s*(?:who|wrote|said|says|"
     r"writes|replied|commented|asked|explained|told|argued|agreed|disagreed|committed|joined|thinks|"
     r"believes|called|emailed|phoned|texted|laughed|smiled|sighed|nodded|shrugged|whispered|"
-    r"shouted|cried|died)\b|,\s*(?:aged\s+)?\d{1,3},|,?\s*(?:born|b\.)\s+\d|,?\s*\(?deceased\b)", re.IGNORECASE)  # "X, 54, of Dayton"
+    r"shouted|cried|died)\b|,\s*(?:aged\s+)?\d{1,3},|,?\s*(?:born|b\.)\s+\d|,?\s*\(?deceased\b"
+    r"|\s+vs?\.\s)", re.IGNORECASE)  # "X, 54, of Dayton"; "Ojo v. Northwind"
 PRONOUN_AFTER = re.compile(r"(?i)^[^.\n]{0,60}?\b(?:he|she|him|his|her|hers)\b")
 PRODUCT_CONTEXT = re.compile(
     r"(?i)\b(?:install\w*|download\w*|upgrad\w*|update[sd]?|release notes|"

@@ -211,8 +211,12 @@ def upper_field_names(text: str) -> Iterator[tuple[int, int]]:
     ZEALAND")."""
     for field in FIELD_TEXT.finditer(text):
         label = LABEL.match(field.group())
-        start = field.start() + (label.end() if label else 0)
-        tokens = list(GIVEN_WORDS.finditer(text, start, field.end()))
+        tokens = list(GIVEN_WORDS.finditer(text, field.start() + (label.end() if label else 0), field.end()))
+        cued = max((i for i, token in enumerate(tokens) if cue_before(text, token.start())), default=0)
+        tokens = tokens[cued:]  # from after a cue word: "ANNA KOWALCZYK" of "BY ANNA KOWALCZYK"
+        if not tokens:
+            continue
+        start = tokens[0].start()
         words = [token.group() if initial(token.group()) else token.group().title() for token in tokens]
         low, high = FIELD_NAME_WORDS
         if not (low <= len(words) <= high and all(t.group().isupper() and name_word(w) for t, w in zip(tokens, words))
