@@ -159,10 +159,15 @@ def upper_case_names(text: str, strict: bool = True) -> Iterator[tuple[int, int]
                 continue
             piece = list(tokens)
             offsets = [run.start() + token.start() for token in piece]
-            words = [token.group() if initial(token.group()) else token.group().title() for token in piece]
+            words = [title_cased(token.group()) for token in piece]
             spans = loose_upper_names(text, offsets, words) if not strict else strict_upper_names(words)
             yield from ((offsets[first], offsets[last] + len(words[last])) for first, last in spans
                         if not any(map(company_suffix, words[first:last + 2])))  # "JERZY KOWALSKI GMBH"
+
+
+def title_cased(word: str) -> str:
+    """A word in capitals as the word lists know it ("KOWALCZYK" -> "Kowalczyk"), an initial as it is."""
+    return word if initial(word) else word.title()
 
 
 def strict_upper_names(words: list[str]) -> Iterator[tuple[int, int]]:
@@ -217,13 +222,13 @@ def upper_field_names(text: str) -> Iterator[tuple[int, int]]:
         if not tokens:
             continue
         start = tokens[0].start()
-        words = [token.group() if initial(token.group()) else token.group().title() for token in tokens]
+        words = [title_cased(token.group()) for token in tokens]
         low, high = FIELD_NAME_WORDS
         if not (low <= len(words) <= high and all(t.group().isupper() and name_word(w) for t, w in zip(tokens, words))
                 and not initial(words[-1]) and not any(map(company_suffix, words))):
             continue
         leading_particle = words[0].lower() in PARTICLES and not cue_before(text, start)  # "DE BULT", a village
-        if (given_name(words[0]) and not initial(words[0])) or any(map(rare, words)) and not leading_particle:
+        if (given_name(words[0]) and not initial(words[0])) or (any(map(rare, words)) and not leading_particle):
             yield start, field.end()
 
 
