@@ -214,16 +214,18 @@ def upper_field_names(text: str) -> Iterator[tuple[int, int]]:
     of its own a name may end on an English word, which `upper_case_names` cannot allow in running
     capitals ("GRACE PERIOD ENDS"). Proposals for the judge, which a cue does not vouch for ("TO: NEW
     ZEALAND")."""
+    low, high = FIELD_NAME_WORDS
     for field in FIELD_TEXT.finditer(text):
         label = LABEL.match(field.group())
         tokens = list(GIVEN_WORDS.finditer(text, field.start() + (label.end() if label else 0), field.end()))
-        cued = max((i for i, token in enumerate(tokens) if cue_before(text, token.start())), default=0)
-        tokens = tokens[cued:]  # from after a cue word: "ANNA KOWALCZYK" of "BY ANNA KOWALCZYK"
-        if not tokens:
+        if not tokens or not tokens[-1].group().isupper():  # prose: most fields end here
             continue
+        # from after a cue word ("ANNA KOWALCZYK" of "BY ANNA KOWALCZYK"); only the last `high` words can start a name
+        cued = max((i for i in range(max(0, len(tokens) - high), len(tokens)) if cue_before(text, tokens[i].start())),
+                   default=0)
+        tokens = tokens[cued:]
         start = tokens[0].start()
         words = [title_cased(token.group()) for token in tokens]
-        low, high = FIELD_NAME_WORDS
         if not (low <= len(words) <= high and all(t.group().isupper() and name_word(w) for t, w in zip(tokens, words))
                 and not initial(words[-1]) and not any(map(company_suffix, words))):
             continue
