@@ -30,17 +30,22 @@ round 6, a development set since round 7, (9) vCards, calendar invites, git blam
 boarding passes, chess PGN, probate notices, wiki infoboxes, SQL rows, man pages, RFC addresses and
 references, memorials, team sheets: held out for rounds 7-8, a development set since round 9, (10) 98
 templates in styles none of the earlier sets has, written by someone who had not read the detectors
-(pii_sets_10.py), split in halves by a hash: 10_dev to develop on, 10_held_out measured and never
-looked at for misses (names in 4-10
+(pii_sets_10.py), split in halves by a hash: 10_dev to develop on, 10_dev2 held out for rounds 9-10
+and a development set since round 11, (11) 110 templates of railway and airline papers, box scores,
+transcripts, bills of lading, census and cemetery records, tax forms, changelogs, chat exports and
+letters in thirteen languages, written likewise (pii_sets_11.py), held out whole: measured and never
+looked at for misses (names in 4-11
 from Faker's locales: diacritics, particles, initials, hyphens; set 7 half from 14 locales no other
 set uses, set 8 half from 11 more, Cyrillic, Greek, Armenian and Georgian ones romanised, set 9 half
-from Korean, Hindi and Nepali ones romanised, set 10 half from Bengali and Marathi ones; see
+from Korean, Hindi and Nepali ones romanised, set 10 half from Bengali and Marathi ones, set 11 half
+from Gujarati and Odia ones; see
 pii_romanise.py). Decoys: product names (seven
 lists; products 6-8 development sets, products 9 of software, goods, companies and projects, and
-half of products 10's nine kinds: development; the other half held out), place names (time zone
+products 10's nine kinds: development; products 11's nine kinds (trains and ships, instruments, films,
+venues, sports, medicines, drinks, tools, awards): held out), place names (time zone
 database, Faker's towns of fifteen countries, states, provinces, counties and towns of eleven more,
-half of nine more lists of neighbourhoods, provinces and countries: development; the other half held
-out), Debian description pairs and code
+nine more lists of neighbourhoods, provinces and countries: development; country names in seven more
+languages and Portugal's municipalities: held out), Debian description pairs and code
 identifiers.
 NAME needs the `ner` extra (spaCy) and Faker (`bench` extra); the NAME detectors are compared side
 by side (each installed spaCy model alone, cue patterns alone, cues + each model).
@@ -79,6 +84,13 @@ from pii_sets_10 import (  # noqa: E402
     PLACE_10_LISTS,
     PLACE_10_TEMPLATES,
     PRODUCTS_10,
+)
+from pii_sets_11 import (  # noqa: E402
+    FAKER_LOCALES_11,
+    NAME_TEMPLATES_11,
+    PLACE_11_LISTS,
+    PLACE_11_TEMPLATES,
+    PRODUCTS_11,
 )
 
 # --- value generators ---------------------------------------------------------------------------
@@ -600,21 +612,23 @@ NAME_TEMPLATE_SETS = {"1_written_before_cues": NAME_TEMPLATES, "2_held_out": NAM
                       "5_final_faker_dev": NAME_FINAL_TEMPLATES, "6_dev": NAME_HELD_OUT_6_TEMPLATES,
                       "7_dev": NAME_HELD_OUT_7_TEMPLATES, "8_dev": NAME_HELD_OUT_8_TEMPLATES,
                       "9_dev": NAME_HELD_OUT_9_TEMPLATES, "10_dev": halves(NAME_TEMPLATES_10)[0],
-                      "10_held_out": halves(NAME_TEMPLATES_10)[1]}
+                      "10_dev2": halves(NAME_TEMPLATES_10)[1], "11_held_out": NAME_TEMPLATES_11}
 FAKER_SETS = ("4_styles_faker", "5_final_faker_dev", "6_dev", "7_dev", "8_dev", "9_dev", "10_dev",
-              "10_held_out")  # others: GIVEN x FAMILY
+              "10_dev2", "11_held_out")  # others: GIVEN x FAMILY
 # set 7, products 7 and place_7 were held out for rounds 4 and 5 and scored many times: development sets
 # since round 6, when set 8 took their place
 # set 8, products 8 and place_8 likewise since round 7, when set 9 took their place
 # set 9, products 9 and place_9 likewise since round 9 (scored three times), when set 10's held-out half took
 # their place; set 10 (pii_sets_10.py, written by someone who had not read the detectors) is split in halves
 # by a hash: a development half and a held-out half drawn from the same styles
-HELD_OUT = ("10_held_out", "product_name_10", "place_10", "debian_held_out")
+# set 10's held-out half, products 10 and place_10 likewise since round 11 (scored three times; now 10_dev2,
+# product_name_10_dev2, place_10_dev2), when set 11 (pii_sets_11.py, written likewise) took their place whole
+HELD_OUT = ("11_held_out", "product_name_11", "place_11", "debian_held_out")
 # each later set its own random stream, so that adding one leaves the values of the earlier ones as they were
 STREAMS = {"6_dev": 6, "product_name_6": 6, "7_dev": 8, "product_name_7": 8, "place_7": 8, "place_dev": 9,
            "8_dev": 10, "product_name_8": 10, "place_8": 10, "9_dev": 11, "product_name_9": 11, "place_9": 11,
-           "10_dev": 12, "product_name_10_dev": 12, "place_10_dev": 12, "10_held_out": 13, "product_name_10": 13,
-           "place_10": 13}
+           "10_dev": 12, "product_name_10_dev": 12, "place_10_dev": 12, "10_dev2": 13, "product_name_10_dev2": 13,
+           "place_10_dev2": 13, "11_held_out": 14, "product_name_11": 14, "place_11": 14}
 DEBIAN = ("debian_dev", "debian_held_out")
 # Latin-script Faker locales (romanized names for Japanese and Chinese); names of every origin
 FAKER_LOCALES = ["en_US", "en_GB", "en_IE", "en_IN", "en_NG", "en_AU", "nl_NL", "nl_BE", "de_DE", "de_AT", "fr_FR",
@@ -630,7 +644,7 @@ FAKER_LOCALES_8 = ["ru_RU", "uk_UA", "bg_BG", "mk_MK", "el_GR", "hy_AM", "ka_GE"
 # locales no set before 9 draws from (set 9 takes half its names from these), romanised
 FAKER_LOCALES_9 = ["ko_KR", "hi_IN", "ne_NP"]
 FRESH_LOCALES = {"7_dev": FAKER_LOCALES_7, "8_dev": FAKER_LOCALES_8, "9_dev": FAKER_LOCALES_9,
-                 "10_dev": FAKER_LOCALES_10, "10_held_out": FAKER_LOCALES_10}
+                 "10_dev": FAKER_LOCALES_10, "10_dev2": FAKER_LOCALES_10, "11_held_out": FAKER_LOCALES_11}
 PRODUCT_DECOYS = ["Visual Studio Code", "Google Chrome", "Microsoft Excel", "Apache Kafka", "Django REST Framework",
                   "Amazon Web Services", "Red Hat Enterprise Linux", "GitHub Actions", "Jupyter Notebook",
                   "Adobe Photoshop", "Mozilla Firefox", "Oracle Database", "Windows Server", "Apple Music"]
@@ -777,7 +791,8 @@ PLACE_9_TEMPLATES = ["Snow closed the pass above {v} overnight.", "A new clinic 
                      "The ferry from {v} was delayed by two hours.", "Volunteers from {v} cleaned the beach.",
                      "Greetings from {v}, where it has not stopped raining."]
 SET_7_DECOYS = ("place_dev", "product_name_7", "place_7", "product_name_8", "place_8", "product_name_9",
-                "place_9", "product_name_10_dev", "place_10_dev", "product_name_10", "place_10")  # picked apart from DECOY_CLASSES
+                "place_9", "product_name_10_dev", "place_10_dev", "product_name_10_dev2", "place_10_dev2",
+                "product_name_11", "place_11")  # picked apart from DECOY_CLASSES
 PLACE_NAME = re.compile(r"[A-Z][a-z]+(?: (?:[a-z]+ )?[A-Z][a-z]+)+")
 # the same in any Latin letters ("Bakov nad Jizerou", "Alcácer do Sal", "Banská Bystrica")
 LATIN_PLACE_NAME = re.compile(r"[A-ZÀ-Þ][a-zß-ÿ\u0100-\u017f]+(?: (?:[a-z]+ )?[A-ZÀ-Þ\u0100-\u017f][a-zß-ÿ\u0100-\u017f]+)+")
@@ -810,12 +825,12 @@ def places_8() -> list[list[str]]:
     return [sorted({name for name in names if LATIN_PLACE_NAME.fullmatch(name)}) for names in lists]
 
 
-@lru_cache(maxsize=1)
-def places_9() -> list[list[str]]:
-    """Place names of two or more words from the PLACE_9_LISTS, one list per source."""
-    lists = [getattr(faker_for(locale).provider("faker.providers.address"), attr) for locale, attr in PLACE_9_LISTS]
-    lists = [names.values() if isinstance(names, dict) else names for names in lists]  # {code: name} in some
-    return [sorted({name for name in names if LATIN_PLACE_NAME.fullmatch(name)}) for names in lists]
+@lru_cache(maxsize=None)
+def listed_places(lists: tuple[tuple[str, str], ...]) -> list[list[str]]:
+    """Place names of two or more words from (Faker locale, address attribute) `lists`, one list per source."""
+    named = [getattr(faker_for(locale).provider("faker.providers.address"), attr) for locale, attr in lists]
+    named = [names.values() if isinstance(names, dict) else names for names in named]  # {code: name} in some
+    return [sorted({name for name in names if LATIN_PLACE_NAME.fullmatch(name)}) for names in named]
 
 
 IDENTIFIER_DECOYS = ["get_user_name", "UserName", "parse_full_name()", "self.first_name", "JohnDoeFactory",
@@ -859,24 +874,25 @@ def debian_lines() -> dict[str, list[str]]:
 
 
 def products_half(half: int) -> dict[str, tuple[list[str], list[str]]]:
-    """One half (0: development, 1: held out) of each kind's values and templates of PRODUCTS_10."""
+    """One half (0: development, 1: the second development half) of each kind's values and templates of
+    PRODUCTS_10."""
     return {kind: (halves(values)[half], halves(templates)[half]) for kind, (values, templates) in PRODUCTS_10.items()}
 
 
 @lru_cache(maxsize=None)
 def places_10(half: int) -> list[list[str]]:
-    """One half (0: development, 1: held out) of each of the PLACE_10_LISTS' names of two or more words."""
-    lists = [getattr(faker_for(locale).provider("faker.providers.address"), attr) for locale, attr in PLACE_10_LISTS]
-    lists = [names.values() if isinstance(names, dict) else names for names in lists]
-    return [halves(sorted({name for name in names if LATIN_PLACE_NAME.fullmatch(name)}))[half] for names in lists]
+    """One half (0: development, 1: the second development half) of each of the PLACE_10_LISTS' names."""
+    return [halves(names)[half] for names in listed_places(PLACE_10_LISTS)]
 
 
 PRODUCT_KINDS = {"product_name_7": PRODUCTS_7, "product_name_8": PRODUCTS_8, "product_name_9": PRODUCTS_9,
-                 "product_name_10_dev": products_half(0), "product_name_10": products_half(1)}
+                 "product_name_10_dev": products_half(0), "product_name_10_dev2": products_half(1),
+                 "product_name_11": PRODUCTS_11}
 COUNTRY_PLACES = {"place_dev": (dev_places, PLACE_DEV_TEMPLATES), "place_8": (places_8, PLACE_8_TEMPLATES),
-                  "place_9": (places_9, PLACE_9_TEMPLATES),
+                  "place_9": (partial(listed_places, PLACE_9_LISTS), PLACE_9_TEMPLATES),
                   "place_10_dev": (partial(places_10, 0), halves(PLACE_10_TEMPLATES)[0]),
-                  "place_10": (partial(places_10, 1), halves(PLACE_10_TEMPLATES)[1])}
+                  "place_10_dev2": (partial(places_10, 1), halves(PLACE_10_TEMPLATES)[1]),
+                  "place_11": (partial(listed_places, PLACE_11_LISTS), PLACE_11_TEMPLATES)}
 
 
 def decoy_pick(rng: random.Random, decoy_class: str) -> tuple[str, str]:

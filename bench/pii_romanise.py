@@ -33,7 +33,7 @@ KOREAN_FAMILY = {"김": "Kim", "이": "Lee", "박": "Park", "최": "Choi", "정"
 # Devanagari and Bengali after the Hunterian system, by offset in the block (the Indic blocks share
 # one layout): consonants carry an "a" that a vowel sign or the virama replaces and that is not
 # spoken at the end of a word; long vowels unmarked, as names are printed ("Narayan", "Basnet")
-INDIC_BLOCKS = (0x0900, 0x0980)
+INDIC_BLOCKS = (0x0900, 0x0980, 0x0A80, 0x0B00)  # Devanagari, Bengali, Gujarati, Odia: one layout
 INDIC_VOWELS = dict(zip(range(0x05, 0x15), "a a i i u u ri li e e e ai o o o au".split()))
 INDIC_CONSONANTS = dict(zip(range(0x15, 0x3A), "k kh g gh n ch chh j jh ny t th d dh n t th d dh n n p ph b bh m y r "
                                                 "r l l l v sh sh s h".split()))
