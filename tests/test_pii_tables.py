@@ -36,7 +36,8 @@ def test_table_names_need_no_model_and_an_organisation_stays_one():
 
 @pytest.mark.parametrize("before", ['[White "', '[Black "', "ORGANIZER;CN=", "a41c9e2 (", "^3f0c1d2e lib/x.py (",
                                     "IN THE MATTER OF THE ESTATE OF ", "In loving memory of ", "  author = {",
-                                    "STATE v. ", "Okafor vs. "])
+                                    "STATE v. ", "Okafor vs. ", "100 1_ |a ", "700 1# $a ", "Gift of ",
+                                    "Bequest of ", "Juror No. 7: ", "Donor: ", "Session chair: "])
 def test_record_formats_that_hold_a_person_cue_the_name(before):
     assert cue_before(before, len(before))
 
@@ -48,5 +49,18 @@ def test_deceased_or_a_case_after_a_name_cues_it(text, name):
     assert person_cue(text, start, start + len(name))
 
 
-def test_a_parenthesis_alone_is_no_git_blame():
-    assert not cue_before("the deadline (", len("the deadline ("))
+@pytest.mark.parametrize("before", ["the deadline (", "245 10 |a ", "a gift for ", "Juror notes: "])
+def test_a_parenthesis_a_title_field_or_a_role_without_its_colon_is_no_cue(before):
+    assert not cue_before(before, len(before))  # not `git blame`, not MARC's title field 245
+
+
+def test_a_contracts_party_definition_after_a_name_cues_it():
+    text = 'This Agreement is made between Na Zou (the "Licensee") and the Company.'
+    assert person_cue(text, text.index("Na Zou"), text.index("Na Zou") + len("Na Zou"), pronoun=False)
+    assert not person_cue(text, text.index("Company"), len(text) - 1, pronoun=False)
+
+
+def test_a_marc_record_names_its_author_family_name_first():
+    record = "100 1_ |a Iversen, Benedicte, |d 1968-\n245 10 |a The Salt Roads of the North"
+    spans = [record[s.start:s.end] for s in NameDetector().find(record)]
+    assert spans == ["Iversen, Benedicte"]  # the title field's capitals are no name

@@ -41,33 +41,42 @@ PERSON_BEFORE = re.compile(
     rf"(?i)(?:\b(?:{_TITLES}|dear|hi|hello|hey|greetings|thanks(?: to)?|thank you|regards|wishes|sincerely|"
     r"cheers|best|yours|signed|by|cc|bcc|ask(?: for)?|ping|contact|tell|according to|(?:spoke|talked|met|chatted) with|"
     r"met|my name is|call me|named|called|i am|i'm|this is|e-?mail|received from|payable to|paid to|"
-    r"to the order of|estate of|in (?:loving )?memory of)\b\.?,?"
+    r"to the order of|estate of|in (?:loving )?memory of|gift of|bequest of|bequeathed by|lent by)\b\.?,?"
     r"|\b(?:from|to|cc|bcc|reply-to|by|authors?|maintainers?|owners?|assignee|assigned to|reporter|reviewers?|"
     r"approved|approver|attendees|participants|speakers?|host|credits?|photo|signed|customer|user|contact|rsvp|"
     r"passengers?|patient|pupil|student|guest|tenant|employee|candidate|applicant|recipient|payee|holder|"
-    r"defendant|plaintiff|claimant|witness|deceased|member)\s*:"
+    r"defendant|plaintiff|claimant|witness|deceased|member|donor|juror|nominee|chair|presenter|lecturer|teacher|"
+    r"tutor|mentor|supervisor|examiner|referee|umpire|signatory|buyer|seller|sender|addressee|collector|inventor|"
+    r"translator|illustrator|narrator|director|editor)(?:\s+(?:no\.\s*)?\d+)?\s*:"  # "Juror No. 7:"
     r"|author\w*[\"']?\s*[=:]\s*[\[({]?|\bTODO\("  # BibTeX's "author = {" too
     r"|\bvs?\."  # a case's second party: "Ojo v. Northwind", "STATE v. ..."
     r"|\[(?:white|black)|\bcn="  # a chess game's players (`[White "..."]`), iCalendar's and LDAP's common name
     r"|(?:^|\n)\^?[0-9a-f]{7,40}\s+(?:\S+\s+)?\("  # `git blame`: "a41c9e2 (Author 2023-04-11 ..."
+    r"|(?:^|\n)[1678]00 [\d_# ]{2} ?[|$‡]a"  # MARC 21's personal-name fields: "100 1_ |a Family, Given, |d 1968-"
     r"|\bcopyright\s*(?:\(c\)|©)?\s*(?:\d{4}(?:\s*[-–,]\s*\d{4})*,?)?"  # "Copyright (c) 2018-2024"
     r"|^[ \t]*(?:(?:full|your|patient|applicant|customer|contact|maiden|family|given|first|last)[ \t]+)?name"
     r"(?:[ \t]+of[ \t]+[a-z]+(?:[ \t]+[a-z]+)?)?[ \t]*:)\s*[\"'“]?\s*$")  # authors = [", "Name of applicant:"
 SIGN_OFF_LINE = re.compile(r"(?i)\b(?:regards|wishes|sincerely|cheers|thanks|best|yours|--)\W*\n\s*$")
+# what follows a person's name: a role in brackets, a person's verb, an age ("X, 54, of Dayton"), a case's
+# second party ("Ojo v. Northwind"), a contract's party ('Anna Smith (the "Licensee")')
 PERSON_AFTER = re.compile(
     r"(?:['’]s)?\s*(?:\((?:author|maintainer|reviewer|editor|chair|[\w ]*(?:manager|lead|director|engineer|officer|"
     r"founder|intern))\)|,?\s*(?:who|wrote|said|says|"
     r"writes|replied|commented|asked|explained|told|argued|agreed|disagreed|committed|joined|thinks|"
     r"believes|called|emailed|phoned|texted|laughed|smiled|sighed|nodded|shrugged|whispered|"
     r"shouted|cried|died)\b|,\s*(?:aged\s+)?\d{1,3},|,?\s*(?:born|b\.)\s+\d|,?\s*\(?deceased\b"
-    r"|\s+vs?\.\s)", re.IGNORECASE)  # "X, 54, of Dayton"; "Ojo v. Northwind"
+    r"|\s+vs?\.\s|\s*\((?:the|hereinafter(?: referred to as)?(?: the)?)\s+[\"“])", re.IGNORECASE)
 PRONOUN_AFTER = re.compile(r"(?i)^[^.\n]{0,60}?\b(?:he|she|him|his|her|hers)\b")
+# a version number ("v2.1", "Python 3.11"), not a time, a price, a date or a measure ("6:58.2", "£12.50",
+# "12.03.2024", "4.2 kg"), which sit next to people's names in results, receipts and records
+UNITS = r"%|°|(?:kg|g|mg|mcg|lb|lbs|oz|km|m|cm|mm|mi|ft|l|ml|s|sec|min|h|hrs?|kcal|kwh|mph|kph|bpm|pts?)\b"
+VERSION = r"(?<![\d:.,£$€¥₹])\bv?\d+\.\d+(?!\d)(?!\.(?:19|20)\d\d\b)(?!\s?(?:" + UNITS + "))"
 PRODUCT_CONTEXT = re.compile(
     r"(?i)\b(?:install\w*|download\w*|upgrad\w*|update[sd]?|release notes|"
     r"licen[cs](?:e[sd]?|ing)\b|apps?|application|browser|plugin|extension|software|tool|platform|ide|sdk|api|"
     r"device|laptop|firmware|settings|preferences|crash\w*|launch\w*|benchmark\w*|runs? on|"
     r"(?:logg|sign)\w* (?:me |you |us )?(?:in|out)|"  # software: "keeps logging me out"
-    r"revenue|shares of|layoffs|spokes(?:person|man|woman)|analysts|regulators)\b|\bv?\d+\.\d+|[™®©]")  # a company
+    r"revenue|shares of|layoffs|spokes(?:person|man|woman)|analysts|regulators)\b|[™®©]|" + VERSION)  # a company
 # what English puts before a place or a thing and not before a person's name: "Hotels near X", "The X integration"
 PLACE_BEFORE = re.compile(r"(?i)\b(?:in|near|around|outside|across|throughout|the|an?)\s+$")
 # a determiner right before: a thing ("The Kobo Clara arrived", "My Kobo Clara overheats"), not a person; not
@@ -77,6 +86,8 @@ DETERMINER_BEFORE = re.compile(r"(?i)\b(?:the|an?|my|your|our|their|its|this|the
 LEADING_FUNCTION_WORDS = frozenset("the some any every each this that these those our your their my its off of for "
                                    "with from into about over under if when while then than but and or as all both "
                                    "no not nor there here what which whose where why how".split())
+# where a sentence starts: a line's start, or after a sentence's end
+SENTENCE_START = re.compile(r"(?:^|\n|[.!?][\"”’)]?\s)\s*$")
 POSSESSIVE = re.compile(r"['’]s?\b")
 PRODUCT_REACH = 24  # characters either side: "Install X first", not a version number at the end of the line
 LOWER_WORD = re.compile(r"(?<![\w.])[a-z]{3,}(?![\w(])")
@@ -183,6 +194,14 @@ def shouted_title(text: str, start: int) -> bool:
     "Mx Smith" are titles)."""
     word = text[start:start + 40].split(maxsplit=1)
     return bool(word) and not word[0].isupper() and SHOUTED_TITLE.search(text[max(0, start - 8):start]) is not None
+
+
+def sentence_article(text: str, start: int) -> bool:
+    """ "A" opens a sentence at `start` before a word not in capitals: the article ("A Lada Niva was
+    seen"), not an initial written without its period ("A SMITH", "Signed: A Smith")."""
+    words = text[start:start + 40].split(maxsplit=2)
+    return len(words) > 1 and words[0] == "A" and not words[1].isupper() and (
+        SENTENCE_START.search(text, max(0, start - 4), start) is not None)
 
 
 def line_before(text: str, start: int) -> str:

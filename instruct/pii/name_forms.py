@@ -55,6 +55,8 @@ LABEL = re.compile(r"^[^:]*:\s*")  # "Passenger: " before a field's value
 FIELD_NAME_WORDS = (2, 4)
 FIELD_BREAK = re.compile(r"[\n\t\"”\]]| {2,}")  # the end of a line, a column or a quoted value
 MAX_GIVEN = 3
+FIELD_START = re.compile(r"(?:^|\n|[:;|\t] ?| {2})$")  # a line's start, a label's colon, a column's gap
+CATALOGUE_END = re.compile(r",|[ \t]*(?:\n|$)|\t| {2}")
 
 
 def citation_names(text: str) -> Iterator[tuple[int, int]]:
@@ -137,13 +139,24 @@ def family_comma_given(text: str, strict: bool = True) -> Iterator[tuple[int, in
     common noun, any name words after it ("Mercer, Melanie", "Chapuis, J.")."""
     for match in FAMILY_COMMA.finditer(text):
         last = match.group(1).split()[-1]
-        if not name_word(last.split("-")[0]) or common_noun(last) or (strict and not rare(last)):
+        if not name_word(last.split("-")[0]) or (common_noun(last) or strict and not rare(last)) and not (
+                catalogued(text, match.start(), match.end())):
             continue
         if cue_before(text, match.end()) or product_context(text, match.start(), match.end()):
             continue
         length, end = given_after(text, match.end(), strict)
         if length:
             yield match.start(), end
+
+
+def catalogued(text: str, start: int, given: int) -> bool:
+    """ "Family, " at `start` opens a field and given names ending on an initial follow at `given`, then a
+    comma or the field's end: a register's or catalogue's "Family, Given I." ("Dam, Sussie S., Liberal
+    Democrat"; "1974: Terry, Andrea J., p. 12"), whose family name may be an English word."""
+    length, end = given_after(text, given)
+    _, words = field_words(text, given)
+    return length >= 2 and initial(words[length - 1]) and FIELD_START.search(text, 0, start) is not None and (
+        CATALOGUE_END.match(text, end) is not None)
 
 
 def upper_case_names(text: str, strict: bool = True) -> Iterator[tuple[int, int]]:

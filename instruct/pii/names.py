@@ -37,6 +37,7 @@ from instruct.pii.name_context import (  # common_words: importable from here as
     place_context,
     product_context,
     runs,
+    sentence_article,
     strong_cue,
     trim,
 )
@@ -252,7 +253,7 @@ class NameDetector:
         Partnership") is never a person's."""
         for span in self.candidates(text):
             start = span.start
-            if text[start:span.end].split(" ", 1)[0].lower() in LEADING_FUNCTION_WORDS:
+            if text[start:span.end].split(" ", 1)[0].lower() in LEADING_FUNCTION_WORDS or sentence_article(text, start):
                 start = text.find(" ", start, span.end) + 1
                 if not start or " " not in text[start:span.end].strip():
                     continue
