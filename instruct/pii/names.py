@@ -246,7 +246,8 @@ class NameDetector:
     judge: float | None = None  # the LM judge's threshold (name_judge.THRESHOLD); None: no judge
 
     def find(self, text: str) -> Iterator[Any]:
-        """The names `candidates` finds, a leading function word cut off ("The Insidious"), less what
+        """The names `candidates` finds, a leading function word or a sentence's "A" cut off ("The
+        Insidious", "A Lada Niva"), less what
         reads as a thing or a town where nothing at the words makes it a person's: a determiner
         before ("the Kobo Clara"), a town's whole name ("Population of Bielsk Podlaski"); the rules
         and the judge both take such words for names. An organisation's name ("John Lewis
