@@ -34,8 +34,8 @@ setup(
         "lm-eval": ["lm-eval>=0.4.13"],
         "bench": ["trl>=1.16", "faker>=30"],  # peers of tune_bench.py and align_bench.py; pii_bench.py names
         # the suite exercises the optional engines too: report_to tensorboard, the NAME type, lm-eval tasks
-        "test": ["pytest>=8", "pytest-timeout>=2.3", "ruff>=0.6", "rouge-score>=0.1.2", "duckdb>=1.1",
-                 "tensorboard>=2.14", "lm-eval>=0.4.13", *NER],
+        "test": ["pytest>=8", "pytest-timeout>=2.3", "pytest-xdist>=3.5", "ruff>=0.6", "rouge-score>=0.1.2",
+                 "duckdb>=1.1", "tensorboard>=2.14", "lm-eval>=0.4.13", *NER],
     },
     entry_points={"console_scripts": ["instruct=instruct.cli:main"]},
 )
