@@ -2,7 +2,8 @@
 
 Each filter names one message and its source, so anything else (a real warning) still shows:
 bitsandbytes logs that an optional `kernels` package is missing (its CPU fallback is used, and
-QLoRA on CPU is not a path instruct takes); peft asks transformers for a renamed property, which
+QLoRA on CPU is not a path instruct takes), and `kernels` itself, offline, that it skips a trust check
+for the hub kernel bitsandbytes then fails to find; peft asks transformers for a renamed property, which
 warns of its own deprecation.
 """
 from __future__ import annotations
@@ -10,7 +11,9 @@ from __future__ import annotations
 import logging
 import warnings
 
-_KERNELS_LINE = "Failed to load CPU gemm_4bit_forward from kernels-community"
+# (logger, the start of the one message dropped from it)
+_LINES = (("bitsandbytes.backends.cpu.ops", "Failed to load CPU gemm_4bit_forward from kernels-community"),
+          ("kernels._internals.hf_hub", "Skipping publisher trust check for 'kernels-community/"))
 
 
 class _DropMessage(logging.Filter):
@@ -24,7 +27,8 @@ class _DropMessage(logging.Filter):
 
 def quiet_third_party() -> None:
     """Install the filters (idempotent: logging and warnings filters are matched, not stacked)."""
-    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
-    if not any(isinstance(f, _DropMessage) for f in logger.filters):
-        logger.addFilter(_DropMessage(_KERNELS_LINE))
+    for name, prefix in _LINES:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropMessage) for f in logger.filters):
+            logger.addFilter(_DropMessage(prefix))
     warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)

@@ -51,8 +51,11 @@ def scrubber():
     ("Exchange students from Država Katar arrive on Monday.", "Država Katar"),  # a state's word and a country
     ("A Lada Niva was seen leaving the car park.", "A Lada Niva")])  # an article, then a thing
 def test_a_town_that_reads_as_a_name_is_left_alone(scrubber, sentence, town):
-    proposed = [sentence[s.start:s.end] for s in NameDetector(judge=THRESHOLD).candidates(sentence)]
-    assert town in proposed  # the rules or the judge take it for a person: the gazetteer is what saves it
+    # the rules alone, or the rules and the judge, take it for a person: the gazetteer is what saves it (both
+    # are asked, as the judge's score of a town can sit at its threshold: Bielsk Podlaski's is -0.002)
+    proposed = [sentence[s.start:s.end] for judge in (None, THRESHOLD)
+                for s in NameDetector(judge=judge).candidates(sentence)]
+    assert town in proposed
     assert scrubber.scrub(sentence) == (sentence, {})
 
 
