@@ -11,6 +11,7 @@ own PhoneNumberMatcher) to choose the default.
 
     python bench/pii_bench.py [--docs 3000] [--seed 0]
     python bench/pii_bench.py --real [--docs 1500]     # real-world formats, per subtype, + person names
+    python bench/pii_bench.py --real --judge-sweep -1,0,1   # the LM judge's threshold on development sets
 
 --real (issue 21): values generated from the formats' specifications rather than from examples the
 detectors were written against: IBANs of every country of the registry (random alphanumeric BBAN,
@@ -1066,6 +1067,8 @@ def real_main(args: argparse.Namespace) -> None:
         print(f"NAME skipped: {error}")
         names = False
     texts, labels = real_world_set(args.docs, args.seed, names)
+    if names and args.judge_sweep:
+        return judge_sweep(texts, labels, args.judge_sweep)
     megabytes = sum(len(t.encode()) for t in texts) / 1e6
     types = ("IBAN", "PHONE", "SECRET", "IP_ADDRESS") + (("NAME",) if names else ())
     active = detectors("phonenumbers", [*DEFAULT_TYPES, *(["NAME"] if names else [])])
@@ -1166,6 +1169,43 @@ def name_candidates(texts: list[str], labels: list[list[Label]], megabytes: floa
               f"{prose_mb / seconds:.3f} MB/s per core")
 
 
+def judge_sweep(texts: list[str], labels: list[list[Label]], thresholds: list[float]) -> None:
+    """The default detector at each judge threshold, on the development sets only (a held-out set is
+    never read here): recall over the NAME sets, decoys altered by kind. Each (line, span) is scored by
+    the LM once; the later thresholds reuse the scores."""
+    from instruct.pii import names
+    from instruct.pii.names import NameDetector
+
+    scored: dict[tuple[str, str], float] = {}
+    judge = names.person_scores
+
+    def remembered(items: list[tuple[str, str]]) -> list[float]:
+        new = [item for item in dict.fromkeys(items) if item not in scored]
+        scored.update(zip(new, judge(new)))
+        return [scored[item] for item in items]
+
+    names.person_scores = remembered  # what NameDetector.judged calls
+    kinds = ("product", "place", "debian")
+    print("\n| judge threshold | NAME recall, development sets | " + " | ".join(f"{k} decoys altered" for k in kinds)
+          + " |\n|---|---|---|---|---|")
+    for threshold in thresholds:
+        detector = NameDetector(judge=threshold)
+        found = total = 0
+        altered, shown = Counter(), Counter()
+        for text, doc_labels in zip(texts, labels):
+            spans = list(detector.find(text))
+            for lab in (lab for lab in doc_labels if lab.subtype not in HELD_OUT):
+                if lab.kind == "NAME":
+                    total += 1
+                    found += any(s.start <= lab.start and s.end >= lab.end for s in spans)
+                elif (kind := next((k for k in kinds if lab.subtype.startswith(k)), None)) is not None:
+                    shown[kind] += 1
+                    altered[kind] += any(s.start < lab.end and s.end > lab.start for s in spans)
+        print(f"| {threshold:+.2f} | {found / max(1, total):.4f} ({found} of {total}) | "
+              + " | ".join(f"{altered[k]} of {shown[k]}" for k in kinds) + " |", flush=True)
+    names.person_scores = judge
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--docs", type=int, default=3000)
@@ -1175,6 +1215,9 @@ def main() -> None:
                         help="--real: print the names each NAME detector missed in SET (or the decoys of class SET "
                              "it altered); "
                              "not for the held-out " + " / ".join(HELD_OUT))
+    parser.add_argument("--judge-sweep", metavar="T1,T2,...", type=lambda v: [float(t) for t in v.split(",")],
+                        help="--real: only the default NAME detector at each LM-judge threshold, on the "
+                             "development sets")
     args = parser.parse_args()
     if set(args.misses) & set(HELD_OUT):
         parser.error(f"--misses {' '.join(args.misses)}: a held-out set is measured, never looked at for misses")
