@@ -1184,26 +1184,25 @@ def judge_sweep(texts: list[str], labels: list[list[Label]], thresholds: list[fl
         scored.update(zip(new, judge(new)))
         return [scored[item] for item in items]
 
-    names.person_scores = remembered  # what NameDetector.judged calls
+    development = [[lab for lab in doc if lab.subtype not in HELD_OUT] for doc in labels]
     kinds = ("product", "place", "debian")
     print("\n| judge threshold | NAME recall, development sets | " + " | ".join(f"{k} decoys altered" for k in kinds)
           + " |\n|---|---|---|---|---|")
-    for threshold in thresholds:
-        detector = NameDetector(judge=threshold)
-        found = total = 0
-        altered, shown = Counter(), Counter()
-        for text, doc_labels in zip(texts, labels):
-            spans = list(detector.find(text))
-            for lab in (lab for lab in doc_labels if lab.subtype not in HELD_OUT):
-                if lab.kind == "NAME":
-                    total += 1
-                    found += any(s.start <= lab.start and s.end >= lab.end for s in spans)
-                elif (kind := next((k for k in kinds if lab.subtype.startswith(k)), None)) is not None:
-                    shown[kind] += 1
-                    altered[kind] += any(s.start < lab.end and s.end > lab.start for s in spans)
-        print(f"| {threshold:+.2f} | {found / max(1, total):.4f} ({found} of {total}) | "
-              + " | ".join(f"{altered[k]} of {shown[k]}" for k in kinds) + " |", flush=True)
-    names.person_scores = judge
+    names.person_scores = remembered  # what NameDetector.judged calls
+    try:
+        for threshold in thresholds:
+            detector = NameDetector(judge=threshold)
+            row = score([list(detector.find(text)) for text in texts], development, ("NAME",))
+            altered = {kind: [0, 0] for kind in kinds}
+            for decoy_class, (hit, n) in row["decoys"].items():
+                for kind in (k for k in kinds if decoy_class.startswith(k)):
+                    altered[kind][0] += hit
+                    altered[kind][1] += n
+            name = row["types"]["NAME"]
+            print(f"| {threshold:+.2f} | {name['recall']:.4f} (of {name['n']}) | "
+                  + " | ".join(f"{hit} of {n}" for hit, n in altered.values()) + " |", flush=True)
+    finally:
+        names.person_scores = judge
 
 
 def main() -> None:
